@@ -1,0 +1,21 @@
+# Release build of the server and the seed binary on a slim runtime image.
+FROM rust:1-bookworm AS build
+WORKDIR /src
+COPY Cargo.toml Cargo.lock ./
+COPY src ./src
+COPY migrations ./migrations
+COPY seeds ./seeds
+RUN cargo build --release --locked --bins
+
+FROM debian:bookworm-slim
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 healthcrm
+COPY --from=build /src/target/release/healthcrm /usr/local/bin/healthcrm
+COPY --from=build /src/target/release/seed* /usr/local/bin/
+COPY seeds /app/seeds
+WORKDIR /app
+USER healthcrm
+ENV BIND_ADDR=0.0.0.0:8080
+EXPOSE 8080
+CMD ["healthcrm"]

@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# The whole test suite: starts a throwaway local database, runs every test
+# target, stops the database, and exits non-zero on any failure.
+#
+#   scripts/test.sh [extra cargo test args]
+#
+# TEST_MONGODB_URI: run against that database instead of a throwaway one
+# (each test creates and drops its own uniquely named database).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+if [ -z "${TEST_MONGODB_URI:-}" ]; then
+  export DB_PORT="${TEST_DB_PORT:-27117}"
+  export DB_DATA_DIR="$ROOT/.local/testdb"
+  # The throwaway database must not be the user's MONGODB_URI.
+  (unset MONGODB_URI; scripts/db.sh stop >/dev/null 2>&1 || true)
+  rm -rf "$DB_DATA_DIR"
+  TEST_MONGODB_URI="$(unset MONGODB_URI; scripts/db.sh start)"
+  export TEST_MONGODB_URI
+  trap '(unset MONGODB_URI; scripts/db.sh stop) || true; rm -rf "$DB_DATA_DIR"' EXIT
+fi
+
+echo "test.sh: tests use $TEST_MONGODB_URI"
+cargo test --all-targets "$@"

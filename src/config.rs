@@ -1,0 +1,278 @@
+//! Service configuration: one value built once from the environment (and `.env`).
+//!
+//! Every key is listed with a comment in `.env.example`. Unsafe or malformed
+//! values stop the server at startup with a message naming the key, rather
+//! than surfacing later as odd behaviour.
+
+use std::{net::SocketAddr, time::Duration};
+
+use secrecy::{ExposeSecret, SecretString};
+
+/// The JWT secret shipped in `.env.example`; a deployment that copies the
+/// example file verbatim must not start with a publicly known secret.
+pub const EXAMPLE_JWT_SECRET: &str = "change-me-to-a-long-random-secret-of-at-least-32-bytes";
+
+/// Minimum length of the HS256 signing secret (RFC 7518 §3.2: key >= hash size).
+pub const MIN_JWT_SECRET_BYTES: usize = 32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub bind_addr: SocketAddr,
+    pub mongodb_uri: SecretString,
+    pub mongodb_db: String,
+    /// How long the driver looks for a usable server before an operation fails
+    /// (and the request answers 503).
+    pub mongodb_timeout: Duration,
+    pub jwt_secret: SecretString,
+    pub access_token_ttl: Duration,
+    pub refresh_token_ttl: Duration,
+    /// Origins allowed to call the API from a browser; empty means none.
+    pub cors_origins: Vec<String>,
+    pub body_limit_bytes: usize,
+    pub request_timeout: Duration,
+    pub log_format: LogFormat,
+    pub seed_admin_email: Option<String>,
+    pub seed_admin_password: Option<SecretString>,
+    pub seed_admin_name: String,
+}
+
+/// All problems found in the environment, reported together.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .0.join("\n  - "))]
+pub struct ConfigError(pub Vec<String>);
+
+impl Config {
+    /// Reads the process environment (after loading `.env` if one exists).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        let _ = dotenvy::dotenv();
+        Self::from_lookup(|key| std::env::var(key).ok())
+    }
+
+    /// Builds the configuration from any key lookup, so tests need not touch
+    /// the process environment.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let mut errors = Vec::new();
+        let get = |key: &str| {
+            lookup(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+
+        let bind_addr = parse_opt(&get, "BIND_ADDR", &mut errors)
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 8080)));
+        let mongodb_uri = get("MONGODB_URI").unwrap_or_else(|| "mongodb://127.0.0.1:27017".into());
+        if !(mongodb_uri.starts_with("mongodb://") || mongodb_uri.starts_with("mongodb+srv://")) {
+            errors.push("MONGODB_URI must start with mongodb:// or mongodb+srv://".into());
+        }
+        let mongodb_db = get("MONGODB_DB").unwrap_or_else(|| "healthcrm".into());
+        if !valid_db_name(&mongodb_db) {
+            errors
+                .push("MONGODB_DB may contain only letters, digits and underscores (1-63)".into());
+        }
+        let mongodb_timeout_ms: u64 =
+            parse_opt(&get, "MONGODB_TIMEOUT_MS", &mut errors).unwrap_or(5_000);
+
+        let jwt_secret = match get("JWT_SECRET") {
+            None => {
+                errors.push("JWT_SECRET is required (at least 32 random bytes)".into());
+                String::new()
+            }
+            Some(s) if s == EXAMPLE_JWT_SECRET => {
+                errors
+                    .push("JWT_SECRET is the value from .env.example; set a random secret".into());
+                s
+            }
+            Some(s) if s.len() < MIN_JWT_SECRET_BYTES => {
+                errors.push(format!(
+                    "JWT_SECRET is {} bytes; it must be at least {MIN_JWT_SECRET_BYTES}",
+                    s.len()
+                ));
+                s
+            }
+            Some(s) => s,
+        };
+
+        let access_secs: u64 = parse_opt(&get, "ACCESS_TOKEN_TTL_SECS", &mut errors).unwrap_or(900);
+        let refresh_secs: u64 =
+            parse_opt(&get, "REFRESH_TOKEN_TTL_SECS", &mut errors).unwrap_or(14 * 24 * 3600);
+        if access_secs == 0 || refresh_secs == 0 {
+            errors.push("token lifetimes must be greater than zero".into());
+        }
+        if access_secs >= refresh_secs {
+            errors.push("ACCESS_TOKEN_TTL_SECS must be shorter than REFRESH_TOKEN_TTL_SECS".into());
+        }
+
+        let cors_origins: Vec<String> = get("CORS_ORIGINS")
+            .map(|v| {
+                v.split(',')
+                    .map(|o| o.trim().trim_end_matches('/').to_owned())
+                    .filter(|o| !o.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for origin in &cors_origins {
+            if origin == "*" {
+                errors.push("CORS_ORIGINS may not be '*': list the SPA's origins".into());
+            } else if !(origin.starts_with("http://") || origin.starts_with("https://")) {
+                errors.push(format!(
+                    "CORS_ORIGINS entry '{origin}' must start with http(s)://"
+                ));
+            }
+        }
+
+        let body_limit_bytes: usize =
+            parse_opt(&get, "BODY_LIMIT_BYTES", &mut errors).unwrap_or(1024 * 1024);
+        if body_limit_bytes < 1024 {
+            errors.push("BODY_LIMIT_BYTES must be at least 1024".into());
+        }
+        let timeout_secs: u64 = parse_opt(&get, "REQUEST_TIMEOUT_SECS", &mut errors).unwrap_or(30);
+        if timeout_secs == 0 {
+            errors.push("REQUEST_TIMEOUT_SECS must be greater than zero".into());
+        }
+
+        let log_format = match get("LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                errors.push(format!(
+                    "LOG_FORMAT must be 'text' or 'json', not '{other}'"
+                ));
+                LogFormat::Text
+            }
+        };
+
+        let seed_admin_email = get("SEED_ADMIN_EMAIL").map(|e| e.to_lowercase());
+        let seed_admin_password = get("SEED_ADMIN_PASSWORD").map(SecretString::from);
+        let seed_admin_name = get("SEED_ADMIN_NAME").unwrap_or_else(|| "Administrator".into());
+
+        if !errors.is_empty() {
+            return Err(ConfigError(errors));
+        }
+        Ok(Config {
+            bind_addr,
+            mongodb_uri: SecretString::from(mongodb_uri),
+            mongodb_db,
+            mongodb_timeout: Duration::from_millis(mongodb_timeout_ms),
+            jwt_secret: SecretString::from(jwt_secret),
+            access_token_ttl: Duration::from_secs(access_secs),
+            refresh_token_ttl: Duration::from_secs(refresh_secs),
+            cors_origins,
+            body_limit_bytes,
+            request_timeout: Duration::from_secs(timeout_secs),
+            log_format,
+            seed_admin_email,
+            seed_admin_password,
+            seed_admin_name,
+        })
+    }
+
+    pub fn jwt_secret_bytes(&self) -> &[u8] {
+        self.jwt_secret.expose_secret().as_bytes()
+    }
+}
+
+/// The parsed value of `key`, or `None` when unset; a value that does not
+/// parse is recorded in `errors` (and also yields `None`).
+fn parse_opt<T: std::str::FromStr>(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    errors: &mut Vec<String>,
+) -> Option<T> {
+    let raw = get(key)?;
+    match raw.parse() {
+        Ok(v) => Some(v),
+        Err(_) => {
+            errors.push(format!("{key} has an invalid value '{raw}'"));
+            None
+        }
+    }
+}
+
+/// Database names the local stand-in and MongoDB both accept.
+pub fn valid_db_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    fn cfg(pairs: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Config::from_lookup(|k| map.get(k).cloned())
+    }
+
+    const SECRET: &str = "0123456789abcdef0123456789abcdef-test";
+
+    #[test]
+    fn defaults_apply_when_only_the_secret_is_set() {
+        let c = cfg(&[("JWT_SECRET", SECRET)]).expect("valid");
+        assert_eq!(c.bind_addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(c.mongodb_db, "healthcrm");
+        assert_eq!(c.access_token_ttl, Duration::from_secs(900));
+        assert_eq!(c.refresh_token_ttl, Duration::from_secs(14 * 24 * 3600));
+        assert!(c.cors_origins.is_empty());
+    }
+
+    #[test]
+    fn missing_short_or_example_secret_is_refused() {
+        let e = cfg(&[]).unwrap_err();
+        assert!(e.to_string().contains("JWT_SECRET is required"));
+        let e = cfg(&[("JWT_SECRET", "short")]).unwrap_err();
+        assert!(e.to_string().contains("at least 32"));
+        let e = cfg(&[("JWT_SECRET", EXAMPLE_JWT_SECRET)]).unwrap_err();
+        assert!(e.to_string().contains(".env.example"));
+    }
+
+    #[test]
+    fn every_bad_value_is_reported_at_once() {
+        let e = cfg(&[
+            ("JWT_SECRET", SECRET),
+            ("BIND_ADDR", "nowhere"),
+            ("LOG_FORMAT", "xml"),
+            ("CORS_ORIGINS", "*"),
+            ("MONGODB_DB", "bad-name"),
+        ])
+        .unwrap_err();
+        assert_eq!(e.0.len(), 4, "{e}");
+    }
+
+    #[test]
+    fn cors_origins_are_split_and_trimmed() {
+        let c = cfg(&[
+            ("JWT_SECRET", SECRET),
+            (
+                "CORS_ORIGINS",
+                "http://localhost:5173/, https://crm.example.com",
+            ),
+        ])
+        .expect("valid");
+        assert_eq!(
+            c.cors_origins,
+            vec!["http://localhost:5173", "https://crm.example.com"]
+        );
+    }
+
+    #[test]
+    fn access_ttl_must_be_shorter_than_refresh_ttl() {
+        let e = cfg(&[
+            ("JWT_SECRET", SECRET),
+            ("ACCESS_TOKEN_TTL_SECS", "100"),
+            ("REFRESH_TOKEN_TTL_SECS", "50"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("shorter"));
+    }
+}

@@ -1,0 +1,83 @@
+//! MongoDB connection and the driver-error classification every repository shares.
+
+use std::time::Duration;
+
+use mongodb::{
+    bson::doc,
+    error::{Error, ErrorKind, WriteFailure},
+    options::ClientOptions,
+    Client, Database,
+};
+use secrecy::ExposeSecret;
+
+use crate::{
+    config::Config,
+    error::{AppError, FieldErrors},
+};
+
+/// Builds a client with timeouts short enough that a lost database turns
+/// into a prompt 503 instead of a hung request. Connecting is lazy: this
+/// succeeds even when the server is down.
+pub async fn client(config: &Config) -> Result<Client, Error> {
+    client_for_uri(config.mongodb_uri.expose_secret(), config.mongodb_timeout).await
+}
+
+pub async fn client_for_uri(uri: &str, timeout: Duration) -> Result<Client, Error> {
+    let mut options = ClientOptions::parse(uri).await?;
+    options.app_name.get_or_insert_with(|| "healthcrm".into());
+    options.server_selection_timeout.get_or_insert(timeout);
+    options
+        .connect_timeout
+        .get_or_insert(timeout.min(Duration::from_secs(10)));
+    options.max_pool_size.get_or_insert(50);
+    Client::with_options(options)
+}
+
+/// One round trip to the server: `/ready` and startup use it.
+pub async fn ping(db: &Database) -> Result<(), Error> {
+    db.run_command(doc! { "ping": 1 }).await.map(|_| ())
+}
+
+const DUPLICATE_KEY: i32 = 11000;
+
+/// True when a unique index refused the write (error 11000), whichever
+/// driver error kind carries it.
+pub fn is_duplicate_key(err: &Error) -> bool {
+    match err.kind.as_ref() {
+        ErrorKind::Write(WriteFailure::WriteError(e)) => e.code == DUPLICATE_KEY,
+        ErrorKind::Command(e) => e.code == DUPLICATE_KEY,
+        ErrorKind::InsertMany(e) => e
+            .write_errors
+            .as_ref()
+            .is_some_and(|errors| errors.iter().any(|w| w.code == DUPLICATE_KEY)),
+        _ => false,
+    }
+}
+
+/// Maps a driver error, naming `field` when a unique index refused the write.
+///
+/// The repository passes the field its unique index covers: server messages
+/// differ between MongoDB and the local stand-in (and index names are not
+/// ours to rely on), so the message is never parsed.
+pub fn unique_violation(err: Error, field: &str) -> AppError {
+    if is_duplicate_key(&err) {
+        let mut details = FieldErrors::new();
+        details.insert(field.to_owned(), vec!["is already taken".into()]);
+        return AppError::Conflict {
+            message: format!("{field} is already taken"),
+            details: Some(details),
+        };
+    }
+    AppError::from(err)
+}
+
+/// True for errors that mean "the database cannot be reached right now".
+pub fn is_unavailable(err: &Error) -> bool {
+    matches!(
+        err.kind.as_ref(),
+        ErrorKind::ServerSelection { .. }
+            | ErrorKind::Io(_)
+            | ErrorKind::ConnectionPoolCleared { .. }
+            | ErrorKind::DnsResolve { .. }
+    )
+}

@@ -1,0 +1,316 @@
+//! The one error type of the service and its rendering in the contract's shape.
+//!
+//! Handlers, extractors and middleware all fail with [`AppError`]. Turning it
+//! into a response puts an [`ErrorBody`] in the response extensions; the
+//! `http::middleware::error_envelope` layer then writes the final body with the
+//! request id and logs the cause of a 5xx exactly once, inside the request
+//! span. Causes never reach the client.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use axum::{
+    http::{header, HeaderValue, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde::Serialize;
+use utoipa::ToSchema;
+
+/// Messages per field, e.g. `{"email": ["must be a valid email"]}`.
+pub type FieldErrors = BTreeMap<String, Vec<String>>;
+
+pub type Result<T, E = AppError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error("{0}")]
+    BadRequest(String),
+    #[error("{0}")]
+    InvalidId(String),
+    #[error("{0}")]
+    MalformedJson(String),
+    #[error("{0}")]
+    Unauthorized(String),
+    #[error("the access token has expired")]
+    TokenExpired,
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("method not allowed on this route")]
+    MethodNotAllowed,
+    #[error("{message}")]
+    Conflict {
+        message: String,
+        details: Option<FieldErrors>,
+    },
+    #[error("the request body is larger than the allowed limit")]
+    PayloadTooLarge,
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    #[error("{message}")]
+    Validation {
+        message: String,
+        details: FieldErrors,
+    },
+    #[error("too many failed logins; the account is locked until {until}")]
+    AccountLocked { until: String },
+    #[error("too many requests; retry in {retry_after_secs} s")]
+    RateLimited { retry_after_secs: u64 },
+    /// A dependency (the database) cannot be reached. The cause is logged, never sent.
+    #[error("service unavailable: {0}")]
+    ServiceUnavailable(String),
+    #[error("the request took too long and was abandoned")]
+    Timeout,
+    /// Anything unexpected. The cause is logged, never sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl AppError {
+    pub fn status_code(&self) -> StatusCode {
+        use AppError::*;
+        match self {
+            BadRequest(_) | InvalidId(_) | MalformedJson(_) => StatusCode::BAD_REQUEST,
+            Unauthorized(_) | TokenExpired => StatusCode::UNAUTHORIZED,
+            Forbidden(_) => StatusCode::FORBIDDEN,
+            NotFound(_) => StatusCode::NOT_FOUND,
+            MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Conflict { .. } => StatusCode::CONFLICT,
+            PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
+            AccountLocked { .. } => StatusCode::LOCKED,
+            RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ServiceUnavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable, machine-readable code clients switch on.
+    pub fn code(&self) -> &'static str {
+        use AppError::*;
+        match self {
+            BadRequest(_) => "bad_request",
+            InvalidId(_) => "invalid_id",
+            MalformedJson(_) => "malformed_json",
+            Unauthorized(_) => "unauthorized",
+            TokenExpired => "token_expired",
+            Forbidden(_) => "forbidden",
+            NotFound(_) => "not_found",
+            MethodNotAllowed => "method_not_allowed",
+            Conflict { .. } => "conflict",
+            PayloadTooLarge => "payload_too_large",
+            UnsupportedMediaType(_) => "unsupported_media_type",
+            Validation { .. } => "validation_failed",
+            AccountLocked { .. } => "account_locked",
+            RateLimited { .. } => "rate_limited",
+            ServiceUnavailable(_) => "service_unavailable",
+            Timeout => "timeout",
+            Internal(_) => "internal",
+        }
+    }
+
+    pub fn not_found(what: &str) -> Self {
+        AppError::NotFound(format!("{what} not found"))
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        AppError::Conflict {
+            message: message.into(),
+            details: None,
+        }
+    }
+
+    /// A 422 about one field.
+    pub fn invalid_field(field: &str, message: impl Into<String>) -> Self {
+        let message = message.into();
+        let mut details = FieldErrors::new();
+        details.insert(field.to_owned(), vec![message.clone()]);
+        AppError::Validation {
+            message: format!("{field}: {message}"),
+            details,
+        }
+    }
+
+    pub fn internal(cause: impl std::fmt::Display) -> Self {
+        AppError::Internal(cause.to_string())
+    }
+
+    fn client_message(&self) -> String {
+        match self {
+            AppError::Internal(_) => "an internal error occurred".into(),
+            AppError::ServiceUnavailable(_) => {
+                "the service is temporarily unavailable; try again shortly".into()
+            }
+            other => other.to_string(),
+        }
+    }
+
+    fn details(&self) -> Option<FieldErrors> {
+        match self {
+            AppError::Validation { details, .. } => Some(details.clone()),
+            AppError::Conflict { details, .. } => details.clone(),
+            _ => None,
+        }
+    }
+}
+
+/// The `error` object of every error response.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorBody {
+    /// Stable snake_case code, e.g. `validation_failed`.
+    pub code: String,
+    /// Human-readable explanation.
+    pub message: String,
+    /// Messages per field, when the error concerns specific fields.
+    pub details: Option<FieldErrors>,
+    /// The request's `x-request-id`.
+    pub request_id: Option<String>,
+}
+
+/// The whole error response body: `{"error": {...}}`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
+/// Carried in response extensions from `AppError` to the envelope layer.
+#[derive(Debug, Clone)]
+pub struct RenderedError {
+    pub body: ErrorBody,
+    /// The internal cause of a 5xx, for the log only.
+    pub cause: Option<Arc<str>>,
+}
+
+impl ErrorBody {
+    /// The generic body for a status some layer produced without an `AppError`.
+    pub fn for_status(status: StatusCode) -> ErrorBody {
+        let (code, message) = match status {
+            StatusCode::BAD_REQUEST => ("bad_request", "the request is malformed"),
+            StatusCode::UNAUTHORIZED => ("unauthorized", "authentication is required"),
+            StatusCode::FORBIDDEN => ("forbidden", "you may not do this"),
+            StatusCode::NOT_FOUND => ("not_found", "no such route"),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                ("method_not_allowed", "method not allowed on this route")
+            }
+            StatusCode::REQUEST_TIMEOUT => ("timeout", "the request took too long"),
+            StatusCode::PAYLOAD_TOO_LARGE => (
+                "payload_too_large",
+                "the request body is larger than the limit",
+            ),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => {
+                ("unsupported_media_type", "unsupported content type")
+            }
+            StatusCode::UNPROCESSABLE_ENTITY => ("validation_failed", "the request is invalid"),
+            StatusCode::TOO_MANY_REQUESTS => ("rate_limited", "too many requests"),
+            StatusCode::SERVICE_UNAVAILABLE => (
+                "service_unavailable",
+                "the service is temporarily unavailable",
+            ),
+            StatusCode::GATEWAY_TIMEOUT => ("timeout", "the request took too long"),
+            s if s.is_server_error() => ("internal", "an internal error occurred"),
+            _ => ("bad_request", "the request could not be processed"),
+        };
+        ErrorBody {
+            code: code.into(),
+            message: message.into(),
+            details: None,
+            request_id: None,
+        }
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        let status = self.status_code();
+        let body = ErrorBody {
+            code: self.code().into(),
+            message: self.client_message(),
+            details: self.details(),
+            request_id: None,
+        };
+        let cause = match &self {
+            AppError::Internal(c) => Some(Arc::from(c.as_str())),
+            AppError::ServiceUnavailable(c) => Some(Arc::from(c.as_str())),
+            _ => None,
+        };
+        let mut response = (
+            status,
+            Json(ErrorResponse {
+                error: body.clone(),
+            }),
+        )
+            .into_response();
+        if let AppError::RateLimited { retry_after_secs } = self {
+            response.headers_mut().insert(
+                header::RETRY_AFTER,
+                HeaderValue::from(retry_after_secs.max(1)),
+            );
+        }
+        response
+            .extensions_mut()
+            .insert(RenderedError { body, cause });
+        response
+    }
+}
+
+/// Driver errors: a duplicate key is a 409 (repositories that know the field
+/// use `db::unique_violation` to name it), an unreachable server a 503,
+/// anything else an internal error.
+impl From<mongodb::error::Error> for AppError {
+    fn from(err: mongodb::error::Error) -> Self {
+        if crate::db::is_duplicate_key(&err) {
+            return AppError::conflict("a record with this value already exists");
+        }
+        if crate::db::is_unavailable(&err) {
+            return AppError::ServiceUnavailable(format!("database unavailable: {err}"));
+        }
+        AppError::Internal(format!("database error: {err}"))
+    }
+}
+
+impl From<validator::ValidationErrors> for AppError {
+    fn from(errors: validator::ValidationErrors) -> Self {
+        let mut details = FieldErrors::new();
+        collect_validation_errors(&errors, "", &mut details);
+        let message = match details.keys().next() {
+            Some(first) if details.len() == 1 => format!("{first} is invalid"),
+            _ => "some fields are invalid".into(),
+        };
+        AppError::Validation { message, details }
+    }
+}
+
+fn collect_validation_errors(
+    errors: &validator::ValidationErrors,
+    prefix: &str,
+    out: &mut FieldErrors,
+) {
+    use validator::ValidationErrorsKind;
+    for (field, kind) in errors.errors() {
+        let path = if prefix.is_empty() {
+            field.to_string()
+        } else {
+            format!("{prefix}.{field}")
+        };
+        match kind {
+            ValidationErrorsKind::Field(list) => {
+                let messages = out.entry(path).or_default();
+                for e in list {
+                    messages.push(match &e.message {
+                        Some(m) => m.to_string(),
+                        None => e.code.to_string(),
+                    });
+                }
+            }
+            ValidationErrorsKind::Struct(inner) => collect_validation_errors(inner, &path, out),
+            ValidationErrorsKind::List(items) => {
+                for (i, inner) in items {
+                    collect_validation_errors(inner, &format!("{path}[{i}]"), out);
+                }
+            }
+        }
+    }
+}

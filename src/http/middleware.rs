@@ -1,0 +1,219 @@
+//! The middleware stack every route shares, assembled once in [`apply`].
+
+use std::{sync::Arc, time::Duration};
+
+use axum::{
+    body::Body,
+    extract::{DefaultBodyLimit, MatchedPath, Request, State},
+    http::{header, HeaderName, HeaderValue, Method},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+    Router,
+};
+use tower::ServiceBuilder;
+use tower_http::{
+    catch_panic::CatchPanicLayer,
+    compression::CompressionLayer,
+    cors::{AllowOrigin, CorsLayer},
+    sensitive_headers::{SetSensitiveRequestHeadersLayer, SetSensitiveResponseHeadersLayer},
+    trace::TraceLayer,
+};
+use tracing::{field::Empty, Span};
+
+use crate::{
+    config::Config,
+    error::{AppError, ErrorBody, ErrorResponse, RenderedError},
+};
+
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The request's id: the client's `x-request-id` when it is sane, else a new UUID.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub Arc<str>);
+
+/// Wraps every route (and the fallback) in the stack, outermost first. Order matters:
+///
+/// 1. mark `Authorization`/`Cookie` sensitive before anything can log them;
+/// 2. request id, so every later layer and the span know it;
+/// 3. trace span (method, matched route, request id; status and latency at
+///    the end). Raw paths and query strings are not logged: they can carry
+///    patient names;
+/// 4. CORS, so error responses are readable by the SPA too;
+/// 5. compression;
+/// 6. the error envelope: every status >= 400 leaves in the contract's shape,
+///    with the request id, and a 5xx cause is logged here, once;
+/// 7. panics become a 500 (rendered by 6) instead of a dropped connection;
+/// 8. the request timeout (a 504 rendered by 6);
+/// 9. the body limit enforced by the body extractors (413 rendered by 6).
+pub fn apply<S>(router: Router<S>, config: &Config) -> Router<S>
+where
+    S: Clone + Send + Sync + 'static,
+{
+    router.layer(
+        ServiceBuilder::new()
+            .layer(SetSensitiveRequestHeadersLayer::new([
+                header::AUTHORIZATION,
+                header::COOKIE,
+            ]))
+            .layer(middleware::from_fn(request_id))
+            .layer(
+                TraceLayer::new_for_http()
+                    .make_span_with(make_span)
+                    .on_request(())
+                    .on_response(on_response)
+                    .on_failure(()),
+            )
+            .layer(cors(config))
+            .layer(CompressionLayer::new())
+            .layer(middleware::from_fn(error_envelope))
+            .layer(CatchPanicLayer::custom(|_| {
+                AppError::internal("handler panicked").into_response()
+            }))
+            .layer(middleware::from_fn_with_state(
+                config.request_timeout,
+                timeout,
+            ))
+            .layer(DefaultBodyLimit::max(config.body_limit_bytes))
+            .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE])),
+    )
+}
+
+fn make_span(req: &Request) -> Span {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str())
+        .unwrap_or("<unmatched>");
+    let request_id = req
+        .extensions()
+        .get::<RequestId>()
+        .map(|r| &*r.0)
+        .unwrap_or("-");
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route = %route,
+        request_id = %request_id,
+        status = Empty,
+        latency_ms = Empty,
+    )
+}
+
+fn on_response<B>(res: &axum::http::Response<B>, latency: Duration, span: &Span) {
+    span.record("status", res.status().as_u16());
+    span.record("latency_ms", latency.as_secs_f64() * 1000.0);
+    tracing::info!("request finished");
+}
+
+fn cors(config: &Config) -> CorsLayer {
+    let origins: Vec<HeaderValue> = config
+        .cors_origins
+        .iter()
+        .filter_map(|o| HeaderValue::from_str(o).ok())
+        .collect();
+    if origins.is_empty() {
+        // No allowed origin configured: browsers on other origins are refused.
+        return CorsLayer::new();
+    }
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(origins))
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::CONTENT_TYPE,
+            header::ACCEPT,
+            X_REQUEST_ID,
+        ])
+        .expose_headers([
+            X_REQUEST_ID,
+            header::RETRY_AFTER,
+            header::CONTENT_DISPOSITION,
+        ])
+        .max_age(Duration::from_secs(600))
+}
+
+fn sane_request_id(value: &str) -> bool {
+    (1..=64).contains(&value.len())
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let id: Arc<str> = req
+        .headers()
+        .get(&X_REQUEST_ID)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| sane_request_id(v))
+        .map(Arc::from)
+        .unwrap_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()));
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut res = next.run(req).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        res.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    res
+}
+
+/// Renders every error response in the contract's shape.
+async fn error_envelope(req: Request, next: Next) -> Response {
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.to_string());
+    let response = next.run(req).await;
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) {
+        return response;
+    }
+    let (mut parts, _original_body) = response.into_parts();
+    let mut body = match parts.extensions.remove::<RenderedError>() {
+        Some(RenderedError { body, cause }) => {
+            if let Some(cause) = cause {
+                if status.is_server_error() {
+                    tracing::error!(%cause, code = %body.code, "request failed");
+                }
+            }
+            body
+        }
+        None => {
+            if status.is_server_error() {
+                tracing::error!(status = status.as_u16(), "request failed without a cause");
+            }
+            ErrorBody::for_status(status)
+        }
+    };
+    body.request_id = request_id;
+    let bytes = serde_json::to_vec(&ErrorResponse { error: body }).unwrap_or_default();
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.remove(header::CONTENT_ENCODING);
+    Response::from_parts(parts, Body::from(bytes))
+}
+
+async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(response) => response,
+        Err(_) => AppError::Timeout.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_from_clients_are_bounded() {
+        assert!(sane_request_id("abc-123_x.y"));
+        assert!(!sane_request_id(""));
+        assert!(!sane_request_id(&"a".repeat(65)));
+        assert!(!sane_request_id("a b"));
+        assert!(!sane_request_id("<script>"));
+    }
+}

@@ -1,0 +1,3 @@
+//! One module per resource, each exposing `router()` with its handlers and DTOs.
+
+pub mod health;

@@ -1,0 +1,14 @@
+//! healthcrm: the JSON REST API of a CRM for a medical-tourism facilitator.
+//!
+//! `main.rs` and the extra binaries are thin; everything they share lives here.
+
+pub mod config;
+pub mod db;
+pub mod error;
+pub mod http;
+pub mod migrate;
+pub mod state;
+pub mod telemetry;
+
+pub use http::build_app;
+pub use state::AppState;

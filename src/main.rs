@@ -1,0 +1,78 @@
+//! The server binary: config -> telemetry -> database -> migrations -> serve.
+
+use std::{net::SocketAddr, process::ExitCode};
+
+use healthcrm::{build_app, config::Config, db, migrate, telemetry, AppState};
+use tokio::net::TcpListener;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("healthcrm: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    telemetry::init(config.log_format);
+    match run(config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e}");
+            eprintln!("healthcrm: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    let client = db::client(&config)
+        .await
+        .map_err(|e| format!("MONGODB_URI is invalid: {e}"))?;
+    let database = client.database(&config.mongodb_db);
+    db::ping(&database)
+        .await
+        .map_err(|e| format!("cannot reach MongoDB (is it running? ./scripts/db.sh start): {e}"))?;
+    let report = migrate::run(&database).await.map_err(|e| e.to_string())?;
+    tracing::info!(created = ?report.created, updated = report.updated.len(), "migrations applied");
+
+    let bind_addr = config.bind_addr;
+    let app = build_app(AppState::new(database, config));
+    let listener = TcpListener::bind(bind_addr)
+        .await
+        .map_err(|e| format!("cannot bind {bind_addr}: {e}"))?;
+    tracing::info!("listening on http://{bind_addr}");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// Resolves on SIGINT or SIGTERM; axum then stops accepting and drains
+/// in-flight requests before `serve` returns.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = terminate => {},
+    }
+    tracing::info!("shutdown signal received; draining in-flight requests");
+}

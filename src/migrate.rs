@@ -1,0 +1,276 @@
+//! Applies `migrations/`: each collection's `$jsonSchema` validator and indexes.
+//!
+//! The files are declarative (the state each collection must be in), embedded
+//! in the binary, and applied at every startup. Applying them is idempotent:
+//! an existing collection gets its validator re-set with `collMod`, and
+//! `createIndexes` with an identical specification is a no-op. Index names are
+//! left to the server, so nothing depends on them.
+
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use mongodb::{
+    bson::{doc, Bson, Document},
+    error::{Error, ErrorKind},
+    options::{IndexOptions, ValidationAction, ValidationLevel},
+    Database, IndexModel,
+};
+use serde::Deserialize;
+
+/// Every file under `migrations/`, in the order they are applied.
+const FILES: &[(&str, &str)] = &[
+    ("users.json", include_str!("../migrations/users.json")),
+    (
+        "permissions.json",
+        include_str!("../migrations/permissions.json"),
+    ),
+    (
+        "refresh_tokens.json",
+        include_str!("../migrations/refresh_tokens.json"),
+    ),
+    (
+        "hospitals.json",
+        include_str!("../migrations/hospitals.json"),
+    ),
+    ("patients.json", include_str!("../migrations/patients.json")),
+    (
+        "appointments.json",
+        include_str!("../migrations/appointments.json"),
+    ),
+    (
+        "treatments.json",
+        include_str!("../migrations/treatments.json"),
+    ),
+    ("earnings.json", include_str!("../migrations/earnings.json")),
+    ("history.json", include_str!("../migrations/history.json")),
+    (
+        "audit_events.json",
+        include_str!("../migrations/audit_events.json"),
+    ),
+];
+
+/// One collection's declared state.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CollectionSpec {
+    pub collection: String,
+    pub validator: Option<Document>,
+    #[serde(default)]
+    pub indexes: Vec<IndexSpec>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IndexSpec {
+    pub key: Document,
+    #[serde(default)]
+    pub unique: bool,
+    pub expire_after_seconds: Option<u64>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MigrationError {
+    #[error("migrations/{file}: {message}")]
+    Invalid { file: String, message: String },
+    #[error("applying migrations to {collection}: {source}")]
+    Database { collection: String, source: Error },
+}
+
+/// Parses every embedded migration file.
+pub fn specs() -> Result<Vec<CollectionSpec>, MigrationError> {
+    FILES
+        .iter()
+        .map(|(file, text)| {
+            let spec: CollectionSpec =
+                serde_json::from_str(text).map_err(|e| MigrationError::Invalid {
+                    file: (*file).into(),
+                    message: e.to_string(),
+                })?;
+            if !crate::config::valid_db_name(&spec.collection) {
+                return Err(MigrationError::Invalid {
+                    file: (*file).into(),
+                    message: "collection names use letters, digits and underscores only".into(),
+                });
+            }
+            Ok(spec)
+        })
+        .collect()
+}
+
+/// What one run did, for the startup log.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub created: Vec<String>,
+    pub updated: Vec<String>,
+}
+
+/// Brings every collection to its declared state.
+pub async fn run(db: &Database) -> Result<Report, MigrationError> {
+    let specs = specs()?;
+    let existing = db
+        .list_collection_names()
+        .await
+        .map_err(|source| MigrationError::Database {
+            collection: "*".into(),
+            source,
+        })?;
+    let mut report = Report::default();
+    for spec in &specs {
+        let wrap = |source: Error| MigrationError::Database {
+            collection: spec.collection.clone(),
+            source,
+        };
+        if existing.contains(&spec.collection) {
+            if let Some(validator) = &spec.validator {
+                db.run_command(doc! {
+                    "collMod": &spec.collection,
+                    "validator": validator.clone(),
+                    "validationLevel": "strict",
+                    "validationAction": "error",
+                })
+                .await
+                .map_err(wrap)?;
+            }
+            report.updated.push(spec.collection.clone());
+        } else {
+            let mut create = db.create_collection(&spec.collection);
+            if let Some(validator) = &spec.validator {
+                create = create
+                    .validator(validator.clone())
+                    .validation_level(ValidationLevel::Strict)
+                    .validation_action(ValidationAction::Error);
+            }
+            match create.await {
+                Ok(()) => report.created.push(spec.collection.clone()),
+                // Another instance created it first: that is the state we want.
+                Err(e) if is_namespace_exists(&e) => report.updated.push(spec.collection.clone()),
+                Err(e) => return Err(wrap(e)),
+            }
+        }
+        if !spec.indexes.is_empty() {
+            let models: Vec<IndexModel> = spec.indexes.iter().map(IndexSpec::model).collect();
+            db.collection::<Document>(&spec.collection)
+                .create_indexes(models)
+                .await
+                .map_err(wrap)?;
+        }
+    }
+    Ok(report)
+}
+
+impl IndexSpec {
+    fn model(&self) -> IndexModel {
+        let options = IndexOptions::builder()
+            .unique(self.unique.then_some(true))
+            .expire_after(self.expire_after_seconds.map(Duration::from_secs))
+            .build();
+        IndexModel::builder()
+            .keys(self.key.clone())
+            .options(options)
+            .build()
+    }
+
+    /// True when an index reported by the server has this key pattern and options.
+    pub fn matches(&self, index: &IndexModel) -> bool {
+        let options = index.options.as_ref();
+        let unique = options.and_then(|o| o.unique).unwrap_or(false);
+        let ttl = options.and_then(|o| o.expire_after).map(|d| d.as_secs());
+        same_key(&self.key, &index.keys)
+            && unique == self.unique
+            && ttl == self.expire_after_seconds
+    }
+}
+
+/// Key patterns compared field by field, in order, with numeric directions
+/// compared by value (the server may answer 1 as int32, 1.0 or int64).
+fn same_key(a: &Document, b: &Document) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b.iter())
+            .all(|((ka, va), (kb, vb))| ka == kb && same_direction(va, vb))
+}
+
+fn same_direction(a: &Bson, b: &Bson) -> bool {
+    fn num(v: &Bson) -> Option<f64> {
+        match v {
+            Bson::Int32(i) => Some(f64::from(*i)),
+            Bson::Int64(i) => Some(*i as f64),
+            Bson::Double(d) => Some(*d),
+            _ => None,
+        }
+    }
+    match (num(a), num(b)) {
+        (Some(x), Some(y)) => x == y,
+        _ => a == b,
+    }
+}
+
+fn is_namespace_exists(err: &Error) -> bool {
+    matches!(err.kind.as_ref(), ErrorKind::Command(c) if c.code == 48)
+}
+
+/// The indexes of `collection` other than `_id`, as the server reports them.
+pub async fn list_indexes(db: &Database, collection: &str) -> Result<Vec<IndexModel>, Error> {
+    let indexes: Vec<IndexModel> = db
+        .collection::<Document>(collection)
+        .list_indexes()
+        .await?
+        .try_collect()
+        .await?;
+    Ok(indexes
+        .into_iter()
+        .filter(|i| !same_key(&i.keys, &doc! { "_id": 1 }))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_file_in_the_folder_is_embedded_and_parses() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let mut on_disk: Vec<String> = std::fs::read_dir(dir)
+            .expect("migrations dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        on_disk.sort();
+        let mut embedded: Vec<String> = FILES.iter().map(|(n, _)| n.to_string()).collect();
+        embedded.sort();
+        assert_eq!(
+            on_disk, embedded,
+            "every migrations/*.json must be listed in FILES"
+        );
+        let specs = specs().expect("all migration files parse");
+        assert!(specs.iter().all(|s| !s.indexes.is_empty()));
+    }
+
+    #[test]
+    fn compound_key_order_is_preserved() {
+        let specs = specs().expect("parse");
+        let earnings = specs
+            .iter()
+            .find(|s| s.collection == "earnings")
+            .expect("earnings");
+        let keys: Vec<&str> = earnings.indexes[0].key.keys().map(String::as_str).collect();
+        assert_eq!(keys, ["treatment_id", "kind", "seq"]);
+    }
+
+    #[test]
+    fn index_match_ignores_numeric_width() {
+        let spec = IndexSpec {
+            key: doc! { "a": 1_i64, "b": -1_i64 },
+            unique: true,
+            expire_after_seconds: None,
+        };
+        let server = IndexModel::builder()
+            .keys(doc! { "a": 1_i32, "b": -1.0 })
+            .options(IndexOptions::builder().unique(true).build())
+            .build();
+        assert!(spec.matches(&server));
+        let reversed = IndexModel::builder().keys(doc! { "b": -1, "a": 1 }).build();
+        assert!(!spec.matches(&reversed));
+    }
+}

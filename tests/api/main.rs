@@ -1,0 +1,8 @@
+//! The one integration-test binary. Every test spawns its own app on its own
+//! freshly named database (dropped afterwards) and drives it in-process.
+
+mod helpers;
+
+mod errors;
+mod health;
+mod migrations;

@@ -1,0 +1,64 @@
+use healthcrm::migrate;
+
+use crate::helpers::TestApp;
+
+#[tokio::test]
+async fn migrations_are_idempotent_and_create_the_declared_indexes() {
+    // spawn() has applied them once already.
+    let app = TestApp::spawn().await;
+    let second = migrate::run(&app.db).await.expect("second run succeeds");
+    assert!(
+        second.created.is_empty(),
+        "nothing new on the second run: {:?}",
+        second.created
+    );
+    migrate::run(&app.db).await.expect("third run succeeds");
+
+    let collections = app.db.list_collection_names().await.expect("collections");
+    for spec in migrate::specs().expect("specs") {
+        assert!(
+            collections.contains(&spec.collection),
+            "{} exists",
+            spec.collection
+        );
+        let indexes = migrate::list_indexes(&app.db, &spec.collection)
+            .await
+            .expect("indexes");
+        for declared in &spec.indexes {
+            assert!(
+                indexes.iter().any(|i| declared.matches(i)),
+                "{}: index {:?} (unique {}, ttl {:?}) missing; server has {:?}",
+                spec.collection,
+                declared.key,
+                declared.unique,
+                declared.expire_after_seconds,
+                indexes
+            );
+        }
+        assert_eq!(
+            indexes.len(),
+            spec.indexes.len(),
+            "{}: no duplicate or stray indexes after three runs",
+            spec.collection
+        );
+    }
+}
+
+#[tokio::test]
+async fn unique_indexes_are_enforced() {
+    let app = TestApp::spawn().await;
+    let coll = app.db.collection::<mongodb::bson::Document>("permissions");
+    coll.insert_one(mongodb::bson::doc! { "role": "staff", "rules": [] })
+        .await
+        .expect("first");
+    let err = coll
+        .insert_one(mongodb::bson::doc! { "role": "staff", "rules": [] })
+        .await
+        .expect_err("duplicate role refused");
+    assert!(healthcrm::db::is_duplicate_key(&err), "{err}");
+    let error = healthcrm::db::unique_violation(err, "role");
+    assert!(
+        matches!(error, healthcrm::error::AppError::Conflict { .. }),
+        "{error:?}"
+    );
+}
