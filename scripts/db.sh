@@ -27,7 +27,8 @@ PYTHON="${PYTHON:-python3}"
 say() { echo "db.sh: $*" >&2; }
 
 install() {
-  if [ -x "$VENV/bin/nx-27017" ] && "$VENV/bin/pip" show nx-27017 2>/dev/null | grep -qx "Version: $NX_VERSION"; then
+  if [ -x "$VENV/bin/nx-27017" ] && [ "$("$VENV/bin/python" -c \
+      'import importlib.metadata as m; print(m.version("nx-27017"))' 2>/dev/null)" = "$NX_VERSION" ]; then
     return 0
   fi
   say "installing nx-27017==$NX_VERSION into $VENV"
@@ -62,8 +63,10 @@ start() {
     return 0
   fi
   mkdir -p "$DATA_DIR" "$(dirname "$PID_FILE")"
+  # nx-27017 keeps its own pid file (default: one per machine in /tmp); give
+  # each port its own so a test database can run beside the dev database.
   nohup "$VENV/bin/nx-27017" --host 127.0.0.1 --port "$PORT" --data-dir "$DATA_DIR" \
-    --log-file "$LOG_FILE" >>"$LOG_FILE" 2>&1 &
+    --pid-file "$LOCAL/run/nx-$PORT.self.pid" --log-file "$LOG_FILE" >>"$LOG_FILE" 2>&1 &
   echo $! >"$PID_FILE"
   for _ in $(seq 1 100); do
     if answers; then

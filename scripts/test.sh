@@ -22,4 +22,4 @@ if [ -z "${TEST_MONGODB_URI:-}" ]; then
 fi
 
 echo "test.sh: tests use $TEST_MONGODB_URI"
-cargo test --all-targets "$@"
+cargo test --all-targets --no-fail-fast "$@"

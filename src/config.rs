@@ -37,6 +37,17 @@ pub struct Config {
     pub body_limit_bytes: usize,
     pub request_timeout: Duration,
     pub log_format: LogFormat,
+    /// Consecutive failed logins that lock an account, and for how long.
+    pub lockout_threshold: i32,
+    pub lockout_duration: Duration,
+    /// Requests per minute per client IP on the login and refresh endpoints.
+    pub auth_rate_limit_per_minute: u32,
+    /// Password hashes computed at once (each takes ~19 MiB and a core).
+    pub password_hash_concurrency: usize,
+    /// How long another instance's change to a user or to the permission
+    /// matrix may take to be seen here.
+    pub user_cache_ttl: Duration,
+    pub permission_cache_ttl: Duration,
     pub seed_admin_email: Option<String>,
     pub seed_admin_password: Option<SecretString>,
     pub seed_admin_name: String,
@@ -147,6 +158,30 @@ impl Config {
             }
         };
 
+        let lockout_threshold: i32 =
+            parse_opt(&get, "LOGIN_LOCKOUT_THRESHOLD", &mut errors).unwrap_or(10);
+        let lockout_secs: u64 = parse_opt(&get, "LOGIN_LOCKOUT_SECS", &mut errors).unwrap_or(900);
+        if lockout_threshold < 1 {
+            errors.push("LOGIN_LOCKOUT_THRESHOLD must be at least 1".into());
+        }
+        let auth_rate_limit_per_minute: u32 =
+            parse_opt(&get, "AUTH_RATE_LIMIT_PER_MINUTE", &mut errors).unwrap_or(60);
+        if auth_rate_limit_per_minute < 1 {
+            errors.push("AUTH_RATE_LIMIT_PER_MINUTE must be at least 1".into());
+        }
+        let default_hashers = std::thread::available_parallelism()
+            .map(|n| n.get() / 2)
+            .unwrap_or(1)
+            .max(1);
+        let password_hash_concurrency: usize =
+            parse_opt(&get, "PASSWORD_HASH_CONCURRENCY", &mut errors).unwrap_or(default_hashers);
+        if password_hash_concurrency < 1 {
+            errors.push("PASSWORD_HASH_CONCURRENCY must be at least 1".into());
+        }
+        let user_cache_ms: u64 = parse_opt(&get, "USER_CACHE_TTL_MS", &mut errors).unwrap_or(5_000);
+        let permission_cache_ms: u64 =
+            parse_opt(&get, "PERMISSION_CACHE_TTL_MS", &mut errors).unwrap_or(30_000);
+
         let seed_admin_email = get("SEED_ADMIN_EMAIL").map(|e| e.to_lowercase());
         let seed_admin_password = get("SEED_ADMIN_PASSWORD").map(SecretString::from);
         let seed_admin_name = get("SEED_ADMIN_NAME").unwrap_or_else(|| "Administrator".into());
@@ -166,6 +201,12 @@ impl Config {
             body_limit_bytes,
             request_timeout: Duration::from_secs(timeout_secs),
             log_format,
+            lockout_threshold,
+            lockout_duration: Duration::from_secs(lockout_secs),
+            auth_rate_limit_per_minute,
+            password_hash_concurrency,
+            user_cache_ttl: Duration::from_millis(user_cache_ms),
+            permission_cache_ttl: Duration::from_millis(permission_cache_ms),
             seed_admin_email,
             seed_admin_password,
             seed_admin_name,

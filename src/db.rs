@@ -81,3 +81,22 @@ pub fn is_unavailable(err: &Error) -> bool {
             | ErrorKind::DnsResolve { .. }
     )
 }
+
+/// Reads a boolean that the local stand-in may return as 0/1 after a `$set`
+/// (see the README's compatibility notes); real MongoDB returns a boolean.
+pub fn lenient_bool<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum Flag {
+        Bool(bool),
+        Int(i64),
+    }
+    match <Flag as serde::Deserialize>::deserialize(d)? {
+        Flag::Bool(b) => Ok(b),
+        Flag::Int(0) => Ok(false),
+        Flag::Int(1) => Ok(true),
+        Flag::Int(n) => Err(serde::de::Error::custom(format!(
+            "expected a boolean, got {n}"
+        ))),
+    }
+}

@@ -2,11 +2,15 @@
 //!
 //! `main.rs` and the extra binaries are thin; everything they share lives here.
 
+pub mod auth;
 pub mod config;
 pub mod db;
+pub mod domain;
 pub mod error;
 pub mod http;
 pub mod migrate;
+pub mod repo;
+pub mod seed;
 pub mod state;
 pub mod telemetry;
 

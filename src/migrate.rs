@@ -17,36 +17,25 @@ use mongodb::{
 };
 use serde::Deserialize;
 
+macro_rules! migration {
+    ($name:literal) => {
+        ($name, include_str!(concat!("../migrations/", $name)))
+    };
+}
+
 /// Every file under `migrations/`, in the order they are applied.
 const FILES: &[(&str, &str)] = &[
-    ("users.json", include_str!("../migrations/users.json")),
-    (
-        "permissions.json",
-        include_str!("../migrations/permissions.json"),
-    ),
-    (
-        "refresh_tokens.json",
-        include_str!("../migrations/refresh_tokens.json"),
-    ),
-    (
-        "hospitals.json",
-        include_str!("../migrations/hospitals.json"),
-    ),
-    ("patients.json", include_str!("../migrations/patients.json")),
-    (
-        "appointments.json",
-        include_str!("../migrations/appointments.json"),
-    ),
-    (
-        "treatments.json",
-        include_str!("../migrations/treatments.json"),
-    ),
-    ("earnings.json", include_str!("../migrations/earnings.json")),
-    ("history.json", include_str!("../migrations/history.json")),
-    (
-        "audit_events.json",
-        include_str!("../migrations/audit_events.json"),
-    ),
+    migration!("users.json"),
+    migration!("permissions.json"),
+    migration!("refresh_tokens.json"),
+    migration!("hospitals.json"),
+    migration!("patients.json"),
+    migration!("appointments.json"),
+    migration!("treatments.json"),
+    migration!("earnings.json"),
+    migration!("history.json"),
+    migration!("audit_events.json"),
+    migration!("avatars.json"),
 ];
 
 /// One collection's declared state.

@@ -1,21 +1,45 @@
 //! Shared application state handed to every handler and middleware.
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use mongodb::Database;
 
-use crate::config::Config;
+use crate::{
+    auth::{
+        cache::{PermissionCache, PrincipalCache},
+        jwt::JwtKeys,
+        password::Hasher,
+        rate_limit::RateLimiter,
+    },
+    config::Config,
+    repo::Repos,
+};
 
 /// Cheap to clone: everything inside is reference-counted.
 #[derive(Clone)]
 pub struct AppState {
     pub db: Database,
     pub config: Arc<Config>,
+    pub repos: Repos,
+    pub jwt: JwtKeys,
+    pub hasher: Hasher,
+    pub principals: PrincipalCache,
+    pub permissions: PermissionCache,
+    pub auth_rate_limit: RateLimiter,
 }
 
 impl AppState {
     pub fn new(db: Database, config: Config) -> Self {
         AppState {
+            repos: Repos::new(&db),
+            jwt: JwtKeys::new(config.jwt_secret_bytes()),
+            hasher: Hasher::new(config.password_hash_concurrency, Duration::from_secs(10)),
+            principals: PrincipalCache::new(config.user_cache_ttl),
+            permissions: PermissionCache::new(config.permission_cache_ttl),
+            auth_rate_limit: RateLimiter::new(
+                config.auth_rate_limit_per_minute,
+                Duration::from_secs(60),
+            ),
             db,
             config: Arc::new(config),
         }

@@ -6,7 +6,7 @@
 
 use axum::{
     body::Bytes,
-    extract::{FromRequest, FromRequestParts, Query, Request},
+    extract::{rejection::PathRejection, FromRequest, FromRequestParts, Path, Query, Request},
     http::{header, request::Parts, StatusCode},
 };
 use serde::de::DeserializeOwned;
@@ -118,6 +118,30 @@ fn has_json_content_type(headers: &axum::http::HeaderMap) -> bool {
         .trim()
         .to_ascii_lowercase();
     mime == "application/json" || (mime.starts_with("application/") && mime.ends_with("+json"))
+}
+
+/// Path parameters; a malformed id is a 400 `invalid_id`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ApiPath<T>(pub T);
+
+impl<T, S> FromRequestParts<S> for ApiPath<T>
+where
+    T: DeserializeOwned + Send,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let Path(value) = Path::<T>::from_request_parts(parts, state).await.map_err(
+            |rejection| match rejection {
+                PathRejection::FailedToDeserializePathParams(e) => {
+                    AppError::InvalidId(e.body_text().replace("Invalid URL: ", ""))
+                }
+                other => AppError::BadRequest(other.body_text()),
+            },
+        )?;
+        Ok(ApiPath(value))
+    }
 }
 
 /// Query parameters; a value that does not parse is a 400 `bad_request`.

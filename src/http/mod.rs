@@ -1,11 +1,14 @@
-//! HTTP surface: router assembly, middleware and extractors.
+//! HTTP surface: router assembly, middleware, extractors, the OpenAPI document.
 
+pub mod audit;
+pub mod auth;
+pub mod dto;
 pub mod extract;
 pub mod middleware;
 pub mod openapi;
 pub mod routes;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use axum::{
     extract::State,
@@ -14,23 +17,88 @@ use axum::{
     routing::get,
     Router,
 };
-use utoipa::OpenApi;
+use utoipa::{
+    openapi::{path::Operation, security::SecurityRequirement},
+    OpenApi,
+};
 use utoipa_axum::router::OpenApiRouter;
 
-use crate::{error::AppError, state::AppState};
+use crate::{domain::permission::RouteKey, error::AppError, state::AppState};
 
+pub const API_PREFIX: &str = "/api/v1";
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
 
-/// Every documented route, with the OpenAPI document built from the same
-/// registrations.
-pub fn api_router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi()).merge(routes::health::router())
+/// Routes anyone may call, relative to `/api/v1`.
+fn public_v1() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().merge(routes::auth::public_router())
 }
 
-/// The whole application: routes, the OpenAPI document, the 404 fallback
-/// and the shared middleware stack.
+/// Routes behind authentication and route permissions, relative to `/api/v1`.
+fn protected_v1() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(routes::auth::protected_router())
+        .merge(routes::users::router())
+        .merge(routes::permissions::router())
+}
+
+fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(&'static str, &mut Operation)> {
+    [
+        ("GET", item.get.as_mut()),
+        ("POST", item.post.as_mut()),
+        ("PUT", item.put.as_mut()),
+        ("PATCH", item.patch.as_mut()),
+        ("DELETE", item.delete.as_mut()),
+    ]
+    .into_iter()
+    .filter_map(|(m, op)| op.map(|op| (m, op)))
+    .collect()
+}
+
+/// Every protected route as `(METHOD, /api/v1/... template)`, read from the
+/// same registrations the router is built from.
+pub fn protected_routes() -> &'static [RouteKey] {
+    static ROUTES: OnceLock<Vec<RouteKey>> = OnceLock::new();
+    ROUTES.get_or_init(|| {
+        let mut doc = OpenApiRouter::<AppState>::new()
+            .nest(API_PREFIX, protected_v1())
+            .into_openapi();
+        let mut routes: Vec<RouteKey> = doc
+            .paths
+            .paths
+            .iter_mut()
+            .flat_map(|(path, item)| {
+                operations(item)
+                    .into_iter()
+                    .map(|(m, _)| RouteKey::new(m, path))
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        routes.sort();
+        routes
+    })
+}
+
+/// The whole application: public and protected routes, the OpenAPI
+/// document, the 404 fallback and the shared middleware stack.
 pub fn build_app(state: AppState) -> Router {
-    let (router, mut doc) = api_router().split_for_parts();
+    let mut protected = protected_v1();
+    // Document the bearer requirement on exactly the routes the guard covers.
+    for item in protected.get_openapi_mut().paths.paths.values_mut() {
+        for (_, op) in operations(item) {
+            op.security = Some(vec![SecurityRequirement::new(
+                "bearer",
+                Vec::<String>::new(),
+            )]);
+        }
+    }
+    let protected = protected.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        auth::require_permission,
+    ));
+    let (router, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .merge(routes::health::router())
+        .nest(API_PREFIX, public_v1().merge(protected))
+        .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     let doc_json: Arc<str> = match doc.to_json() {
         Ok(json) => Arc::from(json),

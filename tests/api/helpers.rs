@@ -1,17 +1,33 @@
 //! Test harness: `TestApp::spawn()` and request helpers that read like the API.
 
-use std::{collections::HashMap, time::Duration};
+use std::{
+    collections::HashMap,
+    net::SocketAddr,
+    sync::atomic::{AtomicU32, Ordering},
+    time::Duration,
+};
 
 use axum::{
     body::Body,
+    extract::ConnectInfo,
     http::{header, HeaderMap, Method, Request, StatusCode},
     Router,
 };
 use bytes::Bytes;
-use healthcrm::{build_app, config::Config, db, migrate, AppState};
+use healthcrm::{
+    auth::password::Hasher,
+    build_app,
+    config::Config,
+    db,
+    domain::{user::Role, UserId},
+    migrate,
+    repo::{users::NewUser, Repos},
+    seed, AppState,
+};
 use http_body_util::BodyExt;
 use mongodb::Database;
-use serde_json::Value;
+use secrecy::SecretString;
+use serde_json::{json, Value};
 use tower::ServiceExt;
 
 pub const TEST_JWT_SECRET: &str = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
@@ -21,7 +37,22 @@ pub fn mongodb_uri() -> String {
     std::env::var("TEST_MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27117".into())
 }
 
+/// Logs go to the test's captured output, so a failing test shows the
+/// cause of any 5xx. `RUST_LOG` raises the level.
+fn init_tracing() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .try_init();
+    });
+}
+
 pub fn test_config(overrides: &[(&str, &str)]) -> Config {
+    init_tracing();
     let db_name = format!("t_{}", uuid::Uuid::new_v4().simple());
     let mut env: HashMap<String, String> = HashMap::from([
         ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
@@ -35,11 +66,48 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
     Config::from_lookup(|k| env.get(k).cloned()).expect("test config is valid")
 }
 
+pub const TEST_PASSWORD: &str = "correct horse battery staple";
+
+/// A signed-in user.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub id: UserId,
+    pub email: String,
+    pub token: String,
+    pub refresh_token: String,
+}
+
 pub struct TestApp {
     pub router: Router,
     pub db: Database,
     pub config: Config,
+    /// The client address requests appear to come from.
+    pub client_ip: SocketAddr,
     drop_db: bool,
+}
+
+static USER_SEQ: AtomicU32 = AtomicU32::new(1);
+
+/// Applies the repository's own seed file (the default permission matrix).
+pub async fn seed_permissions(db: &Database) {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(seed::DEFAULT_SEED_FILE),
+    )
+    .expect("seed file");
+    let rules = seed::parse(
+        "permissions.json",
+        &text,
+        healthcrm::http::protected_routes(),
+    )
+    .expect("seed file is valid");
+    let opts = seed::Options {
+        dry_run: false,
+        reset: false,
+        admin_email: None,
+        admin_password: None,
+        admin_name: "Admin".into(),
+    };
+    seed::run(db, &rules, &opts).await.expect("seed applies");
 }
 
 impl TestApp {
@@ -53,10 +121,12 @@ impl TestApp {
         let client = db::client(&config).await.expect("client");
         let database = client.database(&config.mongodb_db);
         migrate::run(&database).await.expect("migrations apply");
+        seed_permissions(&database).await;
         TestApp {
             router: build_app(AppState::new(database.clone(), config.clone())),
             db: database,
             config,
+            client_ip: SocketAddr::from(([127, 0, 0, 1], 40000)),
             drop_db: true,
         }
     }
@@ -76,6 +146,7 @@ impl TestApp {
             router: build_app(AppState::new(database.clone(), config.clone())),
             db: database,
             config,
+            client_ip: SocketAddr::from(([127, 0, 0, 1], 40000)),
             drop_db: false,
         }
     }
@@ -87,11 +158,78 @@ impl TestApp {
             router,
             db: base.db.clone(),
             config: base.config.clone(),
+            client_ip: base.client_ip,
             drop_db: false,
         }
     }
 
-    pub async fn request(&self, req: Request<Body>) -> TestResponse {
+    pub fn repos(&self) -> Repos {
+        Repos::new(&self.db)
+    }
+
+    /// Creates an account directly in the database.
+    pub async fn create_user(&self, role: Role) -> (UserId, String) {
+        let n = USER_SEQ.fetch_add(1, Ordering::Relaxed);
+        let email = format!("{}{n}@example.com", role.as_str());
+        let hash = Hasher::new(2, Duration::from_secs(30))
+            .hash(&SecretString::from(TEST_PASSWORD))
+            .await
+            .expect("hash");
+        let user = self
+            .repos()
+            .users
+            .create(NewUser {
+                name: format!("{} {n}", role.as_str()),
+                email: email.clone(),
+                password_hash: hash,
+                role,
+                permission_overrides: vec![],
+                created_by: None,
+            })
+            .await
+            .expect("create user");
+        (user.id, email)
+    }
+
+    pub async fn login(&self, email: &str, password: &str) -> TestResponse {
+        self.post_json(
+            "/api/v1/auth/login",
+            &json!({"email": email, "password": password}),
+        )
+        .await
+    }
+
+    /// A new account of `role`, signed in.
+    pub async fn login_as(&self, role: Role) -> Session {
+        let (id, email) = self.create_user(role).await;
+        self.session_for(id, &email).await
+    }
+
+    pub async fn session_for(&self, id: UserId, email: &str) -> Session {
+        let res = self.login(email, TEST_PASSWORD).await;
+        assert_eq!(
+            res.status,
+            StatusCode::OK,
+            "login: {}",
+            String::from_utf8_lossy(&res.body)
+        );
+        let body = res.json();
+        Session {
+            id,
+            email: email.to_owned(),
+            token: body["access_token"]
+                .as_str()
+                .expect("access token")
+                .to_owned(),
+            refresh_token: body["refresh_token"]
+                .as_str()
+                .expect("refresh token")
+                .to_owned(),
+        }
+    }
+
+    pub async fn request(&self, mut req: Request<Body>) -> TestResponse {
+        req.extensions_mut().insert(ConnectInfo(self.client_ip));
         let res = self.router.clone().oneshot(req).await.expect("infallible");
         let status = res.status();
         let headers = res.headers().clone();
@@ -104,7 +242,21 @@ impl TestApp {
     }
 
     pub async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> TestResponse {
+        self.send_as(None, method, path, body).await
+    }
+
+    /// A request with `Authorization: Bearer <token>` when a token is given.
+    pub async fn send_as(
+        &self,
+        token: Option<&str>,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+    ) -> TestResponse {
         let mut builder = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
         let body = match body {
             Some(v) => {
                 builder = builder.header(header::CONTENT_TYPE, "application/json");
@@ -121,6 +273,30 @@ impl TestApp {
 
     pub async fn post_json(&self, path: &str, body: &Value) -> TestResponse {
         self.send(Method::POST, path, Some(body)).await
+    }
+
+    pub async fn get_as(&self, s: &Session, path: &str) -> TestResponse {
+        self.send_as(Some(&s.token), Method::GET, path, None).await
+    }
+
+    pub async fn post_as(&self, s: &Session, path: &str, body: &Value) -> TestResponse {
+        self.send_as(Some(&s.token), Method::POST, path, Some(body))
+            .await
+    }
+
+    pub async fn patch_as(&self, s: &Session, path: &str, body: &Value) -> TestResponse {
+        self.send_as(Some(&s.token), Method::PATCH, path, Some(body))
+            .await
+    }
+
+    pub async fn put_as(&self, s: &Session, path: &str, body: &Value) -> TestResponse {
+        self.send_as(Some(&s.token), Method::PUT, path, Some(body))
+            .await
+    }
+
+    pub async fn delete_as(&self, s: &Session, path: &str) -> TestResponse {
+        self.send_as(Some(&s.token), Method::DELETE, path, None)
+            .await
     }
 
     /// A POST with an arbitrary body and content type (for hostile input).

@@ -3,6 +3,10 @@
 
 mod helpers;
 
+mod auth;
 mod errors;
 mod health;
 mod migrations;
+mod permissions;
+mod seed;
+mod users;

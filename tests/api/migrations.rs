@@ -48,11 +48,11 @@ async fn migrations_are_idempotent_and_create_the_declared_indexes() {
 async fn unique_indexes_are_enforced() {
     let app = TestApp::spawn().await;
     let coll = app.db.collection::<mongodb::bson::Document>("permissions");
-    coll.insert_one(mongodb::bson::doc! { "role": "staff", "rules": [] })
+    coll.insert_one(mongodb::bson::doc! { "role": "auditor", "rules": [] })
         .await
         .expect("first");
     let err = coll
-        .insert_one(mongodb::bson::doc! { "role": "staff", "rules": [] })
+        .insert_one(mongodb::bson::doc! { "role": "auditor", "rules": [] })
         .await
         .expect_err("duplicate role refused");
     assert!(healthcrm::db::is_duplicate_key(&err), "{err}");

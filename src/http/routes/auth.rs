@@ -1,0 +1,457 @@
+//! Sessions: login, refresh with rotation and reuse detection, logout,
+//! the caller's own profile and password.
+
+use axum::{
+    extract::{Multipart, State},
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
+use mongodb::bson::DateTime;
+use secrecy::SecretString;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::{router::OpenApiRouter, routes};
+use validator::Validate;
+
+use super::users::{self, UserResponse};
+use crate::{
+    auth::{cache::Principal, password, refresh},
+    domain::{permission::RouteKey, user::User},
+    error::{AppError, ErrorResponse},
+    http::{
+        audit::AuditCtx,
+        auth::{ClientIp, CurrentUser},
+        extract::ApiJson,
+    },
+    repo::users::UserChanges,
+    state::AppState,
+};
+
+/// Routes anyone may call (rate-limited per IP).
+pub fn public_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(login))
+        .routes(routes!(refresh_tokens))
+}
+
+/// Routes for a signed-in user (still subject to route permissions).
+pub fn protected_router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(logout))
+        .routes(routes!(me, update_me))
+        .routes(routes!(change_password))
+        .merge(
+            OpenApiRouter::new()
+                .routes(routes!(upload_my_avatar, my_avatar))
+                .layer(users::avatar_body_limit()),
+        )
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    #[validate(length(min = 1, max = 254))]
+    pub email: String,
+    #[validate(length(min = 1, max = 1024))]
+    #[schema(format = Password)]
+    pub password: String,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RefreshRequest {
+    #[validate(length(min = 1, max = 256))]
+    pub refresh_token: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TokenResponse {
+    pub access_token: String,
+    pub refresh_token: String,
+    /// Always `Bearer`.
+    pub token_type: &'static str,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    pub user: UserResponse,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct MeResponse {
+    pub user: UserResponse,
+    /// Every protected route this user may call.
+    pub permissions: Vec<RouteKey>,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    #[validate(length(min = 1, max = 1024))]
+    pub current_password: String,
+    #[validate(length(min = 1, max = 1024))]
+    pub new_password: String,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateMe {
+    #[validate(custom(function = "users::validate_name"))]
+    pub name: String,
+}
+
+fn invalid_credentials() -> AppError {
+    AppError::Unauthorized("invalid email or password".into())
+}
+
+fn rate_limit(state: &AppState, ip: ClientIp) -> Result<(), AppError> {
+    let ip = ip.0.unwrap_or(std::net::IpAddr::from([0, 0, 0, 0]));
+    state
+        .auth_rate_limit
+        .check(ip)
+        .map_err(|retry_after_secs| AppError::RateLimited { retry_after_secs })
+}
+
+/// Issues an access token and a refresh token in `family`.
+async fn issue_pair(
+    state: &AppState,
+    user: &User,
+    family: &str,
+) -> Result<TokenResponse, AppError> {
+    let ttl = state.config.access_token_ttl.as_secs();
+    let access_token = state.jwt.issue(
+        user.id,
+        user.role,
+        user.token_version,
+        i64::try_from(ttl).unwrap_or(900),
+    )?;
+    let refresh_token = refresh::generate();
+    let expires_at = DateTime::from_millis(
+        DateTime::now().timestamp_millis()
+            + i64::try_from(state.config.refresh_token_ttl.as_millis()).unwrap_or(i64::MAX / 4),
+    );
+    state
+        .repos
+        .refresh_tokens
+        .insert(user.id, family, refresh::hash(&refresh_token), expires_at)
+        .await?;
+    Ok(TokenResponse {
+        access_token,
+        refresh_token,
+        token_type: "Bearer",
+        expires_in: ttl,
+        user: UserResponse::from(user),
+    })
+}
+
+/// Log in with email and password.
+///
+/// Unknown email and wrong password answer identically. Ten consecutive
+/// failures lock the account for 15 minutes (423).
+#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, description = "Invalid email or password", body = ErrorResponse),
+        (status = 403, description = "Account deactivated", body = ErrorResponse),
+        (status = 422, body = ErrorResponse),
+        (status = 423, description = "Account locked", body = ErrorResponse),
+        (status = 429, description = "Too many attempts from this address", body = ErrorResponse),
+    ))]
+pub async fn login(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ctx: AuditCtx,
+    ApiJson(body): ApiJson<LoginRequest>,
+) -> Result<Json<TokenResponse>, AppError> {
+    rate_limit(&state, ip)?;
+    let password = SecretString::from(body.password);
+    let Some((user, hash)) = state
+        .repos
+        .users
+        .credentials_by_email(body.email.trim())
+        .await?
+    else {
+        state.hasher.verify_dummy(&password).await?;
+        ctx.record(
+            &state,
+            ctx.event("auth.login_failed", None, 401, vec![], None),
+        )
+        .await;
+        return Err(invalid_credentials());
+    };
+    if let Some(until) = user.locked_until(state.config.lockout_duration, DateTime::now()) {
+        ctx.record(
+            &state,
+            ctx.event(
+                "auth.login_locked",
+                None,
+                423,
+                vec![user.id.to_string()],
+                None,
+            ),
+        )
+        .await;
+        return Err(AppError::AccountLocked {
+            until: until.try_to_rfc3339_string().unwrap_or_default(),
+        });
+    }
+    if !state.hasher.verify(&password, &hash).await? {
+        state
+            .repos
+            .users
+            .record_failed_login(user.id, state.config.lockout_threshold)
+            .await?;
+        ctx.record(
+            &state,
+            ctx.event(
+                "auth.login_failed",
+                None,
+                401,
+                vec![user.id.to_string()],
+                None,
+            ),
+        )
+        .await;
+        return Err(invalid_credentials());
+    }
+    if !user.active {
+        ctx.record(
+            &state,
+            ctx.event(
+                "auth.login_inactive",
+                None,
+                403,
+                vec![user.id.to_string()],
+                None,
+            ),
+        )
+        .await;
+        return Err(AppError::Forbidden("the account is deactivated".into()));
+    }
+    state.repos.users.record_successful_login(user.id).await?;
+    let pair = issue_pair(&state, &user, &refresh::new_family()).await?;
+    let actor = Principal::from(&user);
+    ctx.record(
+        &state,
+        ctx.event(
+            "auth.login",
+            Some(&actor),
+            200,
+            vec![user.id.to_string()],
+            None,
+        ),
+    )
+    .await;
+    Ok(Json(pair))
+}
+
+/// Exchange a refresh token for a new pair. The presented token is spent;
+/// presenting a spent token again revokes its whole family.
+#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+    responses(
+        (status = 200, body = TokenResponse),
+        (status = 401, description = "Unknown, expired, revoked or reused token", body = ErrorResponse),
+        (status = 403, description = "Account deactivated", body = ErrorResponse),
+        (status = 422, body = ErrorResponse),
+        (status = 429, body = ErrorResponse),
+    ))]
+pub async fn refresh_tokens(
+    State(state): State<AppState>,
+    ip: ClientIp,
+    ctx: AuditCtx,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<Json<TokenResponse>, AppError> {
+    rate_limit(&state, ip)?;
+    let invalid = || AppError::Unauthorized("the refresh token is invalid or expired".into());
+    let tokens = &state.repos.refresh_tokens;
+    let Some(stored) = tokens
+        .find_by_hash(&refresh::hash(&body.refresh_token))
+        .await?
+    else {
+        return Err(invalid());
+    };
+    if stored.revoked_at.is_some() {
+        return Err(invalid());
+    }
+    let reuse = stored.spent_at.is_some() || !tokens.spend(stored.id).await?;
+    if reuse {
+        let revoked = tokens.revoke_family(&stored.family_id).await?;
+        tracing::warn!(
+            revoked,
+            "refresh token reuse detected; token family revoked"
+        );
+        ctx.record(
+            &state,
+            ctx.event(
+                "auth.refresh_reuse",
+                None,
+                401,
+                vec![stored.user_id.to_string()],
+                None,
+            ),
+        )
+        .await;
+        return Err(invalid());
+    }
+    if stored.expires_at < DateTime::now() {
+        return Err(invalid());
+    }
+    let user = state
+        .repos
+        .users
+        .find(stored.user_id)
+        .await?
+        .ok_or_else(invalid)?;
+    if !user.active {
+        tokens.revoke_family(&stored.family_id).await?;
+        return Err(AppError::Forbidden("the account is deactivated".into()));
+    }
+    Ok(Json(issue_pair(&state, &user, &stored.family_id).await?))
+}
+
+/// Revoke the presented refresh token (the caller's own). Idempotent.
+#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest,
+    responses((status = 204, description = "Revoked"), (status = 401, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
+pub async fn logout(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ApiJson(body): ApiJson<RefreshRequest>,
+) -> Result<StatusCode, AppError> {
+    state
+        .repos
+        .refresh_tokens
+        .revoke_one(&refresh::hash(&body.refresh_token), me.id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The signed-in user and every protected route they may call.
+#[utoipa::path(get, path = "/auth/me", tag = "auth",
+    responses((status = 200, body = MeResponse), (status = 401, body = ErrorResponse)))]
+pub async fn me(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+) -> Result<Json<MeResponse>, AppError> {
+    let user = state
+        .repos
+        .users
+        .find(me.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    let matrix = state.permissions.get(&state.repos.permissions).await?;
+    let permissions = crate::http::protected_routes()
+        .iter()
+        .filter(|r| matrix.allows(me.role, &me.overrides, r))
+        .cloned()
+        .collect();
+    Ok(Json(MeResponse {
+        user: UserResponse::from(&user),
+        permissions,
+    }))
+}
+
+/// Change the signed-in user's display name.
+#[utoipa::path(patch, path = "/auth/me", tag = "auth", request_body = UpdateMe,
+    responses((status = 200, body = UserResponse), (status = 422, body = ErrorResponse)))]
+pub async fn update_me(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ApiJson(body): ApiJson<UpdateMe>,
+) -> Result<Json<UserResponse>, AppError> {
+    let changes = UserChanges {
+        name: Some(body.name.trim().to_owned()),
+        ..Default::default()
+    };
+    let user = state
+        .repos
+        .users
+        .update(me.id, changes, Some(me.id))
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    Ok(Json(UserResponse::from(&user)))
+}
+
+/// Change the signed-in user's password; every session of theirs ends.
+#[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = PasswordChange,
+    responses(
+        (status = 204, description = "Changed; all refresh tokens revoked, access tokens void"),
+        (status = 422, description = "Current password wrong, or new one breaks the policy", body = ErrorResponse),
+    ))]
+pub async fn change_password(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ctx: AuditCtx,
+    ApiJson(body): ApiJson<PasswordChange>,
+) -> Result<StatusCode, AppError> {
+    let user = state
+        .repos
+        .users
+        .find(me.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    let hash = state
+        .repos
+        .users
+        .password_hash(me.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("user"))?;
+    if !state
+        .hasher
+        .verify(&SecretString::from(body.current_password.clone()), &hash)
+        .await?
+    {
+        return Err(AppError::invalid_field("current_password", "is incorrect"));
+    }
+    password::check_policy(&body.new_password, &user.email, "new_password")?;
+    if body.new_password == body.current_password {
+        return Err(AppError::invalid_field(
+            "new_password",
+            "must differ from the current password",
+        ));
+    }
+    users::set_password(&state, me.id, &SecretString::from(body.new_password), me.id).await?;
+    ctx.record(
+        &state,
+        ctx.event(
+            "auth.password_change",
+            Some(&me),
+            204,
+            vec![me.id.to_string()],
+            None,
+        ),
+    )
+    .await;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Upload the signed-in user's profile image (PNG or JPEG, at most 2 MiB).
+#[utoipa::path(put, path = "/auth/me/avatar", tag = "auth",
+    request_body(content = users::AvatarUpload, content_type = "multipart/form-data"),
+    responses(
+        (status = 200, body = UserResponse),
+        (status = 413, body = ErrorResponse),
+        (status = 415, body = ErrorResponse),
+    ))]
+pub async fn upload_my_avatar(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    multipart: Multipart,
+) -> Result<Json<UserResponse>, AppError> {
+    users::store_avatar(&state, me.id, me.id, multipart)
+        .await
+        .map(Json)
+}
+
+/// Download the signed-in user's profile image.
+#[utoipa::path(get, path = "/auth/me/avatar", tag = "auth",
+    responses(
+        (status = 200, description = "The image", content_type = "image/png"),
+        (status = 404, body = ErrorResponse),
+    ))]
+pub async fn my_avatar(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+) -> Result<Response, AppError> {
+    users::load_avatar(&state, me.id)
+        .await
+        .map(IntoResponse::into_response)
+}

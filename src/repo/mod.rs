@@ -1,0 +1,66 @@
+//! All MongoDB access: one repository per collection. Handlers never build
+//! BSON filters; they call these.
+
+pub mod audit;
+pub mod avatars;
+pub mod permissions;
+pub mod refresh_tokens;
+pub mod users;
+
+use mongodb::Database;
+
+/// Offset pagination as the list endpoints use it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRequest {
+    pub page: u64,
+    pub per_page: u64,
+}
+
+impl PageRequest {
+    pub fn skip(&self) -> u64 {
+        (self.page.saturating_sub(1)).saturating_mul(self.per_page)
+    }
+}
+
+/// Escapes `text` for use inside a `$regex` so user input matches literally.
+pub fn regex_escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() * 2);
+    for c in text.chars() {
+        if "\\.+*?()|[]{}^$#&-~/".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The repositories, built once per database.
+#[derive(Clone)]
+pub struct Repos {
+    pub users: users::UsersRepo,
+    pub refresh_tokens: refresh_tokens::RefreshTokensRepo,
+    pub permissions: permissions::PermissionsRepo,
+    pub audit: audit::AuditRepo,
+    pub avatars: avatars::AvatarsRepo,
+}
+
+impl Repos {
+    pub fn new(db: &Database) -> Self {
+        Repos {
+            users: users::UsersRepo::new(db),
+            refresh_tokens: refresh_tokens::RefreshTokensRepo::new(db),
+            permissions: permissions::PermissionsRepo::new(db),
+            audit: audit::AuditRepo::new(db),
+            avatars: avatars::AvatarsRepo::new(db),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn regex_metacharacters_are_escaped() {
+        assert_eq!(super::regex_escape("a.b*(c)"), r"a\.b\*\(c\)");
+        assert_eq!(super::regex_escape("plain"), "plain");
+    }
+}

@@ -1,0 +1,343 @@
+//! The `users` collection. Password hashes stay inside this module: callers
+//! get [`User`], and the hash only through [`UsersRepo::credentials_by_email`].
+//!
+//! Timestamps are written with `$currentDate`, never `$set` of a date value
+//! (see the README's MongoDB compatibility notes).
+
+use futures::TryStreamExt;
+use mongodb::{
+    bson::{doc, oid::ObjectId, to_bson, DateTime, Document},
+    options::{FindOneAndUpdateOptions, ReturnDocument},
+    Collection, Database,
+};
+use serde::{Deserialize, Serialize};
+
+use super::{regex_escape, PageRequest};
+use crate::{
+    db,
+    domain::{
+        permission::Rule,
+        user::{Role, User},
+        UserId,
+    },
+    error::{AppError, Result},
+};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UserDoc {
+    #[serde(rename = "_id")]
+    id: UserId,
+    name: String,
+    email: String,
+    password_hash: String,
+    role: Role,
+    #[serde(default)]
+    permission_overrides: Vec<Rule>,
+    #[serde(deserialize_with = "db::lenient_bool")]
+    active: bool,
+    token_version: i64,
+    #[serde(default)]
+    failed_logins: i32,
+    /// When the account was last locked (lockout ends `lockout_duration` later).
+    locked_at: Option<DateTime>,
+    avatar_file_id: Option<ObjectId>,
+    created_at: DateTime,
+    created_by: Option<UserId>,
+    updated_at: DateTime,
+    updated_by: Option<UserId>,
+    last_login_at: Option<DateTime>,
+}
+
+impl From<UserDoc> for User {
+    fn from(d: UserDoc) -> Self {
+        User {
+            id: d.id,
+            name: d.name,
+            email: d.email,
+            role: d.role,
+            permission_overrides: d.permission_overrides,
+            active: d.active,
+            token_version: d.token_version,
+            failed_logins: d.failed_logins,
+            locked_at: d.locked_at,
+            avatar_file_id: d.avatar_file_id,
+            created_at: d.created_at,
+            created_by: d.created_by,
+            updated_at: d.updated_at,
+            updated_by: d.updated_by,
+        }
+    }
+}
+
+pub struct NewUser {
+    pub name: String,
+    pub email: String,
+    pub password_hash: String,
+    pub role: Role,
+    pub permission_overrides: Vec<Rule>,
+    pub created_by: Option<UserId>,
+}
+
+/// Fields an update may change; `None` leaves a field as it is.
+#[derive(Default)]
+pub struct UserChanges {
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub role: Option<Role>,
+    pub permission_overrides: Option<Vec<Rule>>,
+    pub active: Option<bool>,
+    pub password_hash: Option<String>,
+    /// Invalidates every access token issued so far.
+    pub bump_token_version: bool,
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct UserFilter {
+    pub role: Option<Role>,
+    pub active: Option<bool>,
+    pub q: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct UsersRepo {
+    coll: Collection<UserDoc>,
+}
+
+impl UsersRepo {
+    pub fn new(db: &Database) -> Self {
+        UsersRepo {
+            coll: db.collection("users"),
+        }
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn create(&self, new: NewUser) -> Result<User> {
+        let now = DateTime::now();
+        let doc = UserDoc {
+            id: UserId::new(),
+            name: new.name,
+            email: new.email.to_lowercase(),
+            password_hash: new.password_hash,
+            role: new.role,
+            permission_overrides: new.permission_overrides,
+            active: true,
+            token_version: 0,
+            failed_logins: 0,
+            locked_at: None,
+            avatar_file_id: None,
+            created_at: now,
+            created_by: new.created_by,
+            updated_at: now,
+            updated_by: new.created_by,
+            last_login_at: None,
+        };
+        self.coll
+            .insert_one(&doc)
+            .await
+            .map_err(|e| db::unique_violation(e, "email"))?;
+        Ok(doc.into())
+    }
+
+    pub async fn find(&self, id: UserId) -> Result<Option<User>> {
+        Ok(self
+            .coll
+            .find_one(doc! { "_id": id })
+            .await?
+            .map(User::from))
+    }
+
+    /// The user and their password hash, for verifying a login only.
+    pub async fn credentials_by_email(&self, email: &str) -> Result<Option<(User, String)>> {
+        let found = self
+            .coll
+            .find_one(doc! { "email": email.to_lowercase() })
+            .await?;
+        Ok(found.map(|d| {
+            let hash = d.password_hash.clone();
+            (User::from(d), hash)
+        }))
+    }
+
+    /// The stored hash of one user, for checking their current password.
+    pub async fn password_hash(&self, id: UserId) -> Result<Option<String>> {
+        Ok(self
+            .coll
+            .find_one(doc! { "_id": id })
+            .await?
+            .map(|d| d.password_hash))
+    }
+
+    fn filter(f: &UserFilter) -> Document {
+        let mut filter = doc! {};
+        if let Some(role) = f.role {
+            filter.insert("role", role.as_str());
+        }
+        if let Some(active) = f.active {
+            filter.insert("active", active);
+        }
+        if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            let pattern = regex_escape(q);
+            filter.insert(
+                "$or",
+                vec![
+                    doc! { "name": { "$regex": &pattern, "$options": "i" } },
+                    doc! { "email": { "$regex": &pattern, "$options": "i" } },
+                ],
+            );
+        }
+        filter
+    }
+
+    pub async fn list(&self, f: &UserFilter, page: PageRequest) -> Result<(Vec<User>, u64)> {
+        let filter = Self::filter(f);
+        let total = self.coll.count_documents(filter.clone()).await?;
+        let docs: Vec<UserDoc> = self
+            .coll
+            .find(filter)
+            .sort(doc! { "created_at": 1, "_id": 1 })
+            .skip(page.skip())
+            .limit(i64::try_from(page.per_page).unwrap_or(100))
+            .await?
+            .try_collect()
+            .await?;
+        Ok((docs.into_iter().map(User::from).collect(), total))
+    }
+
+    /// Applies `changes` in one single-document update; `None` when the user
+    /// does not exist.
+    #[tracing::instrument(skip_all, fields(user_id = %id))]
+    pub async fn update(
+        &self,
+        id: UserId,
+        changes: UserChanges,
+        by: Option<UserId>,
+    ) -> Result<Option<User>> {
+        let mut set = doc! { "updated_by": by };
+        if let Some(name) = changes.name {
+            set.insert("name", name);
+        }
+        if let Some(email) = changes.email {
+            set.insert("email", email.to_lowercase());
+        }
+        if let Some(role) = changes.role {
+            set.insert("role", role.as_str());
+        }
+        if let Some(rules) = changes.permission_overrides {
+            set.insert(
+                "permission_overrides",
+                to_bson(&rules).map_err(AppError::internal)?,
+            );
+        }
+        if let Some(active) = changes.active {
+            set.insert("active", active);
+        }
+        if let Some(hash) = changes.password_hash {
+            set.insert("password_hash", hash);
+            // A new password also lifts a lockout.
+            set.insert("failed_logins", 0);
+            set.insert("locked_at", mongodb::bson::Bson::Null);
+        }
+        let mut update = doc! { "$set": set, "$currentDate": { "updated_at": true } };
+        if changes.bump_token_version {
+            update.insert("$inc", doc! { "token_version": 1_i64 });
+        }
+        let options = FindOneAndUpdateOptions::builder()
+            .return_document(ReturnDocument::After)
+            .build();
+        let updated = self
+            .coll
+            .find_one_and_update(doc! { "_id": id }, update)
+            .with_options(options)
+            .await
+            .map_err(|e| db::unique_violation(e, "email"))?;
+        Ok(updated.map(User::from))
+    }
+
+    pub async fn delete(&self, id: UserId) -> Result<bool> {
+        Ok(self
+            .coll
+            .delete_one(doc! { "_id": id })
+            .await?
+            .deleted_count
+            == 1)
+    }
+
+    /// Counts a failed login; once `threshold` consecutive failures are
+    /// reached the account is locked (from now) and the count restarts.
+    /// Returns true when this failure locked the account.
+    pub async fn record_failed_login(&self, id: UserId, threshold: i32) -> Result<bool> {
+        let options = FindOneAndUpdateOptions::builder()
+            .return_document(ReturnDocument::After)
+            .build();
+        let after = self
+            .coll
+            .find_one_and_update(doc! { "_id": id }, doc! { "$inc": { "failed_logins": 1 } })
+            .with_options(options)
+            .await?;
+        match after {
+            Some(d) if d.failed_logins >= threshold => {
+                self.coll
+                    .update_one(
+                        doc! { "_id": id },
+                        doc! { "$set": { "failed_logins": 0 }, "$currentDate": { "locked_at": true } },
+                    )
+                    .await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    pub async fn record_successful_login(&self, id: UserId) -> Result<()> {
+        self.coll
+            .update_one(
+                doc! { "_id": id },
+                doc! {
+                    "$set": { "failed_logins": 0, "locked_at": mongodb::bson::Bson::Null },
+                    "$currentDate": { "last_login_at": true },
+                },
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Points the user at a new avatar file; returns the previous file id.
+    pub async fn set_avatar(
+        &self,
+        id: UserId,
+        file_id: ObjectId,
+        by: UserId,
+    ) -> Result<Option<Option<ObjectId>>> {
+        let before = self
+            .coll
+            .find_one_and_update(
+                doc! { "_id": id },
+                doc! {
+                    "$set": { "avatar_file_id": file_id, "updated_by": by },
+                    "$currentDate": { "updated_at": true },
+                },
+            )
+            .await?;
+        Ok(before.map(|d| d.avatar_file_id))
+    }
+
+    /// Every active admin account.
+    pub async fn active_admins(&self) -> Result<Vec<User>> {
+        let docs: Vec<UserDoc> = self
+            .coll
+            .find(doc! { "role": "admin", "active": true })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(docs.into_iter().map(User::from).collect())
+    }
+
+    pub async fn admin_exists(&self) -> Result<bool> {
+        Ok(self
+            .coll
+            .count_documents(doc! { "role": "admin" })
+            .limit(1)
+            .await?
+            > 0)
+    }
+}

@@ -1,0 +1,205 @@
+//! The seed: idempotent, dry run writes nothing, admin changes kept unless
+//! reset, bad files refused whole.
+
+use healthcrm::{domain::user::Role, http::protected_routes, migrate, seed};
+use mongodb::bson::{doc, Document};
+use secrecy::SecretString;
+
+use crate::helpers::{test_config, TestApp};
+
+fn seed_file() -> std::collections::BTreeMap<Role, Vec<healthcrm::domain::permission::Rule>> {
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(seed::DEFAULT_SEED_FILE),
+    )
+    .expect("seed file");
+    seed::parse("permissions.json", &text, protected_routes()).expect("valid")
+}
+
+fn opts(dry_run: bool, reset: bool) -> seed::Options {
+    seed::Options {
+        dry_run,
+        reset,
+        admin_email: Some("First.Admin@Example.com".into()),
+        admin_password: Some(SecretString::from("the first admin's passphrase")),
+        admin_name: "First Admin".into(),
+    }
+}
+
+/// A migrated but unseeded database (TestApp::spawn seeds permissions).
+async fn empty_db() -> TestApp {
+    let app = TestApp::spawn().await;
+    app.db
+        .collection::<Document>("permissions")
+        .delete_many(doc! {})
+        .await
+        .expect("clear");
+    app
+}
+
+#[tokio::test]
+async fn seeding_twice_changes_nothing_the_second_time() {
+    let app = empty_db().await;
+    let rules = seed_file();
+    let first = seed::run(&app.db, &rules, &opts(false, false))
+        .await
+        .expect("first run");
+    let writes = first.iter().filter(|c| c.writes()).count();
+    assert_eq!(
+        writes,
+        protected_routes().len() * 2 + 1,
+        "every rule for both roles + the admin"
+    );
+    assert!(first.contains(&seed::Change::CreateAdmin {
+        email: "first.admin@example.com".into()
+    }));
+    let second = seed::run(&app.db, &rules, &opts(false, false))
+        .await
+        .expect("second run");
+    assert!(second.is_empty(), "{second:?}");
+    // The admin can log in.
+    assert_eq!(
+        app.login("first.admin@example.com", "the first admin's passphrase")
+            .await
+            .status,
+        axum::http::StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn a_dry_run_writes_nothing() {
+    let app = empty_db().await;
+    let planned = seed::run(&app.db, &seed_file(), &opts(true, false))
+        .await
+        .expect("dry run");
+    assert!(planned.iter().filter(|c| c.writes()).count() > 1);
+    assert_eq!(
+        app.db
+            .collection::<Document>("permissions")
+            .count_documents(doc! {})
+            .await
+            .expect("count"),
+        0
+    );
+    assert_eq!(
+        app.db
+            .collection::<Document>("users")
+            .count_documents(doc! {})
+            .await
+            .expect("count"),
+        0
+    );
+}
+
+#[tokio::test]
+async fn admin_changes_are_kept_unless_reset() {
+    let app = TestApp::spawn().await;
+    let admin = app.login_as(Role::Admin).await;
+    let grant =
+        serde_json::json!({"rules": [{"method": "GET", "path": "/api/v1/users", "allow": true}]});
+    assert_eq!(
+        app.put_as(&admin, "/api/v1/permissions/staff", &grant)
+            .await
+            .status,
+        axum::http::StatusCode::OK
+    );
+    let rules = seed_file();
+    let changes = seed::run(&app.db, &rules, &opts(false, false))
+        .await
+        .expect("run");
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    assert!(matches!(
+        &changes[0],
+        seed::Change::KeptAdminChange {
+            role: Role::Staff,
+            ..
+        }
+    ));
+    let staff = app
+        .repos()
+        .permissions
+        .for_role(Role::Staff)
+        .await
+        .expect("read")
+        .expect("staff");
+    assert!(staff
+        .rules
+        .iter()
+        .any(|r| r.path == "/api/v1/users" && r.method == "GET" && r.allow));
+
+    let changes = seed::run(&app.db, &rules, &opts(false, true))
+        .await
+        .expect("reset");
+    assert!(
+        matches!(
+            &changes[0],
+            seed::Change::ResetRule {
+                role: Role::Staff,
+                ..
+            }
+        ),
+        "{changes:?}"
+    );
+    let staff = app
+        .repos()
+        .permissions
+        .for_role(Role::Staff)
+        .await
+        .expect("read")
+        .expect("staff");
+    assert!(staff
+        .rules
+        .iter()
+        .any(|r| r.path == "/api/v1/users" && r.method == "GET" && !r.allow));
+    assert!(seed::run(&app.db, &rules, &opts(false, false))
+        .await
+        .expect("again")
+        .is_empty());
+}
+
+#[tokio::test]
+async fn bad_seed_files_name_the_entry_and_write_nothing() {
+    let routes = protected_routes();
+    let cases = [
+        (
+            r#"{"roles": {"staff": [{"method": "GET", "path": "/api/v1/nope", "allow": true}]}}"#,
+            "roles.staff[0]",
+        ),
+        (r#"{"roles": {"root": []}}"#, "roles.root"),
+        (
+            r#"{"roles": {"staff": [{"method": "GET", "path": "/api/v1/users", "allow": "yes"}]}}"#,
+            "roles.staff[0].allow",
+        ),
+        (
+            r#"{"roles": {"staff": [{"method": "GET", "path": "/api/v1/users", "allow": true}, {"method": "get", "path": "/api/v1/users", "allow": true}]}}"#,
+            "roles.staff[1]",
+        ),
+        (r#"{"rules": []}"#, "rules"),
+        (r#"{"roles": "#, "bad.json: roles"),
+        (r#"[]"#, "(top level)"),
+    ];
+    for (text, entry) in cases {
+        let err = seed::parse("seeds/bad.json", text, routes).expect_err(text);
+        assert!(err.to_string().contains(entry), "{err} should name {entry}");
+        assert!(err.to_string().starts_with("seeds/bad.json"), "{err}");
+    }
+    // Parsing fails before any connection, so nothing can be written; and a
+    // weak admin password is refused before writing anything either.
+    let config = test_config(&[]);
+    let client = healthcrm::db::client(&config).await.expect("client");
+    let db = client.database(&config.mongodb_db);
+    migrate::run(&db).await.expect("migrate");
+    let mut weak = opts(false, false);
+    weak.admin_password = Some(SecretString::from("short"));
+    let err = seed::run(&db, &seed_file(), &weak)
+        .await
+        .expect_err("weak password");
+    assert!(err.to_string().contains("SEED_ADMIN_PASSWORD"), "{err}");
+    assert_eq!(
+        db.collection::<Document>("permissions")
+            .count_documents(doc! {})
+            .await
+            .expect("count"),
+        0
+    );
+    db.drop().await.expect("drop");
+}
