@@ -1,6 +1,9 @@
 //! Stored documents, enums and typed ids. No HTTP types here.
 
+pub mod hospital;
 pub mod ids;
+pub mod iso;
+pub mod patient;
 pub mod permission;
 pub mod user;
 

@@ -1,13 +1,121 @@
-//! Building audit events from the request they describe.
+//! The audit trail: events built from the request they describe, and the
+//! layer that records every call to a protected route.
+//!
+//! The layer sits outside the permission guard, so refused attempts are
+//! recorded as well as successful ones. Events carry who (actor, role,
+//! client IP), what (method, route template, action, target ids, patient
+//! ids), the outcome status and the request id, never bodies: no medical
+//! details, passwords or tokens. They are written after the response is
+//! ready, off the response path.
 
 use axum::{
-    extract::{FromRequestParts, MatchedPath},
+    extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State},
     http::request::Parts,
+    middleware::Next,
+    response::Response,
 };
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
 
-use super::{auth::ClientIp, middleware::RequestId};
+use super::{
+    auth::{ClientIp, CurrentUser},
+    middleware::RequestId,
+};
 use crate::{auth::cache::Principal, repo::audit::AuditEvent, state::AppState};
+
+/// Set by handlers on their response: the patients whose data the request
+/// read or changed (e.g. every patient on a returned list page).
+#[derive(Debug, Clone, Default)]
+pub struct AuditPatients(pub Vec<String>);
+
+/// `resource.verb` for a route, e.g. `GET /api/v1/patients/{id}` ->
+/// `patients.read`, `POST /api/v1/patients/{id}/restore` -> `patients.restore`.
+pub fn action_name(method: &str, route: &str) -> String {
+    let segments: Vec<&str> = route
+        .trim_start_matches("/api/v1/")
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let ends_with_param = segments.last().is_some_and(|s| s.starts_with('{'));
+    let names: Vec<&str> = segments
+        .iter()
+        .copied()
+        .filter(|s| !s.starts_with('{'))
+        .collect();
+    let resource = names.first().copied().unwrap_or("root");
+    let sub = if names.len() > 1 {
+        names[1..].join(".")
+    } else {
+        String::new()
+    };
+    let verb = match (method, ends_with_param, sub.is_empty()) {
+        ("GET", true, _) => "read",
+        ("GET", false, true) => "list",
+        ("GET", false, false) => "read",
+        ("POST", _, true) => "create",
+        ("PATCH", _, _) => "update",
+        ("PUT", _, _) => "set",
+        ("DELETE", _, _) => "delete",
+        _ => "",
+    };
+    match (sub.is_empty(), verb.is_empty()) {
+        (true, _) => format!("{resource}.{verb}"),
+        (false, true) => format!("{resource}.{sub}"),
+        (false, false) if method == "POST" => format!("{resource}.{sub}"),
+        (false, false) => format!("{resource}.{sub}.{verb}"),
+    }
+}
+
+/// Records one audit event per request to a protected route.
+pub async fn record_access(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let ctx = match AuditCtx::from_request_parts(&mut parts, &state).await {
+        Ok(c) => c,
+        Err(never) => match never {},
+    };
+    let params: Vec<(String, String)> = RawPathParams::from_request_parts(&mut parts, &state)
+        .await
+        .map(|p| {
+            p.iter()
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let response = next.run(Request::from_parts(parts, body)).await;
+
+    let actor = response
+        .extensions()
+        .get::<CurrentUser>()
+        .map(|c| c.0.clone());
+    let mut patient_ids = response
+        .extensions()
+        .get::<AuditPatients>()
+        .map(|p| p.0.clone())
+        .unwrap_or_default();
+    if patient_ids.is_empty() && ctx.route.starts_with("/api/v1/patients/{id}") {
+        patient_ids.extend(
+            params
+                .iter()
+                .filter(|(k, _)| k == "id")
+                .map(|(_, v)| v.clone()),
+        );
+    }
+    let target_ids = params.into_iter().map(|(_, v)| v).take(4).collect();
+    let mut event = ctx.event(
+        &action_name(&ctx.method, &ctx.route),
+        actor.as_ref(),
+        response.status().as_u16(),
+        target_ids,
+        None,
+    );
+    event.patient_ids = patient_ids;
+    let repo = state.repos.audit.clone();
+    tokio::spawn(async move {
+        if let Err(e) = repo.record(event).await {
+            tracing::error!(error = %e, "audit event could not be written");
+        }
+    });
+    response
+}
 
 /// Who asked what, captured from the request for its audit event.
 #[derive(Debug, Clone)]

@@ -10,7 +10,7 @@ use axum::{
     extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State},
     http::{header, request::Parts, Method},
     middleware::Next,
-    response::Response,
+    response::{IntoResponse, Response},
 };
 
 use crate::{
@@ -126,9 +126,14 @@ pub async fn require_permission(
     }
     let principal = authenticate(&state, req.headers()).await?;
     let matrix = state.permissions.get(&state.repos.permissions).await?;
-    if !matrix.allows(principal.role, &principal.overrides, &route) {
-        return Err(AppError::Forbidden(format!("you may not call {route}")));
-    }
-    req.extensions_mut().insert(CurrentUser(principal));
-    Ok(next.run(req).await)
+    let caller = CurrentUser(principal.clone());
+    let mut response = if matrix.allows(principal.role, &principal.overrides, &route) {
+        req.extensions_mut().insert(caller.clone());
+        next.run(req).await
+    } else {
+        AppError::Forbidden(format!("you may not call {route}")).into_response()
+    };
+    // For the audit layer outside this one: who it was, allowed or not.
+    response.extensions_mut().insert(caller);
+    Ok(response)
 }

@@ -39,6 +39,9 @@ fn protected_v1() -> OpenApiRouter<AppState> {
         .merge(routes::auth::protected_router())
         .merge(routes::users::router())
         .merge(routes::permissions::router())
+        .merge(routes::hospitals::router())
+        .merge(routes::patients::router())
+        .merge(routes::audit::router())
 }
 
 fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(&'static str, &mut Operation)> {
@@ -91,10 +94,16 @@ pub fn build_app(state: AppState) -> Router {
             )]);
         }
     }
-    let protected = protected.route_layer(axum::middleware::from_fn_with_state(
-        state.clone(),
-        auth::require_permission,
-    ));
+    // Guard first, audit outside it, so refused attempts are recorded too.
+    let protected = protected
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_permission,
+        ))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            audit::record_access,
+        ));
     let (router, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::health::router())
         .nest(API_PREFIX, public_v1().merge(protected))

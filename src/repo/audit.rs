@@ -1,13 +1,26 @@
 //! The append-only `audit_events` collection. This module only inserts and
 //! reads; nothing in the service updates or deletes an audit event.
 
+use futures::TryStreamExt;
 use mongodb::{
-    bson::{oid::ObjectId, DateTime, Document},
+    bson::{doc, oid::ObjectId, DateTime, Document},
     Collection, Database,
 };
 use serde::{Deserialize, Serialize};
 
+use super::PageRequest;
 use crate::{domain::UserId, error::Result};
+
+/// What `GET /audit` and a patient's access log filter on.
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub actor_id: Option<UserId>,
+    pub patient_id: Option<String>,
+    pub action: Option<String>,
+    pub from: Option<DateTime>,
+    /// Exclusive upper bound.
+    pub before: Option<DateTime>,
+}
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AuditEvent {
@@ -49,15 +62,37 @@ impl AuditRepo {
         Ok(())
     }
 
-    pub async fn find(&self, filter: Document, limit: i64) -> Result<Vec<AuditEvent>> {
-        use futures::TryStreamExt;
-        Ok(self
+    pub async fn list(&self, f: &AuditFilter, page: PageRequest) -> Result<(Vec<AuditEvent>, u64)> {
+        let mut filter = doc! {};
+        if let Some(v) = f.actor_id {
+            filter.insert("actor_id", v);
+        }
+        if let Some(v) = &f.patient_id {
+            filter.insert("patient_ids", v);
+        }
+        if let Some(v) = &f.action {
+            filter.insert("action", v);
+        }
+        let mut at = doc! {};
+        if let Some(from) = f.from {
+            at.insert("$gte", from);
+        }
+        if let Some(before) = f.before {
+            at.insert("$lt", before);
+        }
+        if !at.is_empty() {
+            filter.insert("at", at);
+        }
+        let total = self.coll.count_documents(filter.clone()).await?;
+        let items = self
             .coll
             .find(filter)
-            .sort(mongodb::bson::doc! { "at": -1, "_id": -1 })
-            .limit(limit)
+            .sort(doc! { "at": -1, "_id": -1 })
+            .skip(page.skip())
+            .limit(i64::try_from(page.per_page).unwrap_or(100))
             .await?
             .try_collect()
-            .await?)
+            .await?;
+        Ok((items, total))
     }
 }

@@ -3,6 +3,9 @@
 
 pub mod audit;
 pub mod avatars;
+pub mod history;
+pub mod hospitals;
+pub mod patients;
 pub mod permissions;
 pub mod refresh_tokens;
 pub mod users;
@@ -42,6 +45,9 @@ pub struct Repos {
     pub permissions: permissions::PermissionsRepo,
     pub audit: audit::AuditRepo,
     pub avatars: avatars::AvatarsRepo,
+    pub hospitals: hospitals::HospitalsRepo,
+    pub patients: patients::PatientsRepo,
+    pub history: history::HistoryRepo,
 }
 
 impl Repos {
@@ -52,6 +58,9 @@ impl Repos {
             permissions: permissions::PermissionsRepo::new(db),
             audit: audit::AuditRepo::new(db),
             avatars: avatars::AvatarsRepo::new(db),
+            hospitals: hospitals::HospitalsRepo::new(db),
+            patients: patients::PatientsRepo::new(db),
+            history: history::HistoryRepo::new(db),
         }
     }
 }

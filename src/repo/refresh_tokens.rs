@@ -69,7 +69,7 @@ impl RefreshTokensRepo {
         let res = self
             .coll
             .update_one(
-                doc! { "_id": id, "spent_at": null, "revoked_at": null },
+                doc! { "_id": id, "spent_at": { "$eq": null }, "revoked_at": { "$eq": null } },
                 doc! { "$currentDate": { "spent_at": true } },
             )
             .await?;
@@ -80,7 +80,7 @@ impl RefreshTokensRepo {
         let res = self
             .coll
             .update_many(
-                doc! { "family_id": family_id, "revoked_at": null },
+                doc! { "family_id": family_id, "revoked_at": { "$eq": null } },
                 doc! { "$currentDate": { "revoked_at": true } },
             )
             .await?;
@@ -91,7 +91,7 @@ impl RefreshTokensRepo {
         let res = self
             .coll
             .update_many(
-                doc! { "user_id": user_id, "revoked_at": null },
+                doc! { "user_id": user_id, "revoked_at": { "$eq": null } },
                 doc! { "$currentDate": { "revoked_at": true } },
             )
             .await?;
@@ -103,7 +103,7 @@ impl RefreshTokensRepo {
         let res = self
             .coll
             .update_one(
-                doc! { "token_hash": token_hash, "user_id": user_id, "revoked_at": null },
+                doc! { "token_hash": token_hash, "user_id": user_id, "revoked_at": { "$eq": null } },
                 doc! { "$currentDate": { "revoked_at": true } },
             )
             .await?;

@@ -5,7 +5,6 @@ use std::collections::HashSet;
 
 use axum::http::StatusCode;
 use healthcrm::{domain::user::Role, seed};
-use mongodb::bson::doc;
 use serde_json::json;
 
 use crate::helpers::TestApp;
@@ -145,12 +144,15 @@ async fn a_permission_change_takes_effect_on_the_next_request() {
         .expect("rules")
         .iter()
         .any(|r| r["path"] == "/api/v1/users" && r["method"] == "GET" && r["allow"] == false));
-    let events = app
-        .repos()
-        .audit
-        .find(doc! { "action": "permissions.update" }, 10)
-        .await
-        .expect("audit");
+    let filter = healthcrm::repo::audit::AuditFilter {
+        action: Some("permissions.update".into()),
+        ..Default::default()
+    };
+    let page = healthcrm::repo::PageRequest {
+        page: 1,
+        per_page: 10,
+    };
+    let (events, _) = app.repos().audit.list(&filter, page).await.expect("audit");
     assert_eq!(events.len(), 2);
     let first = events.last().expect("first change");
     assert_eq!(first.actor_id, Some(admin.id));

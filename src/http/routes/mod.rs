@@ -1,6 +1,9 @@
 //! One module per resource, each exposing `router()` with its handlers and DTOs.
 
+pub mod audit;
 pub mod auth;
 pub mod health;
+pub mod hospitals;
+pub mod patients;
 pub mod permissions;
 pub mod users;

@@ -1,0 +1,43 @@
+//! Partner hospitals.
+
+use mongodb::bson::DateTime;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use validator::Validate;
+
+use super::{HospitalId, UserId};
+
+/// How to reach a hospital's international patient office.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    #[validate(length(max = 100))]
+    pub person: Option<String>,
+    #[validate(email(message = "must be a valid email"), length(max = 254))]
+    pub email: Option<String>,
+    #[validate(length(min = 3, max = 40))]
+    pub phone: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Hospital {
+    #[serde(rename = "_id")]
+    pub id: HospitalId,
+    pub name: String,
+    /// For the (country, name) uniqueness that ignores case.
+    pub name_lower: String,
+    pub location: String,
+    pub country: String,
+    pub contact: Option<Contact>,
+    #[serde(default)]
+    pub specialties: Vec<String>,
+    /// Default commission in basis points (1250 = 12.5 %).
+    pub commission_bps: i32,
+    pub currency: String,
+    #[serde(deserialize_with = "crate::db::lenient_bool")]
+    pub active: bool,
+    pub created_at: DateTime,
+    pub created_by: Option<UserId>,
+    pub updated_at: DateTime,
+    pub updated_by: Option<UserId>,
+}

@@ -1,0 +1,134 @@
+//! Patients: the stored document, statuses and the treatment-status workflow.
+
+use mongodb::bson::DateTime;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{HospitalId, PatientId, UserId};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PatientStatus {
+    New,
+    Repeat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TreatmentStatus {
+    Inquiry,
+    Denied,
+    Ready,
+    Coming,
+    Completed,
+}
+
+impl TreatmentStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TreatmentStatus::Inquiry => "inquiry",
+            TreatmentStatus::Denied => "denied",
+            TreatmentStatus::Ready => "ready",
+            TreatmentStatus::Coming => "coming",
+            TreatmentStatus::Completed => "completed",
+        }
+    }
+
+    /// Where a patient may go from here. Staying put is always allowed.
+    /// `completed` never returns to `inquiry`; leaving it for `ready` starts
+    /// another treatment (and makes the patient a repeat patient).
+    pub fn allowed_next(self) -> &'static [TreatmentStatus] {
+        use TreatmentStatus::*;
+        match self {
+            Inquiry => &[Ready, Denied],
+            Ready => &[Coming, Denied, Inquiry],
+            Coming => &[Completed, Ready, Denied],
+            Denied => &[Inquiry],
+            Completed => &[Ready],
+        }
+    }
+
+    pub fn can_become(self, next: TreatmentStatus) -> bool {
+        self == next || self.allowed_next().contains(&next)
+    }
+}
+
+impl PatientStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PatientStatus::New => "new",
+            PatientStatus::Repeat => "repeat",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PatientContact {
+    pub email: Option<String>,
+    pub phone: Option<String>,
+}
+
+/// One entry of a patient's hospital assignment history.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HospitalAssignment {
+    pub hospital_id: HospitalId,
+    pub by: UserId,
+    pub at: DateTime,
+}
+
+/// The stored patient. Updates replace the whole document, guarded by
+/// `version` (optimistic concurrency; see the README's compatibility notes
+/// on why dates are never `$set` one by one).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Patient {
+    #[serde(rename = "_id")]
+    pub id: PatientId,
+    pub name: String,
+    pub name_lower: String,
+    pub age: Option<i32>,
+    /// Midnight UTC of the birth date.
+    pub date_of_birth: Option<DateTime>,
+    pub country: String,
+    pub contact: Option<PatientContact>,
+    /// How the inquiry reached us (web form, referral, ...).
+    pub source: Option<String>,
+    #[serde(default)]
+    pub medical_history: Vec<String>,
+    /// Lower-cased conditions, for filtering and grouping.
+    #[serde(default)]
+    pub medical_history_lower: Vec<String>,
+    pub status: PatientStatus,
+    pub treatment_status: TreatmentStatus,
+    pub denial_reason: Option<String>,
+    pub assigned_to: Option<UserId>,
+    pub hospital_id: Option<HospitalId>,
+    #[serde(default)]
+    pub hospital_history: Vec<HospitalAssignment>,
+    /// Midnight UTC of the day the next follow-up is due.
+    pub next_follow_up: Option<DateTime>,
+    pub version: i64,
+    pub deleted_at: Option<DateTime>,
+    pub deleted_by: Option<UserId>,
+    pub created_at: DateTime,
+    pub created_by: UserId,
+    pub updated_at: DateTime,
+    pub updated_by: UserId,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TreatmentStatus::*;
+
+    #[test]
+    fn workflow() {
+        assert!(
+            Inquiry.can_become(Ready) && Ready.can_become(Coming) && Coming.can_become(Completed)
+        );
+        assert!(!Completed.can_become(Inquiry));
+        assert!(!Inquiry.can_become(Completed));
+        assert!(Completed.can_become(Ready));
+        assert!(Denied.can_become(Inquiry) && !Denied.can_become(Coming));
+        assert!(Coming.can_become(Coming));
+    }
+}

@@ -1,0 +1,333 @@
+//! Partner hospitals: CRUD with filters, the patients assigned to each.
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
+use chrono::{DateTime, Utc};
+use mongodb::bson::DateTime as BsonDateTime;
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use validator::{Validate, ValidationError};
+
+use super::patients::{PageOnly, PatientResponse};
+use crate::{
+    domain::{
+        hospital::{Contact, Hospital},
+        iso::{validate_country, validate_currency},
+        HospitalId,
+    },
+    error::{AppError, ErrorResponse},
+    http::{
+        audit::AuditPatients,
+        auth::CurrentUser,
+        dto::{page_request, Page},
+        extract::{ApiJson, ApiPath, ApiQuery},
+    },
+    repo::{
+        hospitals::{HospitalChanges, HospitalFilter},
+        patients::{PatientFilter, PatientSort},
+    },
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_hospitals, create_hospital))
+        .routes(routes!(get_hospital, update_hospital, delete_hospital))
+        .routes(routes!(hospital_patients))
+}
+
+fn validate_specialties(list: &[String]) -> Result<(), ValidationError> {
+    if list.len() > 100
+        || list
+            .iter()
+            .any(|s| s.trim().is_empty() || s.chars().count() > 100)
+    {
+        return Err(ValidationError::new("specialties")
+            .with_message("at most 100 specialties of 1 to 100 characters".into()));
+    }
+    Ok(())
+}
+
+fn validate_text(s: &str) -> Result<(), ValidationError> {
+    let len = s.trim().chars().count();
+    if len == 0 || len > 200 {
+        return Err(
+            ValidationError::new("length").with_message("must be 1 to 200 characters".into())
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateHospital {
+    #[validate(custom(function = "validate_text"))]
+    pub name: String,
+    /// City or address.
+    #[validate(custom(function = "validate_text"))]
+    pub location: String,
+    /// ISO 3166-1 alpha-2.
+    #[validate(custom(function = "validate_country"))]
+    pub country: String,
+    #[validate(nested)]
+    pub contact: Option<Contact>,
+    #[validate(custom(function = "validate_specialties"))]
+    pub specialties: Option<Vec<String>>,
+    /// Default commission in basis points (0..=10000; 1250 = 12.5 %).
+    #[validate(range(min = 0, max = 10000))]
+    pub commission_bps: i32,
+    /// ISO 4217 currency of the commission terms.
+    #[validate(custom(function = "validate_currency"))]
+    pub currency: String,
+    /// Defaults to true.
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateHospital {
+    #[validate(custom(function = "validate_text"))]
+    pub name: Option<String>,
+    #[validate(custom(function = "validate_text"))]
+    pub location: Option<String>,
+    #[validate(custom(function = "validate_country"))]
+    pub country: Option<String>,
+    #[validate(nested)]
+    pub contact: Option<Contact>,
+    #[validate(custom(function = "validate_specialties"))]
+    pub specialties: Option<Vec<String>>,
+    #[validate(range(min = 0, max = 10000))]
+    pub commission_bps: Option<i32>,
+    #[validate(custom(function = "validate_currency"))]
+    pub currency: Option<String>,
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct HospitalResponse {
+    pub id: HospitalId,
+    pub name: String,
+    pub location: String,
+    pub country: String,
+    pub contact: Option<Contact>,
+    pub specialties: Vec<String>,
+    pub commission_bps: i32,
+    pub currency: String,
+    pub active: bool,
+    /// Live patients currently assigned (on single reads only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub patients_assigned: Option<u64>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl HospitalResponse {
+    fn new(h: &Hospital, patients_assigned: Option<u64>) -> Self {
+        HospitalResponse {
+            id: h.id,
+            name: h.name.clone(),
+            location: h.location.clone(),
+            country: h.country.clone(),
+            contact: h.contact.clone(),
+            specialties: h.specialties.clone(),
+            commission_bps: h.commission_bps,
+            currency: h.currency.clone(),
+            active: h.active,
+            patients_assigned,
+            created_at: h.created_at.to_chrono(),
+            updated_at: h.updated_at.to_chrono(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ListHospitalsQuery {
+    pub page: Option<u64>,
+    pub per_page: Option<u64>,
+    /// Name contains, case-insensitive.
+    #[validate(length(max = 100))]
+    pub q: Option<String>,
+    #[validate(custom(function = "validate_country"))]
+    pub country: Option<String>,
+    pub active: Option<bool>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct HospitalPath {
+    /// The hospital's id.
+    pub id: HospitalId,
+}
+
+fn clean(list: Vec<String>) -> Vec<String> {
+    list.into_iter().map(|s| s.trim().to_owned()).collect()
+}
+
+async fn load(state: &AppState, id: HospitalId) -> Result<Hospital, AppError> {
+    state
+        .repos
+        .hospitals
+        .find(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("hospital"))
+}
+
+/// List hospitals.
+#[utoipa::path(get, path = "/hospitals", tag = "hospitals", params(ListHospitalsQuery),
+    responses((status = 200, body = Page<HospitalResponse>), (status = 400, body = ErrorResponse)))]
+pub async fn list_hospitals(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ListHospitalsQuery>,
+) -> Result<Json<Page<HospitalResponse>>, AppError> {
+    let page = page_request(q.page, q.per_page)?;
+    let filter = HospitalFilter {
+        q: q.q,
+        country: q.country,
+        active: q.active,
+    };
+    let (items, total) = state.repos.hospitals.list(&filter, page).await?;
+    Ok(Json(Page::new(
+        items
+            .iter()
+            .map(|h| HospitalResponse::new(h, None))
+            .collect(),
+        page,
+        total,
+    )))
+}
+
+/// Add a partner hospital. Names are unique per country (ignoring case).
+#[utoipa::path(post, path = "/hospitals", tag = "hospitals", request_body = CreateHospital,
+    responses(
+        (status = 201, body = HospitalResponse),
+        (status = 409, description = "Same name in the same country", body = ErrorResponse),
+        (status = 422, body = ErrorResponse),
+    ))]
+pub async fn create_hospital(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ApiJson(body): ApiJson<CreateHospital>,
+) -> Result<(StatusCode, Json<HospitalResponse>), AppError> {
+    let now = BsonDateTime::now();
+    let name = body.name.trim().to_owned();
+    let hospital = Hospital {
+        id: HospitalId::new(),
+        name_lower: name.to_lowercase(),
+        name,
+        location: body.location.trim().to_owned(),
+        country: body.country,
+        contact: body.contact,
+        specialties: clean(body.specialties.unwrap_or_default()),
+        commission_bps: body.commission_bps,
+        currency: body.currency,
+        active: body.active.unwrap_or(true),
+        created_at: now,
+        created_by: Some(me.id),
+        updated_at: now,
+        updated_by: Some(me.id),
+    };
+    state.repos.hospitals.create(&hospital).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(HospitalResponse::new(&hospital, Some(0))),
+    ))
+}
+
+/// Read a hospital, with the number of patients assigned to it.
+#[utoipa::path(get, path = "/hospitals/{id}", tag = "hospitals", params(HospitalPath),
+    responses((status = 200, body = HospitalResponse), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn get_hospital(
+    State(state): State<AppState>,
+    ApiPath(HospitalPath { id }): ApiPath<HospitalPath>,
+) -> Result<Json<HospitalResponse>, AppError> {
+    let hospital = load(&state, id).await?;
+    let assigned = state.repos.patients.count_assigned(id).await?;
+    Ok(Json(HospitalResponse::new(&hospital, Some(assigned))))
+}
+
+/// Update a hospital (deactivate it with `{"active": false}`).
+#[utoipa::path(patch, path = "/hospitals/{id}", tag = "hospitals", params(HospitalPath), request_body = UpdateHospital,
+    responses(
+        (status = 200, body = HospitalResponse),
+        (status = 404, body = ErrorResponse),
+        (status = 409, body = ErrorResponse),
+        (status = 422, body = ErrorResponse),
+    ))]
+pub async fn update_hospital(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ApiPath(HospitalPath { id }): ApiPath<HospitalPath>,
+    ApiJson(body): ApiJson<UpdateHospital>,
+) -> Result<Json<HospitalResponse>, AppError> {
+    let changes = HospitalChanges {
+        name: body.name.map(|n| n.trim().to_owned()),
+        location: body.location.map(|l| l.trim().to_owned()),
+        country: body.country,
+        contact: body.contact.map(Some),
+        specialties: body.specialties.map(clean),
+        commission_bps: body.commission_bps,
+        currency: body.currency,
+        active: body.active,
+    };
+    let updated = state
+        .repos
+        .hospitals
+        .update(id, changes, me.id)
+        .await?
+        .ok_or_else(|| AppError::not_found("hospital"))?;
+    let assigned = state.repos.patients.count_assigned(id).await?;
+    Ok(Json(HospitalResponse::new(&updated, Some(assigned))))
+}
+
+/// Delete a hospital nobody refers to; otherwise 409 (deactivate it instead).
+#[utoipa::path(delete, path = "/hospitals/{id}", tag = "hospitals", params(HospitalPath),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, body = ErrorResponse),
+        (status = 409, description = "Patients or treatments refer to it", body = ErrorResponse),
+    ))]
+pub async fn delete_hospital(
+    State(state): State<AppState>,
+    ApiPath(HospitalPath { id }): ApiPath<HospitalPath>,
+) -> Result<StatusCode, AppError> {
+    load(&state, id).await?;
+    if state.repos.patients.references_hospital(id).await? {
+        return Err(AppError::conflict(
+            "patients are or were assigned to this hospital; deactivate it instead",
+        ));
+    }
+    if !state.repos.hospitals.delete(id).await? {
+        return Err(AppError::not_found("hospital"));
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// The live patients assigned to a hospital.
+#[utoipa::path(get, path = "/hospitals/{id}/patients", tag = "hospitals", params(HospitalPath, PageOnly),
+    responses((status = 200, body = Page<PatientResponse>), (status = 404, body = ErrorResponse)))]
+pub async fn hospital_patients(
+    State(state): State<AppState>,
+    ApiPath(HospitalPath { id }): ApiPath<HospitalPath>,
+    ApiQuery(q): ApiQuery<PageOnly>,
+) -> Result<impl IntoResponse, AppError> {
+    let page = page_request(q.page, q.per_page)?;
+    load(&state, id).await?;
+    let filter = PatientFilter {
+        hospital_id: Some(id),
+        ..Default::default()
+    };
+    let (patients, total) = state
+        .repos
+        .patients
+        .list(&filter, PatientSort::NameAsc, page)
+        .await?;
+    let audit = AuditPatients(patients.iter().map(|p| p.id.to_string()).collect());
+    let body = Page::new(
+        patients.iter().map(PatientResponse::from).collect(),
+        page,
+        total,
+    );
+    Ok((axum::Extension(audit), Json(body)))
+}

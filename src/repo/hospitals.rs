@@ -1,0 +1,156 @@
+//! The `hospitals` collection.
+
+use futures::TryStreamExt;
+use mongodb::{
+    bson::{doc, to_bson, Document},
+    options::{FindOneAndUpdateOptions, ReturnDocument},
+    Collection, Database,
+};
+
+use super::{regex_escape, PageRequest};
+use crate::{
+    db,
+    domain::{
+        hospital::{Contact, Hospital},
+        HospitalId, UserId,
+    },
+    error::{AppError, Result},
+};
+
+#[derive(Debug, Default, Clone)]
+pub struct HospitalFilter {
+    pub q: Option<String>,
+    pub country: Option<String>,
+    pub active: Option<bool>,
+}
+
+/// Fields an update may change; `None` leaves a field as it is.
+#[derive(Debug, Default)]
+pub struct HospitalChanges {
+    pub name: Option<String>,
+    pub location: Option<String>,
+    pub country: Option<String>,
+    pub contact: Option<Option<Contact>>,
+    pub specialties: Option<Vec<String>>,
+    pub commission_bps: Option<i32>,
+    pub currency: Option<String>,
+    pub active: Option<bool>,
+}
+
+#[derive(Clone)]
+pub struct HospitalsRepo {
+    coll: Collection<Hospital>,
+}
+
+/// Unique per (country, lower-cased name).
+const UNIQUE_FIELD: &str = "name";
+
+impl HospitalsRepo {
+    pub fn new(db: &Database) -> Self {
+        HospitalsRepo {
+            coll: db.collection("hospitals"),
+        }
+    }
+
+    pub async fn create(&self, hospital: &Hospital) -> Result<()> {
+        self.coll
+            .insert_one(hospital)
+            .await
+            .map_err(|e| db::unique_violation(e, UNIQUE_FIELD))?;
+        Ok(())
+    }
+
+    pub async fn find(&self, id: HospitalId) -> Result<Option<Hospital>> {
+        Ok(self.coll.find_one(doc! { "_id": id }).await?)
+    }
+
+    fn filter(f: &HospitalFilter) -> Document {
+        let mut filter = doc! {};
+        if let Some(country) = &f.country {
+            filter.insert("country", country);
+        }
+        if let Some(active) = f.active {
+            filter.insert("active", active);
+        }
+        if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            filter.insert(
+                "name_lower",
+                doc! { "$regex": regex_escape(&q.to_lowercase()) },
+            );
+        }
+        filter
+    }
+
+    pub async fn list(
+        &self,
+        f: &HospitalFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<Hospital>, u64)> {
+        let filter = Self::filter(f);
+        let total = self.coll.count_documents(filter.clone()).await?;
+        let items = self
+            .coll
+            .find(filter)
+            .sort(doc! { "name_lower": 1, "_id": 1 })
+            .skip(page.skip())
+            .limit(i64::try_from(page.per_page).unwrap_or(100))
+            .await?
+            .try_collect()
+            .await?;
+        Ok((items, total))
+    }
+
+    pub async fn update(
+        &self,
+        id: HospitalId,
+        c: HospitalChanges,
+        by: UserId,
+    ) -> Result<Option<Hospital>> {
+        let mut set = doc! { "updated_by": by };
+        if let Some(name) = c.name {
+            set.insert("name_lower", name.to_lowercase());
+            set.insert("name", name);
+        }
+        if let Some(v) = c.location {
+            set.insert("location", v);
+        }
+        if let Some(v) = c.country {
+            set.insert("country", v);
+        }
+        if let Some(v) = c.contact {
+            set.insert("contact", to_bson(&v).map_err(AppError::internal)?);
+        }
+        if let Some(v) = c.specialties {
+            set.insert("specialties", v);
+        }
+        if let Some(v) = c.commission_bps {
+            set.insert("commission_bps", v);
+        }
+        if let Some(v) = c.currency {
+            set.insert("currency", v);
+        }
+        if let Some(v) = c.active {
+            set.insert("active", v);
+        }
+        let options = FindOneAndUpdateOptions::builder()
+            .return_document(ReturnDocument::After)
+            .build();
+        self.coll
+            .find_one_and_update(
+                doc! { "_id": id },
+                doc! { "$set": set, "$currentDate": { "updated_at": true } },
+            )
+            .with_options(options)
+            .await
+            .map_err(|e| db::unique_violation(e, UNIQUE_FIELD))
+    }
+
+    pub async fn delete(&self, id: HospitalId) -> Result<bool> {
+        Ok(self
+            .coll
+            .delete_one(doc! { "_id": id })
+            .await?
+            .deleted_count
+            == 1)
+    }
+}

@@ -1,0 +1,183 @@
+//! The `patients` collection. Soft-deleted patients are invisible to every
+//! read here except [`PatientsRepo::find_including_deleted`].
+
+use futures::TryStreamExt;
+use mongodb::{
+    bson::{doc, Bson, DateTime, Document},
+    Collection, Database,
+};
+
+use super::{regex_escape, PageRequest};
+use crate::{
+    domain::{
+        patient::{Patient, PatientStatus, TreatmentStatus},
+        HospitalId, PatientId, UserId,
+    },
+    error::Result,
+};
+
+#[derive(Debug, Default, Clone)]
+pub struct PatientFilter {
+    /// Name contains (case-insensitive).
+    pub q: Option<String>,
+    pub country: Option<String>,
+    /// A condition in the medical history (case-insensitive, exact).
+    pub disease: Option<String>,
+    pub status: Option<PatientStatus>,
+    pub treatment_status: Option<TreatmentStatus>,
+    pub hospital_id: Option<HospitalId>,
+    pub created_by: Option<UserId>,
+    pub assigned_to: Option<UserId>,
+    pub created_from: Option<DateTime>,
+    /// Exclusive upper bound.
+    pub created_before: Option<DateTime>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PatientSort {
+    #[default]
+    CreatedDesc,
+    CreatedAsc,
+    UpdatedDesc,
+    UpdatedAsc,
+    NameAsc,
+    NameDesc,
+}
+
+impl PatientSort {
+    fn document(self) -> Document {
+        match self {
+            PatientSort::CreatedDesc => doc! { "created_at": -1, "_id": -1 },
+            PatientSort::CreatedAsc => doc! { "created_at": 1, "_id": 1 },
+            PatientSort::UpdatedDesc => doc! { "updated_at": -1, "_id": -1 },
+            PatientSort::UpdatedAsc => doc! { "updated_at": 1, "_id": 1 },
+            PatientSort::NameAsc => doc! { "name_lower": 1, "_id": 1 },
+            PatientSort::NameDesc => doc! { "name_lower": -1, "_id": -1 },
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct PatientsRepo {
+    coll: Collection<Patient>,
+}
+
+/// Not soft-deleted. Written `$eq: null` rather than `null`: the stand-in's
+/// count path reads `{field: null}` as "missing" only (README notes).
+fn live() -> Document {
+    doc! { "deleted_at": { "$eq": Bson::Null } }
+}
+
+impl PatientsRepo {
+    pub fn new(db: &Database) -> Self {
+        PatientsRepo {
+            coll: db.collection("patients"),
+        }
+    }
+
+    pub async fn insert(&self, patient: &Patient) -> Result<()> {
+        self.coll.insert_one(patient).await?;
+        Ok(())
+    }
+
+    pub async fn find(&self, id: PatientId) -> Result<Option<Patient>> {
+        let mut filter = live();
+        filter.insert("_id", id);
+        Ok(self.coll.find_one(filter).await?)
+    }
+
+    pub async fn find_including_deleted(&self, id: PatientId) -> Result<Option<Patient>> {
+        Ok(self.coll.find_one(doc! { "_id": id }).await?)
+    }
+
+    /// Replaces the stored document if it still has `expected_version`;
+    /// `false` means someone else changed it first.
+    pub async fn replace(&self, patient: &Patient, expected_version: i64) -> Result<bool> {
+        let res = self
+            .coll
+            .replace_one(
+                doc! { "_id": patient.id, "version": expected_version },
+                patient,
+            )
+            .await?;
+        Ok(res.matched_count == 1)
+    }
+
+    pub fn filter(f: &PatientFilter) -> Document {
+        let mut filter = live();
+        if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+            filter.insert(
+                "name_lower",
+                doc! { "$regex": regex_escape(&q.to_lowercase()) },
+            );
+        }
+        if let Some(v) = &f.country {
+            filter.insert("country", v);
+        }
+        if let Some(v) = &f.disease {
+            filter.insert("medical_history_lower", v.trim().to_lowercase());
+        }
+        if let Some(v) = f.status {
+            filter.insert("status", v.as_str());
+        }
+        if let Some(v) = f.treatment_status {
+            filter.insert("treatment_status", v.as_str());
+        }
+        if let Some(v) = f.hospital_id {
+            filter.insert("hospital_id", v);
+        }
+        if let Some(v) = f.created_by {
+            filter.insert("created_by", v);
+        }
+        if let Some(v) = f.assigned_to {
+            filter.insert("assigned_to", v);
+        }
+        let mut created = doc! {};
+        if let Some(from) = f.created_from {
+            created.insert("$gte", from);
+        }
+        if let Some(before) = f.created_before {
+            created.insert("$lt", before);
+        }
+        if !created.is_empty() {
+            filter.insert("created_at", created);
+        }
+        filter
+    }
+
+    pub async fn list(
+        &self,
+        f: &PatientFilter,
+        sort: PatientSort,
+        page: PageRequest,
+    ) -> Result<(Vec<Patient>, u64)> {
+        let filter = Self::filter(f);
+        let total = self.coll.count_documents(filter.clone()).await?;
+        let items = self
+            .coll
+            .find(filter)
+            .sort(sort.document())
+            .skip(page.skip())
+            .limit(i64::try_from(page.per_page).unwrap_or(100))
+            .await?
+            .try_collect()
+            .await?;
+        Ok((items, total))
+    }
+
+    /// Live patients currently assigned to `hospital`.
+    pub async fn count_assigned(&self, hospital: HospitalId) -> Result<u64> {
+        let mut filter = live();
+        filter.insert("hospital_id", hospital);
+        Ok(self.coll.count_documents(filter).await?)
+    }
+
+    /// Whether any patient, deleted or not, is or was assigned to `hospital`.
+    pub async fn references_hospital(&self, hospital: HospitalId) -> Result<bool> {
+        let filter = doc! { "$or": [
+            { "hospital_id": hospital },
+            { "hospital_history.hospital_id": hospital },
+        ] };
+        Ok(self.coll.count_documents(filter).limit(1).await? > 0)
+    }
+}

@@ -1,0 +1,166 @@
+//! Hospitals through the API.
+
+use axum::http::StatusCode;
+use healthcrm::domain::user::Role;
+use serde_json::{json, Value};
+
+use crate::helpers::{Session, TestApp};
+
+pub fn hospital_body(name: &str, country: &str) -> Value {
+    json!({"name": name, "location": "Istanbul", "country": country, "commission_bps": 1250,
+           "currency": "EUR", "specialties": ["orthopedics", "cardiology"],
+           "contact": {"person": "Ayse", "email": "intl@hospital.test", "phone": "+90 212 000 00 00"}})
+}
+
+pub async fn create_hospital(app: &TestApp, s: &Session, name: &str) -> String {
+    let res = app
+        .post_as(s, "/api/v1/hospitals", &hospital_body(name, "TR"))
+        .await;
+    assert_eq!(
+        res.status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&res.body)
+    );
+    res.json()["id"].as_str().expect("id").to_owned()
+}
+
+#[tokio::test]
+async fn hospitals_crud_with_unique_names_per_country() {
+    let app = TestApp::spawn().await;
+    let admin = app.login_as(Role::Admin).await;
+    let id = create_hospital(&app, &admin, "Acibadem Maslak").await;
+    let got = app
+        .get_as(&admin, &format!("/api/v1/hospitals/{id}"))
+        .await
+        .json();
+    assert_eq!(got["name"], "Acibadem Maslak");
+    assert_eq!(got["commission_bps"], 1250);
+    assert_eq!(got["patients_assigned"], 0);
+    assert_eq!(got["active"], true);
+
+    let dup = app
+        .post_as(
+            &admin,
+            "/api/v1/hospitals",
+            &hospital_body("ACIBADEM maslak", "TR"),
+        )
+        .await;
+    dup.assert_error(StatusCode::CONFLICT, "conflict");
+    let other_country = app
+        .post_as(
+            &admin,
+            "/api/v1/hospitals",
+            &hospital_body("Acibadem Maslak", "DE"),
+        )
+        .await;
+    assert_eq!(other_country.status, StatusCode::CREATED);
+
+    let res = app
+        .patch_as(
+            &admin,
+            &format!("/api/v1/hospitals/{id}"),
+            &json!({"active": false, "commission_bps": 1500}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    assert_eq!(res.json()["active"], false);
+    assert_eq!(res.json()["commission_bps"], 1500);
+    assert_eq!(
+        app.get_as(&admin, &format!("/api/v1/hospitals/{id}"))
+            .await
+            .json()["active"],
+        false
+    );
+
+    let listed = app
+        .get_as(&admin, "/api/v1/hospitals?country=TR")
+        .await
+        .json();
+    assert_eq!(listed["total"], 1);
+    let listed = app
+        .get_as(&admin, "/api/v1/hospitals?q=maslak&active=true")
+        .await
+        .json();
+    assert_eq!(listed["total"], 1, "only the German one is active");
+
+    assert_eq!(
+        app.delete_as(&admin, &format!("/api/v1/hospitals/{id}"))
+            .await
+            .status,
+        StatusCode::NO_CONTENT
+    );
+    app.get_as(&admin, &format!("/api/v1/hospitals/{id}"))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn bad_hospital_input_is_refused() {
+    let app = TestApp::spawn().await;
+    let admin = app.login_as(Role::Admin).await;
+    let mut cases = Vec::new();
+    for (field, value) in [
+        ("country", json!("UK")),
+        ("country", json!("tr")),
+        ("currency", json!("EURO")),
+        ("commission_bps", json!(-1)),
+        ("commission_bps", json!(10001)),
+        ("commission_bps", json!(12.5)),
+        ("name", json!("")),
+        ("name", json!({"$gt": ""})),
+        ("contact", json!({"email": "nope"})),
+        ("bogus", json!(1)),
+    ] {
+        let mut body = hospital_body("X", "TR");
+        body[field] = value;
+        cases.push(body);
+    }
+    for body in cases {
+        app.post_as(&admin, "/api/v1/hospitals", &body)
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    assert_eq!(
+        app.get_as(&admin, "/api/v1/hospitals").await.json()["total"],
+        0,
+        "nothing written"
+    );
+    app.get_as(&admin, "/api/v1/hospitals/xyz")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_id");
+    app.get_as(&admin, "/api/v1/hospitals?country=Turkey")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "bad_request");
+}
+
+#[tokio::test]
+async fn staff_read_hospitals_but_cannot_change_them() {
+    let app = TestApp::spawn().await;
+    let admin = app.login_as(Role::Admin).await;
+    let staff = app.login_as(Role::Staff).await;
+    let id = create_hospital(&app, &admin, "Memorial").await;
+    assert_eq!(
+        app.get_as(&staff, "/api/v1/hospitals").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        app.get_as(&staff, &format!("/api/v1/hospitals/{id}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    app.post_as(&staff, "/api/v1/hospitals", &hospital_body("Y", "TR"))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    app.patch_as(
+        &staff,
+        &format!("/api/v1/hospitals/{id}"),
+        &json!({"active": false}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    app.delete_as(&staff, &format!("/api/v1/hospitals/{id}"))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+}
