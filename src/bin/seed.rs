@@ -1,6 +1,6 @@
 //! `seed`: applies seeds/permissions.json and creates the first admin.
 //!
-//!     seed [--dry-run] [--reset] [--file PATH]
+//!     seed [--dry-run] [--reset] [--file PATH] | --routes
 //!
 //! Reads MONGODB_URI, MONGODB_DB, SEED_ADMIN_EMAIL, SEED_ADMIN_PASSWORD and
 //! SEED_ADMIN_NAME from the environment (and .env).
@@ -10,7 +10,8 @@ use std::{process::ExitCode, time::Duration};
 use healthcrm::{db, migrate, seed};
 use secrecy::SecretString;
 
-const USAGE: &str = "usage: seed [--dry-run] [--reset] [--file PATH]
+const USAGE: &str = "usage: seed [--dry-run] [--reset] [--file PATH] | --routes
+  --routes    print every protected route (what rules may name) and exit
   --dry-run   print what would change and write nothing
   --reset     also restore rules an admin changed to the seed file's values
   --file      seed file (default seeds/permissions.json)";
@@ -24,6 +25,12 @@ async fn main() -> ExitCode {
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
+            "--routes" => {
+                for r in healthcrm::http::protected_routes() {
+                    println!("{} {}", r.method, r.path);
+                }
+                return ExitCode::SUCCESS;
+            }
             "--dry-run" => dry_run = true,
             "--reset" => reset = true,
             "--file" => match args.next() {

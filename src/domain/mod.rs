@@ -1,5 +1,6 @@
 //! Stored documents, enums and typed ids. No HTTP types here.
 
+pub mod appointment;
 pub mod hospital;
 pub mod ids;
 pub mod iso;

@@ -41,6 +41,7 @@ fn protected_v1() -> OpenApiRouter<AppState> {
         .merge(routes::permissions::router())
         .merge(routes::hospitals::router())
         .merge(routes::patients::router())
+        .merge(routes::appointments::router())
         .merge(routes::audit::router())
 }
 

@@ -1,6 +1,7 @@
 //! All MongoDB access: one repository per collection. Handlers never build
 //! BSON filters; they call these.
 
+pub mod appointments;
 pub mod audit;
 pub mod avatars;
 pub mod history;
@@ -48,6 +49,7 @@ pub struct Repos {
     pub hospitals: hospitals::HospitalsRepo,
     pub patients: patients::PatientsRepo,
     pub history: history::HistoryRepo,
+    pub appointments: appointments::AppointmentsRepo,
 }
 
 impl Repos {
@@ -61,6 +63,7 @@ impl Repos {
             hospitals: hospitals::HospitalsRepo::new(db),
             patients: patients::PatientsRepo::new(db),
             history: history::HistoryRepo::new(db),
+            appointments: appointments::AppointmentsRepo::new(db),
         }
     }
 }

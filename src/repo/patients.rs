@@ -165,6 +165,32 @@ impl PatientsRepo {
         Ok((items, total))
     }
 
+    /// Live patients with a follow-up due before `due_before` (exclusive),
+    /// oldest due first.
+    pub async fn follow_ups(
+        &self,
+        due_before: DateTime,
+        assigned_to: Option<UserId>,
+        page: PageRequest,
+    ) -> Result<(Vec<Patient>, u64)> {
+        let mut filter = live();
+        filter.insert("next_follow_up", doc! { "$lt": due_before });
+        if let Some(u) = assigned_to {
+            filter.insert("assigned_to", u);
+        }
+        let total = self.coll.count_documents(filter.clone()).await?;
+        let items = self
+            .coll
+            .find(filter)
+            .sort(doc! { "next_follow_up": 1, "_id": 1 })
+            .skip(page.skip())
+            .limit(i64::try_from(page.per_page).unwrap_or(100))
+            .await?
+            .try_collect()
+            .await?;
+        Ok((items, total))
+    }
+
     /// Live patients currently assigned to `hospital`.
     pub async fn count_assigned(&self, hospital: HospitalId) -> Result<u64> {
         let mut filter = live();

@@ -1,5 +1,6 @@
 //! One module per resource, each exposing `router()` with its handlers and DTOs.
 
+pub mod appointments;
 pub mod audit;
 pub mod auth;
 pub mod health;

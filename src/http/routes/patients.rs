@@ -65,7 +65,7 @@ fn age_on(dob: NaiveDate, today: NaiveDate) -> i32 {
 
 /// Distinguishes an absent field (`None`) from an explicit `null`
 /// (`Some(None)`, which clears the field).
-fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
+pub fn nullable<'de, D, T>(d: D) -> Result<Option<Option<T>>, D::Error>
 where
     D: Deserializer<'de>,
     T: Deserialize<'de>,
@@ -385,7 +385,7 @@ fn audited(patients: &[&Patient]) -> AuditPatients {
     AuditPatients(patients.iter().map(|p| p.id.to_string()).collect())
 }
 
-async fn load(state: &AppState, id: PatientId) -> Result<Patient, AppError> {
+pub async fn load(state: &AppState, id: PatientId) -> Result<Patient, AppError> {
     state
         .repos
         .patients
@@ -394,7 +394,7 @@ async fn load(state: &AppState, id: PatientId) -> Result<Patient, AppError> {
         .ok_or_else(|| AppError::not_found("patient"))
 }
 
-async fn check_assignee(state: &AppState, id: UserId) -> Result<(), AppError> {
+pub async fn check_assignee(state: &AppState, id: UserId) -> Result<(), AppError> {
     match state.repos.users.find(id).await? {
         Some(u) if u.active => Ok(()),
         Some(_) => Err(AppError::invalid_field(
@@ -447,7 +447,7 @@ pub fn diff(before: &Document, after: &Document, skip: &[&str]) -> Document {
     changes
 }
 
-const BOOKKEEPING: &[&str] = &[
+pub const BOOKKEEPING: &[&str] = &[
     "_id",
     "version",
     "updated_at",
@@ -484,6 +484,31 @@ async fn save(
     );
     state.repos.history.record(entry).await?;
     Ok(next)
+}
+
+/// Sets a patient's next follow-up (logged appointments do this), retrying
+/// if a concurrent change moved the version meanwhile.
+pub async fn set_next_follow_up(
+    state: &AppState,
+    id: PatientId,
+    date: Option<BsonDateTime>,
+    actor: UserId,
+) -> Result<(), AppError> {
+    for _ in 0..5 {
+        let prev = load(state, id).await?;
+        if prev.next_follow_up == date {
+            return Ok(());
+        }
+        let mut next = prev.clone();
+        next.next_follow_up = date;
+        match save(state, &prev, next, "update", actor).await {
+            Err(AppError::Conflict { .. }) => continue,
+            other => return other.map(|_| ()),
+        }
+    }
+    Err(AppError::conflict(
+        "the patient is changing too often; retry",
+    ))
 }
 
 fn transition_error(from: TreatmentStatus, to: TreatmentStatus) -> AppError {

@@ -1,0 +1,373 @@
+//! Appointments (every discussion and follow-up logged per patient) and the
+//! follow-up work queue.
+
+use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
+use chrono::{DateTime, NaiveDate, Utc};
+use mongodb::bson::{DateTime as BsonDateTime, Document};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use validator::{Validate, ValidationError};
+
+use super::patients::{
+    self, bson_to_date, check_hospital, date_to_bson, diff, nullable, PageOnly, PatientPath,
+    BOOKKEEPING,
+};
+use crate::{
+    domain::{
+        appointment::{Appointment, AppointmentStatus},
+        patient::TreatmentStatus,
+        AppointmentId, HospitalId, PatientId, UserId,
+    },
+    error::{AppError, ErrorResponse},
+    http::{
+        audit::AuditPatients,
+        auth::CurrentUser,
+        dto::{page_request, Page},
+        extract::{ApiJson, ApiPath, ApiQuery},
+    },
+    repo::history::HistoryEntry,
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_appointments, log_appointment))
+        .routes(routes!(get_appointment, update_appointment))
+        .routes(routes!(follow_ups))
+}
+
+fn validate_notes(notes: &str) -> Result<(), ValidationError> {
+    let len = notes.trim().chars().count();
+    if len == 0 || len > 10_000 {
+        return Err(
+            ValidationError::new("length").with_message("must be 1 to 10000 characters".into())
+        );
+    }
+    Ok(())
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogAppointment {
+    pub hospital_id: Option<HospitalId>,
+    /// RFC 3339.
+    pub appointment_date: Option<DateTime<Utc>>,
+    #[validate(custom(function = "validate_notes"))]
+    pub discussion_notes: String,
+    /// `YYYY-MM-DD`; also becomes the patient's next follow-up.
+    pub next_follow_up: Option<NaiveDate>,
+    pub status: AppointmentStatus,
+}
+
+#[derive(Debug, Deserialize, Validate, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateAppointment {
+    /// The `version` the change is based on; a stale one is a 409.
+    pub version: i64,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<HospitalId>)]
+    pub hospital_id: Option<Option<HospitalId>>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub appointment_date: Option<Option<DateTime<Utc>>>,
+    #[validate(custom(function = "validate_notes"))]
+    pub discussion_notes: Option<String>,
+    #[serde(default, deserialize_with = "nullable")]
+    #[schema(value_type = Option<String>, format = Date)]
+    pub next_follow_up: Option<Option<NaiveDate>>,
+    pub status: Option<AppointmentStatus>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppointmentResponse {
+    pub id: AppointmentId,
+    pub patient_id: PatientId,
+    pub hospital_id: Option<HospitalId>,
+    pub appointment_date: Option<DateTime<Utc>>,
+    pub discussion_notes: String,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub next_follow_up: Option<NaiveDate>,
+    pub status: AppointmentStatus,
+    pub version: i64,
+    /// Who logged it.
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub updated_by: UserId,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Appointment> for AppointmentResponse {
+    fn from(a: &Appointment) -> Self {
+        AppointmentResponse {
+            id: a.id,
+            patient_id: a.patient_id,
+            hospital_id: a.hospital_id,
+            appointment_date: a.appointment_date.map(|d| d.to_chrono()),
+            discussion_notes: a.discussion_notes.clone(),
+            next_follow_up: a.next_follow_up.map(bson_to_date),
+            status: a.status,
+            version: a.version,
+            created_by: a.created_by,
+            created_at: a.created_at.to_chrono(),
+            updated_by: a.updated_by,
+            updated_at: a.updated_at.to_chrono(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct AppointmentPath {
+    /// The appointment's id.
+    pub id: AppointmentId,
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct FollowUpQuery {
+    pub page: Option<u64>,
+    pub per_page: Option<u64>,
+    /// Only this staff member's patients.
+    pub assigned_to: Option<UserId>,
+    /// `YYYY-MM-DD`, inclusive; default today (due and overdue).
+    pub due_before: Option<NaiveDate>,
+    /// Only follow-ups due before today.
+    pub overdue: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FollowUp {
+    pub patient_id: PatientId,
+    pub name: String,
+    pub country: String,
+    pub treatment_status: TreatmentStatus,
+    pub assigned_to: Option<UserId>,
+    #[schema(value_type = String, format = Date)]
+    pub next_follow_up: NaiveDate,
+    /// Due before today.
+    pub overdue: bool,
+}
+
+async fn record_history(
+    state: &AppState,
+    before: Option<&Appointment>,
+    after: &Appointment,
+    action: &str,
+    actor: UserId,
+) -> Result<(), AppError> {
+    let before = match before {
+        Some(b) => mongodb::bson::to_document(b).map_err(AppError::internal)?,
+        None => Document::new(),
+    };
+    let after_doc = mongodb::bson::to_document(after).map_err(AppError::internal)?;
+    let entry = HistoryEntry::new(
+        "appointment",
+        after.id.to_string(),
+        after.patient_id,
+        action,
+        actor,
+        diff(&before, &after_doc, BOOKKEEPING),
+    );
+    state.repos.history.record(entry).await
+}
+
+/// The appointment, if its patient is live (not soft-deleted).
+async fn load(state: &AppState, id: AppointmentId) -> Result<Appointment, AppError> {
+    let a = state
+        .repos
+        .appointments
+        .find(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("appointment"))?;
+    patients::load(state, a.patient_id)
+        .await
+        .map_err(|_| AppError::not_found("appointment"))?;
+    Ok(a)
+}
+
+/// A patient's appointments, newest first.
+#[utoipa::path(get, path = "/patients/{id}/appointments", tag = "appointments", params(PatientPath, PageOnly),
+    responses((status = 200, body = Page<AppointmentResponse>), (status = 404, body = ErrorResponse)))]
+pub async fn list_appointments(
+    State(state): State<AppState>,
+    ApiPath(PatientPath { id }): ApiPath<PatientPath>,
+    ApiQuery(q): ApiQuery<PageOnly>,
+) -> Result<Json<Page<AppointmentResponse>>, AppError> {
+    let page = page_request(q.page, q.per_page)?;
+    patients::load(&state, id).await?;
+    let (items, total) = state.repos.appointments.for_patient(id, page).await?;
+    Ok(Json(Page::new(
+        items.iter().map(AppointmentResponse::from).collect(),
+        page,
+        total,
+    )))
+}
+
+/// Log an appointment or discussion. `next_follow_up` also becomes the
+/// patient's next follow-up due.
+#[utoipa::path(post, path = "/patients/{id}/appointments", tag = "appointments", params(PatientPath),
+    request_body = LogAppointment,
+    responses((status = 201, body = AppointmentResponse), (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
+pub async fn log_appointment(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ApiPath(PatientPath { id }): ApiPath<PatientPath>,
+    ApiJson(body): ApiJson<LogAppointment>,
+) -> Result<(StatusCode, Json<AppointmentResponse>), AppError> {
+    patients::load(&state, id).await?;
+    if let Some(h) = body.hospital_id {
+        check_hospital(&state, h, "hospital_id").await?;
+    }
+    let now = BsonDateTime::now();
+    let appointment = Appointment {
+        id: AppointmentId::new(),
+        patient_id: id,
+        hospital_id: body.hospital_id,
+        appointment_date: body.appointment_date.map(BsonDateTime::from_chrono),
+        discussion_notes: body.discussion_notes.trim().to_owned(),
+        next_follow_up: body.next_follow_up.map(date_to_bson),
+        status: body.status,
+        version: 1,
+        created_by: me.id,
+        created_at: now,
+        updated_by: me.id,
+        updated_at: now,
+    };
+    state.repos.appointments.insert(&appointment).await?;
+    record_history(&state, None, &appointment, "create", me.id).await?;
+    if let Some(date) = appointment.next_follow_up {
+        patients::set_next_follow_up(&state, id, Some(date), me.id).await?;
+    }
+    Ok((
+        StatusCode::CREATED,
+        Json(AppointmentResponse::from(&appointment)),
+    ))
+}
+
+/// Read an appointment.
+#[utoipa::path(get, path = "/appointments/{id}", tag = "appointments", params(AppointmentPath),
+    responses((status = 200, body = AppointmentResponse), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
+pub async fn get_appointment(
+    State(state): State<AppState>,
+    ApiPath(AppointmentPath { id }): ApiPath<AppointmentPath>,
+) -> Result<impl IntoResponse, AppError> {
+    let a = load(&state, id).await?;
+    Ok((
+        axum::Extension(AuditPatients(vec![a.patient_id.to_string()])),
+        Json(AppointmentResponse::from(&a)),
+    ))
+}
+
+/// Update an appointment (with `version`). A new `next_follow_up` also
+/// becomes the patient's next follow-up due.
+#[utoipa::path(patch, path = "/appointments/{id}", tag = "appointments", params(AppointmentPath),
+    request_body = UpdateAppointment,
+    responses(
+        (status = 200, body = AppointmentResponse),
+        (status = 404, body = ErrorResponse),
+        (status = 409, description = "Stale version", body = ErrorResponse),
+        (status = 422, body = ErrorResponse),
+    ))]
+pub async fn update_appointment(
+    State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
+    ApiPath(AppointmentPath { id }): ApiPath<AppointmentPath>,
+    ApiJson(body): ApiJson<UpdateAppointment>,
+) -> Result<impl IntoResponse, AppError> {
+    let prev = load(&state, id).await?;
+    if body.version != prev.version {
+        return Err(AppError::conflict(format!(
+            "stale version {}: the appointment is at version {}",
+            body.version, prev.version
+        )));
+    }
+    let mut next = prev.clone();
+    if let Some(h) = body.hospital_id {
+        if let Some(h) = h {
+            check_hospital(&state, h, "hospital_id").await?;
+        }
+        next.hospital_id = h;
+    }
+    if let Some(d) = body.appointment_date {
+        next.appointment_date = d.map(BsonDateTime::from_chrono);
+    }
+    if let Some(n) = body.discussion_notes {
+        next.discussion_notes = n.trim().to_owned();
+    }
+    if let Some(f) = body.next_follow_up {
+        next.next_follow_up = f.map(date_to_bson);
+    }
+    if let Some(s) = body.status {
+        next.status = s;
+    }
+    next.version = prev.version + 1;
+    next.updated_by = me.id;
+    next.updated_at = BsonDateTime::now();
+    if !state
+        .repos
+        .appointments
+        .replace(&next, prev.version)
+        .await?
+    {
+        return Err(AppError::conflict(
+            "the appointment was changed meanwhile; reload and retry",
+        ));
+    }
+    let action = if next.status != prev.status {
+        "status_change"
+    } else {
+        "update"
+    };
+    record_history(&state, Some(&prev), &next, action, me.id).await?;
+    if next.next_follow_up != prev.next_follow_up {
+        if let Some(date) = next.next_follow_up {
+            patients::set_next_follow_up(&state, next.patient_id, Some(date), me.id).await?;
+        }
+    }
+    Ok((
+        axum::Extension(AuditPatients(vec![next.patient_id.to_string()])),
+        Json(AppointmentResponse::from(&next)),
+    ))
+}
+
+/// The follow-up work queue: patients whose next follow-up is due (today or
+/// earlier by default), oldest first.
+#[utoipa::path(get, path = "/follow-ups", tag = "appointments", params(FollowUpQuery),
+    responses((status = 200, body = Page<FollowUp>), (status = 400, body = ErrorResponse)))]
+pub async fn follow_ups(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<FollowUpQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let page = page_request(q.page, q.per_page)?;
+    let today = Utc::now().date_naive();
+    let limit_day = if q.overdue == Some(true) {
+        today
+    } else {
+        let last = q.due_before.unwrap_or(today);
+        last.succ_opt().unwrap_or(last)
+    };
+    let (items, total) = state
+        .repos
+        .patients
+        .follow_ups(date_to_bson(limit_day), q.assigned_to, page)
+        .await?;
+    let data: Vec<FollowUp> = items
+        .iter()
+        .filter_map(|p| {
+            let due = bson_to_date(p.next_follow_up?);
+            Some(FollowUp {
+                patient_id: p.id,
+                name: p.name.clone(),
+                country: p.country.clone(),
+                treatment_status: p.treatment_status,
+                assigned_to: p.assigned_to,
+                next_follow_up: due,
+                overdue: due < today,
+            })
+        })
+        .collect();
+    let audit = AuditPatients(items.iter().map(|p| p.id.to_string()).collect());
+    Ok((axum::Extension(audit), Json(Page::new(data, page, total))))
+}

@@ -1,0 +1,61 @@
+//! The `appointments` collection.
+
+use futures::TryStreamExt;
+use mongodb::{bson::doc, Collection, Database};
+
+use super::PageRequest;
+use crate::{
+    domain::{appointment::Appointment, AppointmentId, PatientId},
+    error::Result,
+};
+
+#[derive(Clone)]
+pub struct AppointmentsRepo {
+    coll: Collection<Appointment>,
+}
+
+impl AppointmentsRepo {
+    pub fn new(db: &Database) -> Self {
+        AppointmentsRepo {
+            coll: db.collection("appointments"),
+        }
+    }
+
+    pub async fn insert(&self, a: &Appointment) -> Result<()> {
+        self.coll.insert_one(a).await?;
+        Ok(())
+    }
+
+    pub async fn find(&self, id: AppointmentId) -> Result<Option<Appointment>> {
+        Ok(self.coll.find_one(doc! { "_id": id }).await?)
+    }
+
+    /// Replaces the document if it still has `expected_version`.
+    pub async fn replace(&self, a: &Appointment, expected_version: i64) -> Result<bool> {
+        let res = self
+            .coll
+            .replace_one(doc! { "_id": a.id, "version": expected_version }, a)
+            .await?;
+        Ok(res.matched_count == 1)
+    }
+
+    /// A patient's appointments, newest first.
+    pub async fn for_patient(
+        &self,
+        patient: PatientId,
+        page: PageRequest,
+    ) -> Result<(Vec<Appointment>, u64)> {
+        let filter = doc! { "patient_id": patient };
+        let total = self.coll.count_documents(filter.clone()).await?;
+        let items = self
+            .coll
+            .find(filter)
+            .sort(doc! { "created_at": -1, "_id": -1 })
+            .skip(page.skip())
+            .limit(i64::try_from(page.per_page).unwrap_or(100))
+            .await?
+            .try_collect()
+            .await?;
+        Ok((items, total))
+    }
+}
