@@ -4,8 +4,10 @@ pub mod appointment;
 pub mod hospital;
 pub mod ids;
 pub mod iso;
+pub mod money;
 pub mod patient;
 pub mod permission;
+pub mod treatment;
 pub mod user;
 
 pub use ids::*;

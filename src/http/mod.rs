@@ -42,6 +42,8 @@ fn protected_v1() -> OpenApiRouter<AppState> {
         .merge(routes::hospitals::router())
         .merge(routes::patients::router())
         .merge(routes::appointments::router())
+        .merge(routes::treatments::router())
+        .merge(routes::earnings::router())
         .merge(routes::audit::router())
 }
 

@@ -9,6 +9,7 @@ pub mod hospitals;
 pub mod patients;
 pub mod permissions;
 pub mod refresh_tokens;
+pub mod treatments;
 pub mod users;
 
 use mongodb::Database;
@@ -50,6 +51,7 @@ pub struct Repos {
     pub patients: patients::PatientsRepo,
     pub history: history::HistoryRepo,
     pub appointments: appointments::AppointmentsRepo,
+    pub treatments: treatments::TreatmentsRepo,
 }
 
 impl Repos {
@@ -64,6 +66,7 @@ impl Repos {
             patients: patients::PatientsRepo::new(db),
             history: history::HistoryRepo::new(db),
             appointments: appointments::AppointmentsRepo::new(db),
+            treatments: treatments::TreatmentsRepo::new(db),
         }
     }
 }

@@ -12,4 +12,5 @@ mod migrations;
 mod patients;
 mod permissions;
 mod seed;
+mod treatments;
 mod users;

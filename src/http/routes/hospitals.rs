@@ -293,7 +293,9 @@ pub async fn delete_hospital(
     ApiPath(HospitalPath { id }): ApiPath<HospitalPath>,
 ) -> Result<StatusCode, AppError> {
     load(&state, id).await?;
-    if state.repos.patients.references_hospital(id).await? {
+    if state.repos.patients.references_hospital(id).await?
+        || state.repos.treatments.references_hospital(id).await?
+    {
         return Err(AppError::conflict(
             "patients are or were assigned to this hospital; deactivate it instead",
         ));

@@ -3,8 +3,10 @@
 pub mod appointments;
 pub mod audit;
 pub mod auth;
+pub mod earnings;
 pub mod health;
 pub mod hospitals;
 pub mod patients;
 pub mod permissions;
+pub mod treatments;
 pub mod users;

@@ -511,6 +511,26 @@ pub async fn set_next_follow_up(
     ))
 }
 
+/// Makes the patient a repeat patient (a returning patient started another
+/// treatment), retrying on concurrent changes.
+pub async fn mark_repeat(state: &AppState, id: PatientId, actor: UserId) -> Result<(), AppError> {
+    for _ in 0..5 {
+        let prev = load(state, id).await?;
+        if prev.status == PatientStatus::Repeat {
+            return Ok(());
+        }
+        let mut next = prev.clone();
+        next.status = PatientStatus::Repeat;
+        match save(state, &prev, next, "update", actor).await {
+            Err(AppError::Conflict { .. }) => continue,
+            other => return other.map(|_| ()),
+        }
+    }
+    Err(AppError::conflict(
+        "the patient is changing too often; retry",
+    ))
+}
+
 fn transition_error(from: TreatmentStatus, to: TreatmentStatus) -> AppError {
     let allowed: Vec<&str> = from.allowed_next().iter().map(|s| s.as_str()).collect();
     let message = format!(

@@ -1,0 +1,178 @@
+//! The earnings ledger and its period summaries (aggregated in MongoDB).
+
+use axum::{extract::State, response::IntoResponse, Json};
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+use utoipa_axum::{router::OpenApiRouter, routes};
+use validator::Validate;
+
+use super::patients::parse_bound;
+use crate::{
+    domain::{
+        treatment::{EarningEntry, EntryKind},
+        HospitalId, PatientId, TreatmentId,
+    },
+    error::{AppError, ErrorResponse},
+    http::{
+        audit::AuditPatients,
+        dto::{page_request, Page},
+        extract::ApiQuery,
+    },
+    repo::treatments::{summary_pipeline, EarningsFilter, Period},
+    state::AppState,
+};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_earnings))
+        .routes(routes!(earnings_summary))
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EarningEntryResponse {
+    pub treatment_id: TreatmentId,
+    pub kind: EntryKind,
+    /// Signed minor units: reversals are negative.
+    pub amount_minor: i64,
+    pub currency: String,
+    pub hospital_id: HospitalId,
+    pub patient_id: PatientId,
+    pub booked_at: DateTime<Utc>,
+}
+
+impl From<&EarningEntry> for EarningEntryResponse {
+    fn from(e: &EarningEntry) -> Self {
+        EarningEntryResponse {
+            treatment_id: e.treatment_id,
+            kind: e.kind,
+            amount_minor: e.amount_minor,
+            currency: e.currency.clone(),
+            hospital_id: e.hospital_id,
+            patient_id: e.patient_id,
+            booked_at: e.booked_at.to_chrono(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct EarningsQuery {
+    pub page: Option<u64>,
+    pub per_page: Option<u64>,
+    /// `YYYY-MM-DD` (inclusive) or RFC 3339.
+    pub from: Option<String>,
+    /// `YYYY-MM-DD` (inclusive, whole day) or RFC 3339 (exclusive).
+    pub to: Option<String>,
+    pub hospital_id: Option<HospitalId>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PeriodParam {
+    Weekly,
+    Monthly,
+    Yearly,
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct SummaryQuery {
+    /// `weekly` (weeks start Monday, UTC), `monthly` or `yearly`.
+    #[param(value_type = String)]
+    pub period: PeriodParam,
+    pub from: Option<String>,
+    pub to: Option<String>,
+    pub hospital_id: Option<HospitalId>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SummaryRow {
+    #[schema(value_type = String, format = Date)]
+    pub period_start: NaiveDate,
+    /// Net of reversals, in minor units.
+    pub amount_minor: i64,
+    pub currency: String,
+    /// Treatments credited minus those reversed.
+    pub treatments: i64,
+}
+
+fn filter(
+    from: Option<&str>,
+    to: Option<&str>,
+    hospital_id: Option<HospitalId>,
+) -> Result<EarningsFilter, AppError> {
+    let from = from.map(|v| parse_bound("from", v, false)).transpose()?;
+    let before = to.map(|v| parse_bound("to", v, true)).transpose()?;
+    if let (Some(f), Some(b)) = (from, before) {
+        if f >= b {
+            return Err(AppError::BadRequest("from must be before to".into()));
+        }
+    }
+    Ok(EarningsFilter {
+        from,
+        before,
+        hospital_id,
+    })
+}
+
+/// Ledger entries, newest first.
+#[utoipa::path(get, path = "/earnings", tag = "earnings", params(EarningsQuery),
+    responses((status = 200, body = Page<EarningEntryResponse>), (status = 400, body = ErrorResponse)))]
+pub async fn list_earnings(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<EarningsQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let page = page_request(q.page, q.per_page)?;
+    let f = filter(q.from.as_deref(), q.to.as_deref(), q.hospital_id)?;
+    let (entries, total) = state.repos.treatments.ledger(&f, page).await?;
+    let audit = AuditPatients(entries.iter().map(|e| e.patient_id.to_string()).collect());
+    let body = Page::new(
+        entries.iter().map(EarningEntryResponse::from).collect(),
+        page,
+        total,
+    );
+    Ok((axum::Extension(audit), Json(body)))
+}
+
+/// Earnings per period and currency (never mixed), net of reversals.
+#[utoipa::path(get, path = "/earnings/summary", tag = "earnings", params(SummaryQuery),
+    responses((status = 200, body = Vec<SummaryRow>), (status = 400, body = ErrorResponse)))]
+pub async fn earnings_summary(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<SummaryQuery>,
+) -> Result<Json<Vec<SummaryRow>>, AppError> {
+    let f = filter(q.from.as_deref(), q.to.as_deref(), q.hospital_id)?;
+    let period = match q.period {
+        PeriodParam::Weekly => Period::Week,
+        PeriodParam::Monthly => Period::Month,
+        PeriodParam::Yearly => Period::Year,
+    };
+    let rows = state
+        .repos
+        .treatments
+        .aggregate_ledger(summary_pipeline(f.document(), period))
+        .await?;
+    let mut out = Vec::with_capacity(rows.len());
+    for row in rows {
+        let key = row.get_str("_id").map_err(AppError::internal)?;
+        let (day, currency) = key
+            .split_once('|')
+            .ok_or_else(|| AppError::internal(format!("bad summary key {key}")))?;
+        let number = |field: &str| match row.get(field) {
+            Some(mongodb::bson::Bson::Int32(v)) => i64::from(*v),
+            Some(mongodb::bson::Bson::Int64(v)) => *v,
+            Some(mongodb::bson::Bson::Double(v)) => *v as i64,
+            _ => 0,
+        };
+        out.push(SummaryRow {
+            period_start: NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(AppError::internal)?,
+            amount_minor: number("amount_minor"),
+            currency: currency.to_owned(),
+            treatments: number("treatments"),
+        });
+    }
+    Ok(Json(out))
+}

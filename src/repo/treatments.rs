@@ -1,0 +1,245 @@
+//! The `treatments` and `earnings` collections.
+//!
+//! Ledger entries are written with an upsert keyed by the unique
+//! (treatment_id, kind, seq) and `$setOnInsert`, so a retried request or a
+//! repeated save finds the entry already there and writes nothing: each
+//! treatment is credited exactly once and reversed at most once.
+
+use futures::TryStreamExt;
+use mongodb::{
+    bson::{doc, to_document, DateTime, Document},
+    Collection, Database,
+};
+
+use super::PageRequest;
+use crate::{
+    domain::{
+        treatment::{EarningEntry, EntryKind, Treatment},
+        HospitalId, PatientId, TreatmentId,
+    },
+    error::{AppError, Result},
+};
+
+#[derive(Debug, Default, Clone)]
+pub struct EarningsFilter {
+    pub from: Option<DateTime>,
+    /// Exclusive.
+    pub before: Option<DateTime>,
+    pub hospital_id: Option<HospitalId>,
+}
+
+impl EarningsFilter {
+    pub fn document(&self) -> Document {
+        let mut filter = doc! {};
+        let mut booked = doc! {};
+        if let Some(from) = self.from {
+            booked.insert("$gte", from);
+        }
+        if let Some(before) = self.before {
+            booked.insert("$lt", before);
+        }
+        if !booked.is_empty() {
+            filter.insert("booked_at", booked);
+        }
+        if let Some(h) = self.hospital_id {
+            filter.insert("hospital_id", h);
+        }
+        filter
+    }
+}
+
+#[derive(Clone)]
+pub struct TreatmentsRepo {
+    coll: Collection<Treatment>,
+    ledger: Collection<EarningEntry>,
+}
+
+impl TreatmentsRepo {
+    pub fn new(db: &Database) -> Self {
+        TreatmentsRepo {
+            coll: db.collection("treatments"),
+            ledger: db.collection("earnings"),
+        }
+    }
+
+    pub async fn insert(&self, t: &Treatment) -> Result<()> {
+        self.coll.insert_one(t).await?;
+        Ok(())
+    }
+
+    pub async fn find(&self, id: TreatmentId) -> Result<Option<Treatment>> {
+        Ok(self.coll.find_one(doc! { "_id": id }).await?)
+    }
+
+    pub async fn replace(&self, t: &Treatment, expected_version: i64) -> Result<bool> {
+        let res = self
+            .coll
+            .replace_one(doc! { "_id": t.id, "version": expected_version }, t)
+            .await?;
+        Ok(res.matched_count == 1)
+    }
+
+    pub async fn for_patient(
+        &self,
+        patient: PatientId,
+        page: PageRequest,
+    ) -> Result<(Vec<Treatment>, u64)> {
+        let filter = doc! { "patient_id": patient };
+        let total = self.coll.count_documents(filter.clone()).await?;
+        let items = self
+            .coll
+            .find(filter)
+            .sort(doc! { "created_at": -1, "_id": -1 })
+            .skip(page.skip())
+            .limit(i64::try_from(page.per_page).unwrap_or(100))
+            .await?
+            .try_collect()
+            .await?;
+        Ok((items, total))
+    }
+
+    pub async fn has_completed(&self, patient: PatientId) -> Result<bool> {
+        let filter = doc! { "patient_id": patient, "status": "completed" };
+        Ok(self.coll.count_documents(filter).limit(1).await? > 0)
+    }
+
+    pub async fn references_hospital(&self, hospital: HospitalId) -> Result<bool> {
+        Ok(self
+            .coll
+            .count_documents(doc! { "hospital_id": hospital })
+            .limit(1)
+            .await?
+            > 0)
+    }
+
+    /// Writes the ledger entry unless it already exists; `true` if written now.
+    pub async fn book(&self, entry: &EarningEntry) -> Result<bool> {
+        let key = doc! { "treatment_id": entry.treatment_id, "kind": kind_str(entry.kind), "seq": entry.seq };
+        let fields = to_document(entry).map_err(AppError::internal)?;
+        match self
+            .ledger
+            .update_one(key, doc! { "$setOnInsert": fields })
+            .upsert(true)
+            .await
+        {
+            Ok(res) => Ok(res.upserted_id.is_some()),
+            // Two concurrent upserts: the unique key let exactly one insert.
+            Err(e) if crate::db::is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub async fn ledger_for_treatment(&self, id: TreatmentId) -> Result<Vec<EarningEntry>> {
+        Ok(self
+            .ledger
+            .find(doc! { "treatment_id": id })
+            .sort(doc! { "booked_at": 1 })
+            .await?
+            .try_collect()
+            .await?)
+    }
+
+    pub async fn ledger(
+        &self,
+        f: &EarningsFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<EarningEntry>, u64)> {
+        let filter = f.document();
+        let total = self.ledger.count_documents(filter.clone()).await?;
+        let items = self
+            .ledger
+            .find(filter)
+            .sort(doc! { "booked_at": -1, "treatment_id": 1, "kind": 1 })
+            .skip(page.skip())
+            .limit(i64::try_from(page.per_page).unwrap_or(100))
+            .await?
+            .try_collect()
+            .await?;
+        Ok((items, total))
+    }
+
+    /// Runs an aggregation over the ledger.
+    pub async fn aggregate_ledger(&self, pipeline: Vec<Document>) -> Result<Vec<Document>> {
+        Ok(self.ledger.aggregate(pipeline).await?.try_collect().await?)
+    }
+}
+
+pub fn kind_str(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::Credit => "credit",
+        EntryKind::Reversal => "reversal",
+    }
+}
+
+/// Period of an earnings summary.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    Week,
+    Month,
+    Year,
+}
+
+impl Period {
+    pub fn unit(self) -> &'static str {
+        match self {
+            Period::Week => "week",
+            Period::Month => "month",
+            Period::Year => "year",
+        }
+    }
+}
+
+/// The summary pipeline: net amount and net treatment count per period
+/// start (weeks start Monday, UTC) and currency. Grouped on one string key
+/// `YYYY-MM-DD|CUR` (the stand-in groups on single expressions only).
+pub fn summary_pipeline(filter: Document, period: Period) -> Vec<Document> {
+    vec![
+        doc! { "$match": filter },
+        doc! { "$group": {
+            "_id": { "$concat": [
+                { "$dateToString": { "format": "%Y-%m-%d", "date": {
+                    "$dateTrunc": { "date": "$booked_at", "unit": period.unit(), "startOfWeek": "monday" } } } },
+                "|",
+                "$currency",
+            ] },
+            "amount_minor": { "$sum": "$amount_minor" },
+            "treatments": { "$sum": { "$cond": [ { "$eq": ["$kind", "credit"] }, 1, -1 ] } },
+        } },
+        doc! { "$sort": { "_id": 1 } },
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_summary_pipeline_matches_first_and_groups_on_one_key() {
+        let p = summary_pipeline(
+            doc! { "booked_at": { "$gte": DateTime::from_millis(0) } },
+            Period::Week,
+        );
+        assert_eq!(p.len(), 3);
+        assert!(
+            p[0].contains_key("$match"),
+            "a leading match uses the booked_at index"
+        );
+        let group = p[1].get_document("$group").expect("group");
+        let trunc = group
+            .get_document("_id")
+            .expect("_id")
+            .get_array("$concat")
+            .expect("concat")[0]
+            .as_document()
+            .expect("doc")
+            .get_document("$dateToString")
+            .expect("dateToString")
+            .get_document("date")
+            .expect("date")
+            .get_document("$dateTrunc")
+            .expect("dateTrunc")
+            .clone();
+        assert_eq!(trunc.get_str("unit").ok(), Some("week"));
+        assert_eq!(trunc.get_str("startOfWeek").ok(), Some("monday"));
+    }
+}
