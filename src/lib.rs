@@ -3,6 +3,8 @@
 //! `main.rs` and the extra binaries are thin; everything they share lives here.
 
 pub mod auth;
+#[cfg(feature = "bench")]
+pub mod bench;
 pub mod config;
 pub mod db;
 pub mod domain;

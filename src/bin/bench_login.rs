@@ -1,4 +1,4 @@
-//! Login benchmark (`scripts/bench-login.sh`).
+//! Login benchmark (`scripts/bench.sh login`).
 //!
 //! Serves the real app over loopback HTTP on a throwaway database, then
 //! reports:
@@ -10,7 +10,6 @@
 //!     bench_login [--seconds S] [--flood N] [--probes N]
 
 use std::{
-    net::SocketAddr,
     process::ExitCode,
     sync::{
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -19,12 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use healthcrm::{build_app, config::Config, db, migrate, seed, AppState};
-use secrecy::SecretString;
-use serde_json::{json, Value};
-
-const ADMIN_EMAIL: &str = "bench.admin@example.com";
-const ADMIN_PASSWORD: &str = "benchmark admin passphrase";
+use healthcrm::bench::{self, ms, BenchServer, Sample};
 
 struct Args {
     seconds: u64,
@@ -55,39 +49,9 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[idx.min(sorted.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
-
-async fn login(http: &reqwest::Client, base: &str) -> Result<String, String> {
-    let res = http
-        .post(format!("{base}/api/v1/auth/login"))
-        .json(&json!({"email": ADMIN_EMAIL, "password": ADMIN_PASSWORD}))
-        .send()
-        .await
-        .map_err(|e| e.to_string())?;
-    if !res.status().is_success() {
-        return Err(format!("login answered {}", res.status()));
-    }
-    let body: Value = res.json().await.map_err(|e| e.to_string())?;
-    body["access_token"]
-        .as_str()
-        .map(str::to_owned)
-        .ok_or_else(|| "no access_token".into())
-}
-
-/// Runs `workers` login loops until `stop`; returns successes and errors.
+/// `workers` login loops until `stop`; (successes, failures, handles).
 fn spawn_logins(
-    http: &reqwest::Client,
-    base: &str,
+    srv: &Arc<BenchServer>,
     workers: usize,
     stop: Arc<AtomicBool>,
 ) -> (
@@ -99,11 +63,10 @@ fn spawn_logins(
     let failed = Arc::new(AtomicU64::new(0));
     let handles = (0..workers)
         .map(|_| {
-            let (http, base, stop) = (http.clone(), base.to_owned(), stop.clone());
-            let (ok, failed) = (ok.clone(), failed.clone());
+            let (srv, stop, ok, failed) = (srv.clone(), stop.clone(), ok.clone(), failed.clone());
             tokio::spawn(async move {
                 while !stop.load(Ordering::Relaxed) {
-                    match login(&http, &base).await {
+                    match srv.admin_token().await {
                         Ok(_) => ok.fetch_add(1, Ordering::Relaxed),
                         Err(_) => failed.fetch_add(1, Ordering::Relaxed),
                     };
@@ -114,47 +77,23 @@ fn spawn_logins(
     (ok, failed, handles)
 }
 
-/// `count` GETs of /auth/me from 4 concurrent clients; sorted latencies and errors.
-async fn probe(
-    http: &reqwest::Client,
-    base: &str,
-    token: &str,
-    count: usize,
-) -> (Vec<Duration>, u64) {
-    let per_worker = count.div_ceil(4);
-    let mut tasks = Vec::new();
-    for _ in 0..4 {
-        let (http, url, token) = (
-            http.clone(),
-            format!("{base}/api/v1/auth/me"),
-            token.to_owned(),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::with_capacity(per_worker);
-            let mut errors = 0u64;
-            for _ in 0..per_worker {
-                let started = Instant::now();
-                match http.get(&url).bearer_auth(&token).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        lat.push(started.elapsed());
-                    }
-                    _ => errors += 1,
-                }
-            }
-            (lat, errors)
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        if let Ok((lat, e)) = t.await {
-            all.extend(lat);
-            errors += e;
-        }
-    }
-    all.sort();
-    (all, errors)
+async fn probe(srv: &BenchServer, token: &str, count: usize) -> Sample {
+    let (http, url, token) = (
+        srv.http.clone(),
+        format!("{}/api/v1/auth/me", srv.base),
+        token.to_owned(),
+    );
+    bench::measure(4, count, move |_| http.get(&url).bearer_auth(&token)).await
+}
+
+fn row(label: &str, s: &Sample) {
+    println!(
+        "| {label:<32} | {:>8} | {:>6} | {:>6.2} | {:>6.2} |",
+        s.latencies.len(),
+        s.errors,
+        ms(s.percentile(0.5)),
+        ms(s.percentile(0.99))
+    );
 }
 
 #[tokio::main]
@@ -178,78 +117,20 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<(), String> {
-    let uri = std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
-    let db_name = format!("bench_login_{}", uuid::Uuid::new_v4().simple());
-    let secret = format!("bench-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
-    let env = [
-        ("JWT_SECRET", secret.as_str()),
-        ("MONGODB_URI", uri.as_str()),
-        ("MONGODB_DB", db_name.as_str()),
-        ("AUTH_RATE_LIMIT_PER_MINUTE", "100000000"),
-        ("LOG_FORMAT", "text"),
-    ];
-    let config = Config::from_lookup(|k| {
-        env.iter()
-            .find(|(key, _)| *key == k)
-            .map(|(_, v)| (*v).to_owned())
-            .or_else(|| std::env::var(k).ok())
-    })
-    .map_err(|e| e.to_string())?;
-    let client = db::client(&config).await.map_err(|e| e.to_string())?;
-    let database = client.database(&db_name);
-    migrate::run(&database).await.map_err(|e| e.to_string())?;
-    let text = std::fs::read_to_string(seed::DEFAULT_SEED_FILE).map_err(|e| e.to_string())?;
-    let rules = seed::parse(
-        seed::DEFAULT_SEED_FILE,
-        &text,
-        healthcrm::http::protected_routes(),
-    )
-    .map_err(|e| e.to_string())?;
-    seed::run(
-        &database,
-        &rules,
-        &seed::Options {
-            dry_run: false,
-            reset: false,
-            admin_email: Some(ADMIN_EMAIL.into()),
-            admin_password: Some(SecretString::from(ADMIN_PASSWORD)),
-            admin_name: "Bench Admin".into(),
-        },
-    )
-    .await
-    .map_err(|e| e.to_string())?;
-
-    let hashers = config.password_hash_concurrency;
-    let app = build_app(AppState::new(database.clone(), config));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .map_err(|e| e.to_string())?;
-    let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    tokio::spawn(async move {
-        let _ = axum::serve(
-            listener,
-            app.into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .await;
-    });
-    let base = format!("http://{addr}");
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
-        .build()
-        .map_err(|e| e.to_string())?;
-    let token = login(&http, &base).await?;
+    let srv = Arc::new(bench::start(&[]).await?);
+    let token = srv.admin_token().await?;
     let cores = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
     println!(
-        "login benchmark: {cores} cores, {hashers} concurrent hash(es), {} s per phase",
-        args.seconds
+        "login benchmark: {cores} cores, {} concurrent hash(es), {} s per phase",
+        srv.config.password_hash_concurrency, args.seconds
     );
 
     // 1. Login throughput.
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();
-    let (ok, failed, handles) = spawn_logins(&http, &base, 8, stop.clone());
+    let (ok, failed, handles) = spawn_logins(&srv, 8, stop.clone());
     tokio::time::sleep(Duration::from_secs(args.seconds)).await;
     stop.store(true, Ordering::Relaxed);
     for h in handles {
@@ -263,38 +144,28 @@ async fn run(args: Args) -> Result<(), String> {
         failed.load(Ordering::Relaxed)
     );
 
-    // 2. The cheap authenticated route alone.
-    let (quiet, quiet_errors) = probe(&http, &base, &token, args.probes).await;
-
-    // 3. The same under a login flood.
+    // 2. The cheap authenticated route alone; 3. the same under a flood.
+    let quiet = probe(&srv, &token, args.probes).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let (flood_ok, flood_failed, handles) = spawn_logins(&http, &base, args.flood, stop.clone());
+    let (flood_ok, flood_failed, handles) = spawn_logins(&srv, args.flood, stop.clone());
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let flood_started = Instant::now();
-    let (busy, busy_errors) = probe(&http, &base, &token, args.probes).await;
-    let flood_secs = flood_started.elapsed().as_secs_f64() + 0.5;
+    let busy = probe(&srv, &token, args.probes).await;
+    let flood_secs = busy.elapsed.as_secs_f64() + 0.5;
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         let _ = h.await;
     }
 
     println!();
-    println!("| GET /api/v1/auth/me              | requests | errors | p50 ms | p99 ms |");
-    println!("|----------------------------------|---------:|-------:|-------:|-------:|");
     println!(
-        "| no flood                         | {:>8} | {:>6} | {:>6.2} | {:>6.2} |",
-        quiet.len(),
-        quiet_errors,
-        ms(percentile(&quiet, 0.5)),
-        ms(percentile(&quiet, 0.99))
+        "| {:<32} | requests | errors | p50 ms | p99 ms |",
+        "GET /api/v1/auth/me"
     );
-    println!(
-        "| during a {:>3}-client login flood  | {:>8} | {:>6} | {:>6.2} | {:>6.2} |",
-        args.flood,
-        busy.len(),
-        busy_errors,
-        ms(percentile(&busy, 0.5)),
-        ms(percentile(&busy, 0.99))
+    println!("|{}|---------:|-------:|-------:|-------:|", "-".repeat(34));
+    row("no flood", &quiet);
+    row(
+        &format!("during a {}-client login flood", args.flood),
+        &busy,
     );
     println!(
         "flood: {} logins ok, {} refused/failed, {:.1} logins/s",
@@ -302,12 +173,12 @@ async fn run(args: Args) -> Result<(), String> {
         flood_failed.load(Ordering::Relaxed),
         flood_ok.load(Ordering::Relaxed) as f64 / flood_secs
     );
-    let _ = database.drop().await;
-    if quiet_errors + busy_errors > 0 {
-        return Err(format!(
-            "{} probe request(s) failed",
-            quiet_errors + busy_errors
-        ));
+    let errors = quiet.errors + busy.errors;
+    if let Ok(srv) = Arc::try_unwrap(srv) {
+        srv.finish().await;
+    }
+    if errors > 0 {
+        return Err(format!("{errors} probe request(s) failed"));
     }
     Ok(())
 }

@@ -46,7 +46,7 @@ impl AppointmentsRepo {
         page: PageRequest,
     ) -> Result<(Vec<Appointment>, u64)> {
         let filter = doc! { "patient_id": patient };
-        let total = self.coll.count_documents(filter.clone()).await?;
+        let total = crate::db::count(&self.coll, filter.clone()).await?;
         let items = self
             .coll
             .find(filter)

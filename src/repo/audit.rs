@@ -83,7 +83,7 @@ impl AuditRepo {
         if !at.is_empty() {
             filter.insert("at", at);
         }
-        let total = self.coll.count_documents(filter.clone()).await?;
+        let total = crate::db::count(&self.coll, filter.clone()).await?;
         let items = self
             .coll
             .find(filter)

@@ -76,7 +76,7 @@ impl HistoryRepo {
         page: PageRequest,
     ) -> Result<(Vec<HistoryEntry>, u64)> {
         let filter = doc! { "patient_id": id };
-        let total = self.coll.count_documents(filter.clone()).await?;
+        let total = crate::db::count(&self.coll, filter.clone()).await?;
         let items = self
             .coll
             .find(filter)

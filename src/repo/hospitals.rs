@@ -87,7 +87,7 @@ impl HospitalsRepo {
         page: PageRequest,
     ) -> Result<(Vec<Hospital>, u64)> {
         let filter = Self::filter(f);
-        let total = self.coll.count_documents(filter.clone()).await?;
+        let total = crate::db::count(&self.coll, filter.clone()).await?;
         let items = self
             .coll
             .find(filter)

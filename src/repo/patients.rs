@@ -152,7 +152,7 @@ impl PatientsRepo {
         page: PageRequest,
     ) -> Result<(Vec<Patient>, u64)> {
         let filter = Self::filter(f);
-        let total = self.coll.count_documents(filter.clone()).await?;
+        let total = crate::db::count(&self.coll, filter.clone()).await?;
         let items = self
             .coll
             .find(filter)
@@ -178,7 +178,7 @@ impl PatientsRepo {
         if let Some(u) = assigned_to {
             filter.insert("assigned_to", u);
         }
-        let total = self.coll.count_documents(filter.clone()).await?;
+        let total = crate::db::count(&self.coll, filter.clone()).await?;
         let items = self
             .coll
             .find(filter)
@@ -195,7 +195,7 @@ impl PatientsRepo {
     pub async fn count_assigned(&self, hospital: HospitalId) -> Result<u64> {
         let mut filter = live();
         filter.insert("hospital_id", hospital);
-        Ok(self.coll.count_documents(filter).await?)
+        Ok(crate::db::count(&self.coll, filter).await?)
     }
 
     /// Whether any patient, deleted or not, is or was assigned to `hospital`.
@@ -204,6 +204,6 @@ impl PatientsRepo {
             { "hospital_id": hospital },
             { "hospital_history.hospital_id": hospital },
         ] };
-        Ok(self.coll.count_documents(filter).limit(1).await? > 0)
+        Ok(self.coll.find_one(filter).await?.is_some())
     }
 }

@@ -85,7 +85,7 @@ impl TreatmentsRepo {
         page: PageRequest,
     ) -> Result<(Vec<Treatment>, u64)> {
         let filter = doc! { "patient_id": patient };
-        let total = self.coll.count_documents(filter.clone()).await?;
+        let total = crate::db::count(&self.coll, filter.clone()).await?;
         let items = self
             .coll
             .find(filter)
@@ -100,16 +100,15 @@ impl TreatmentsRepo {
 
     pub async fn has_completed(&self, patient: PatientId) -> Result<bool> {
         let filter = doc! { "patient_id": patient, "status": "completed" };
-        Ok(self.coll.count_documents(filter).limit(1).await? > 0)
+        Ok(self.coll.find_one(filter).await?.is_some())
     }
 
     pub async fn references_hospital(&self, hospital: HospitalId) -> Result<bool> {
         Ok(self
             .coll
-            .count_documents(doc! { "hospital_id": hospital })
-            .limit(1)
+            .find_one(doc! { "hospital_id": hospital })
             .await?
-            > 0)
+            .is_some())
     }
 
     /// Writes the ledger entry unless it already exists; `true` if written now.
@@ -145,7 +144,7 @@ impl TreatmentsRepo {
         page: PageRequest,
     ) -> Result<(Vec<EarningEntry>, u64)> {
         let filter = f.document();
-        let total = self.ledger.count_documents(filter.clone()).await?;
+        let total = crate::db::count(&self.ledger, filter.clone()).await?;
         let items = self
             .ledger
             .find(filter)

@@ -190,7 +190,7 @@ impl UsersRepo {
 
     pub async fn list(&self, f: &UserFilter, page: PageRequest) -> Result<(Vec<User>, u64)> {
         let filter = Self::filter(f);
-        let total = self.coll.count_documents(filter.clone()).await?;
+        let total = crate::db::count(&self.coll, filter.clone()).await?;
         let docs: Vec<UserDoc> = self
             .coll
             .find(filter)
@@ -335,9 +335,8 @@ impl UsersRepo {
     pub async fn admin_exists(&self) -> Result<bool> {
         Ok(self
             .coll
-            .count_documents(doc! { "role": "admin" })
-            .limit(1)
+            .find_one(doc! { "role": "admin" })
             .await?
-            > 0)
+            .is_some())
     }
 }

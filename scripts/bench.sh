@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs one benchmark binary on a throwaway local database (or on
+# MONGODB_URI, where it creates and drops its own database).
+#
+#   scripts/bench.sh login [--seconds 10] [--flood 32] [--probes 2000]
+#   scripts/bench.sh scale [--sizes 10000,100000] [--requests 500] [--concurrency 4]
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+name="${1:-}"
+case "$name" in
+  login|scale) shift ;;
+  *) echo "usage: $0 login|scale [args]" >&2; exit 2 ;;
+esac
+if [ -z "${MONGODB_URI:-}" ]; then
+  export DB_PORT="${BENCH_DB_PORT:-27217}"
+  export DB_DATA_DIR="$ROOT/.local/benchdb"
+  rm -rf "$DB_DATA_DIR"
+  MONGODB_URI="$(scripts/db.sh start)"
+  export MONGODB_URI
+  trap 'unset MONGODB_URI; scripts/db.sh stop || true; rm -rf "$DB_DATA_DIR"' EXIT
+fi
+cargo build --release --features bench --bin "bench_$name"
+RUST_LOG="${RUST_LOG:-error}" "target/release/bench_$name" "$@"

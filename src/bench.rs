@@ -1,0 +1,197 @@
+//! Shared by the benchmark binaries (feature `bench`): the real app served
+//! over loopback on a throwaway database, and latency measurement.
+
+use std::{
+    net::SocketAddr,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use mongodb::Database;
+use secrecy::SecretString;
+use serde_json::{json, Value};
+
+use crate::{build_app, config::Config, db, migrate, seed, AppState};
+
+pub const ADMIN_EMAIL: &str = "bench.admin@example.com";
+pub const ADMIN_PASSWORD: &str = "benchmark admin passphrase";
+
+pub struct BenchServer {
+    pub base: String,
+    pub db: Database,
+    pub http: reqwest::Client,
+    pub config: Config,
+}
+
+/// Migrates and seeds a fresh database (with an admin), serves the app on
+/// 127.0.0.1 and returns a client for it. `env` overrides configuration.
+pub async fn start(env: &[(&str, &str)]) -> Result<BenchServer, String> {
+    let uri = std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+    let db_name = format!("bench_{}", uuid::Uuid::new_v4().simple());
+    let secret = format!("bench-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
+    let mut vars: Vec<(String, String)> = vec![
+        ("JWT_SECRET".into(), secret),
+        ("MONGODB_URI".into(), uri),
+        ("MONGODB_DB".into(), db_name.clone()),
+        ("AUTH_RATE_LIMIT_PER_MINUTE".into(), "100000000".into()),
+    ];
+    vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
+    let config = Config::from_lookup(|k| {
+        vars.iter()
+            .rev()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+            .or_else(|| std::env::var(k).ok())
+    })
+    .map_err(|e| e.to_string())?;
+    let client = db::client(&config).await.map_err(|e| e.to_string())?;
+    let database = client.database(&db_name);
+    migrate::run(&database).await.map_err(|e| e.to_string())?;
+    let text = std::fs::read_to_string(seed::DEFAULT_SEED_FILE).map_err(|e| e.to_string())?;
+    let rules = seed::parse(
+        seed::DEFAULT_SEED_FILE,
+        &text,
+        crate::http::protected_routes(),
+    )
+    .map_err(|e| e.to_string())?;
+    let opts = seed::Options {
+        dry_run: false,
+        reset: false,
+        admin_email: Some(ADMIN_EMAIL.into()),
+        admin_password: Some(SecretString::from(ADMIN_PASSWORD)),
+        admin_name: "Bench Admin".into(),
+    };
+    seed::run(&database, &rules, &opts)
+        .await
+        .map_err(|e| e.to_string())?;
+
+    let app = build_app(AppState::new(database.clone(), config.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        let _ = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .await;
+    });
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .map_err(|e| e.to_string())?;
+    Ok(BenchServer {
+        base: format!("http://{addr}"),
+        db: database,
+        http,
+        config,
+    })
+}
+
+impl BenchServer {
+    pub async fn login(&self, email: &str, password: &str) -> Result<String, String> {
+        let res = self
+            .http
+            .post(format!("{}/api/v1/auth/login", self.base))
+            .json(&json!({"email": email, "password": password}))
+            .send()
+            .await
+            .map_err(|e| e.to_string())?;
+        if !res.status().is_success() {
+            return Err(format!("login answered {}", res.status()));
+        }
+        let body: Value = res.json().await.map_err(|e| e.to_string())?;
+        body["access_token"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| "no access_token".into())
+    }
+
+    pub async fn admin_token(&self) -> Result<String, String> {
+        self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
+    }
+
+    /// Drops the benchmark's database.
+    pub async fn finish(self) {
+        let _ = self.db.drop().await;
+    }
+}
+
+/// Latencies of successful requests (sorted) and the error count.
+pub struct Sample {
+    pub latencies: Vec<Duration>,
+    pub errors: u64,
+    pub elapsed: Duration,
+}
+
+impl Sample {
+    pub fn percentile(&self, p: f64) -> Duration {
+        percentile(&self.latencies, p)
+    }
+
+    pub fn per_second(&self) -> f64 {
+        self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let idx = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[idx.min(sorted.len() - 1)]
+}
+
+pub fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+/// Sends `count` requests from `concurrency` workers; `make(i)` builds the
+/// i-th request. A request counts as an error unless it answers 2xx.
+pub async fn measure<F>(concurrency: usize, count: usize, make: F) -> Sample
+where
+    F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
+{
+    let make = Arc::new(make);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (make, next) = (make.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                let t = Instant::now();
+                match make(i).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        lat.push(t.elapsed());
+                    }
+                    _ => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((lat, e)) = t.await {
+            latencies.extend(lat);
+            errors += e;
+        }
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Sample {
+        latencies,
+        errors,
+        elapsed,
+    }
+}
