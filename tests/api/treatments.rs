@@ -328,3 +328,90 @@ async fn summaries_group_by_period_and_currency_net_of_reversals() {
         .json();
     assert_eq!(by_hospital["total"], 4);
 }
+
+#[tokio::test]
+async fn bad_updates_are_refused_and_change_nothing() {
+    let w = world().await;
+    let t = record(&w, "planned").await;
+    let tpath = format!("/api/v1/treatments/{}", t["id"].as_str().expect("id"));
+    for body in [
+        json!({"status": "completed"}),
+        json!({"version": 1, "status": "finished"}),
+        json!({"version": 1, "cost": {"amount_minor": -1, "currency": "EUR"}}),
+        json!({"version": 1, "earnings": {"amount_minor": 2_000_000, "currency": "EUR"}}),
+        json!({"version": 1, "earnings": {"amount_minor": 1, "currency": "GBP"}}),
+        json!({"version": 1, "hospital_id": "000000000000000000000000"}),
+        json!({"version": 1, "patient_id": w.patient}),
+        json!({"version": 1, "disease": ""}),
+    ] {
+        w.app
+            .patch_as(&w.staff, &tpath, &body)
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    assert_eq!(
+        w.app.get_as(&w.staff, &tpath).await.json()["version"],
+        1,
+        "unchanged"
+    );
+
+    let res = w
+        .app
+        .post_as(
+            &w.staff,
+            &format!("/api/v1/patients/{}/appointments", w.patient),
+            &json!({"discussion_notes": "first call", "status": "scheduled"}),
+        )
+        .await;
+    let apath = format!(
+        "/api/v1/appointments/{}",
+        res.json()["id"].as_str().expect("id")
+    );
+    for body in [
+        json!({"status": "missed"}),
+        json!({"version": 1, "status": "gone"}),
+        json!({"version": 1, "discussion_notes": ""}),
+        json!({"version": 1, "appointment_date": "yesterday"}),
+        json!({"version": 1, "next_follow_up": "2026-02-30"}),
+        json!({"version": 1, "hospital_id": "000000000000000000000000"}),
+    ] {
+        w.app
+            .patch_as(&w.staff, &apath, &body)
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    assert_eq!(
+        w.app.get_as(&w.staff, &apath).await.json()["version"],
+        1,
+        "unchanged"
+    );
+
+    let hpath = format!("/api/v1/hospitals/{}", w.hospital);
+    for body in [
+        json!({"country": "XX"}),
+        json!({"currency": "eur"}),
+        json!({"commission_bps": 20000}),
+        json!({"name": ""}),
+        json!({"active": "no"}),
+        json!({"created_at": "2020-01-01T00:00:00Z"}),
+    ] {
+        w.app
+            .patch_as(&w.admin, &hpath, &body)
+            .await
+            .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    assert_eq!(
+        w.app.get_as(&w.admin, &hpath).await.json()["name"],
+        "Ledger Hospital",
+        "unchanged"
+    );
+    // Ids of other kinds or malformed ones in the path.
+    w.app
+        .get_as(&w.staff, "/api/v1/treatments/xyz")
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_id");
+    w.app
+        .get_as(&w.staff, &format!("/api/v1/treatments/{}", w.patient))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+}
