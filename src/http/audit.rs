@@ -178,7 +178,7 @@ impl AuditCtx {
     /// that already happened.
     pub async fn record(&self, state: &AppState, event: AuditEvent) {
         if let Err(e) = state.repos.audit.record(event).await {
-            tracing::error!(error = %e, action = %self.route, "audit event could not be written");
+            tracing::error!(error = %e, route = %self.route, "audit event could not be written");
         }
     }
 }
