@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local MongoDB stand-in for development and tests.
 #
-#   scripts/db.sh start|stop|status
+#   scripts/db.sh start|stop|status|install
 #
 # Installs nx-27017 (a MongoDB wire-protocol server on SQLite, pinned below)
 # into .local/venv if missing and runs it on 127.0.0.1. Production uses real
@@ -114,8 +114,9 @@ status() {
 }
 
 case "${1:-}" in
+  install) install; echo "$VENV/bin/nx-27017" ;;
   start) start ;;
   stop) stop ;;
   status) status ;;
-  *) echo "usage: $0 start|stop|status" >&2; exit 2 ;;
+  *) echo "usage: $0 start|stop|status|install" >&2; exit 2 ;;
 esac

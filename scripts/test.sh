@@ -21,5 +21,9 @@ if [ -z "${TEST_MONGODB_URI:-}" ]; then
   trap '(unset MONGODB_URI; scripts/db.sh stop) || true; rm -rf "$DB_DATA_DIR"' EXIT
 fi
 
+# The fault tests start and kill databases of their own.
+NX_27017_BIN="$(scripts/db.sh install)"
+export NX_27017_BIN
+
 echo "test.sh: tests use $TEST_MONGODB_URI"
 cargo test --all-targets --no-fail-fast "$@"

@@ -116,6 +116,16 @@ impl TestApp {
         Self::spawn_with(&[]).await
     }
 
+    /// A migrated, seeded app on a fresh database of the server at `uri`.
+    pub async fn spawn_on(uri: &str, overrides: &[(&str, &str)]) -> TestApp {
+        let mut all = vec![("MONGODB_URI", uri)];
+        all.extend_from_slice(overrides);
+        let mut app = Self::spawn_with(&all).await;
+        // The database lives and dies with its server; nothing to drop.
+        app.drop_db = false;
+        app
+    }
+
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
         let config = test_config(overrides);
         let client = db::client(&config).await.expect("client");

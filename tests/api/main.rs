@@ -6,6 +6,7 @@ mod helpers;
 mod appointments;
 mod auth;
 mod errors;
+mod faults;
 mod health;
 mod hospitals;
 mod migrations;
