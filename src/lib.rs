@@ -13,6 +13,7 @@ pub mod http;
 pub mod migrate;
 pub mod repo;
 pub mod seed;
+pub mod server;
 pub mod state;
 pub mod telemetry;
 

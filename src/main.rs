@@ -1,8 +1,9 @@
-//! The server binary: config -> telemetry -> database -> migrations -> serve.
+//! The server binary: config -> telemetry -> database -> migrations -> serve
+//! (until SIGINT/SIGTERM, then drain; see `server::serve`).
 
-use std::{net::SocketAddr, process::ExitCode};
+use std::process::ExitCode;
 
-use healthcrm::{build_app, config::Config, db, migrate, telemetry, AppState};
+use healthcrm::{config::Config, db, migrate, server, telemetry, AppState};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -37,18 +38,13 @@ async fn run(config: Config) -> Result<(), String> {
     tracing::info!(created = ?report.created, updated = report.updated.len(), "migrations applied");
 
     let bind_addr = config.bind_addr;
-    let app = build_app(AppState::new(database, config));
     let listener = TcpListener::bind(bind_addr)
         .await
         .map_err(|e| format!("cannot bind {bind_addr}: {e}"))?;
     tracing::info!("listening on http://{bind_addr}");
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown_signal())
-    .await
-    .map_err(|e| format!("server error: {e}"))?;
+    server::serve(listener, AppState::new(database, config), shutdown_signal())
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("shut down cleanly");
     Ok(())
 }

@@ -26,6 +26,9 @@ pub struct AppState {
     pub principals: PrincipalCache,
     pub permissions: PermissionCache,
     pub auth_rate_limit: RateLimiter,
+    /// Writes finished after the response (audit events); shutdown waits
+    /// for them.
+    pub background: tokio_util::task::TaskTracker,
 }
 
 impl AppState {
@@ -40,6 +43,7 @@ impl AppState {
                 config.auth_rate_limit_per_minute,
                 Duration::from_secs(60),
             ),
+            background: tokio_util::task::TaskTracker::new(),
             db,
             config: Arc::new(config),
         }

@@ -109,7 +109,7 @@ pub async fn record_access(State(state): State<AppState>, req: Request, next: Ne
     );
     event.patient_ids = patient_ids;
     let repo = state.repos.audit.clone();
-    tokio::spawn(async move {
+    state.background.spawn(async move {
         if let Err(e) = repo.record(event).await {
             tracing::error!(error = %e, "audit event could not be written");
         }

@@ -152,3 +152,60 @@ async fn a_lost_database_answers_503_promptly_and_service_resumes_by_itself() {
         .await;
     assert_eq!(res.status, StatusCode::CREATED);
 }
+
+#[tokio::test]
+async fn graceful_shutdown_completes_in_flight_requests_and_their_audit_writes() {
+    let app = TestApp::spawn().await;
+    let staff = app.login_as(Role::Staff).await;
+    let state = healthcrm::AppState::new(app.db.clone(), app.config.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(healthcrm::server::serve(listener, state, async {
+        let _ = stopped.await;
+    }));
+
+    let http = reqwest::Client::new();
+    let requests: Vec<_> = (0..20)
+        .map(|i| {
+            let (http, base, token) = (http.clone(), base.clone(), staff.token.clone());
+            tokio::spawn(async move {
+                http.post(format!("{base}/api/v1/patients"))
+                    .bearer_auth(token)
+                    .json(&json!({"name": format!("In Flight {i}"), "country": "GB"}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
+        })
+        .collect();
+    // Let the requests reach the server, then ask it to stop while they run.
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    let _ = stop.send(());
+    for r in requests {
+        assert_eq!(r.await.expect("task").expect("completed, not dropped"), 201);
+    }
+    server.await.expect("server task").expect("clean shutdown");
+
+    // Every request was stored, and its audit event written before serve returned.
+    let total = app
+        .get_as(&staff, "/api/v1/patients?q=in%20flight")
+        .await
+        .json()["total"]
+        .clone();
+    assert_eq!(total, 20);
+    let filter = healthcrm::repo::audit::AuditFilter {
+        action: Some("patients.create".into()),
+        ..Default::default()
+    };
+    let page = healthcrm::repo::PageRequest {
+        page: 1,
+        per_page: 100,
+    };
+    let (events, _) = app.repos().audit.list(&filter, page).await.expect("audit");
+    assert_eq!(events.len(), 20);
+    // And the listener is gone.
+    assert!(http.get(format!("{base}/health")).send().await.is_err());
+}
