@@ -1,6 +1,5 @@
 //! The `appointments` collection.
 
-use futures::TryStreamExt;
 use mongodb::{bson::doc, Collection, Database};
 
 use super::PageRequest;
@@ -46,16 +45,13 @@ impl AppointmentsRepo {
         page: PageRequest,
     ) -> Result<(Vec<Appointment>, u64)> {
         let filter = doc! { "patient_id": patient };
-        let total = crate::db::count(&self.coll, filter.clone()).await?;
-        let items = self
-            .coll
-            .find(filter)
-            .sort(doc! { "created_at": -1, "_id": -1 })
-            .skip(page.skip())
-            .limit(i64::try_from(page.per_page).unwrap_or(100))
-            .await?
-            .try_collect()
-            .await?;
+        let (items, total) = super::paged(
+            &self.coll,
+            filter,
+            doc! { "created_at": -1, "_id": -1 },
+            page,
+        )
+        .await?;
         Ok((items, total))
     }
 }

@@ -1,7 +1,6 @@
 //! The append-only `audit_events` collection. This module only inserts and
 //! reads; nothing in the service updates or deletes an audit event.
 
-use futures::TryStreamExt;
 use mongodb::{
     bson::{doc, oid::ObjectId, DateTime, Document},
     Collection, Database,
@@ -83,16 +82,8 @@ impl AuditRepo {
         if !at.is_empty() {
             filter.insert("at", at);
         }
-        let total = crate::db::count(&self.coll, filter.clone()).await?;
-        let items = self
-            .coll
-            .find(filter)
-            .sort(doc! { "at": -1, "_id": -1 })
-            .skip(page.skip())
-            .limit(i64::try_from(page.per_page).unwrap_or(100))
-            .await?
-            .try_collect()
-            .await?;
+        let (items, total) =
+            super::paged(&self.coll, filter, doc! { "at": -1, "_id": -1 }, page).await?;
         Ok((items, total))
     }
 }

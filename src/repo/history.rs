@@ -1,7 +1,6 @@
 //! The `history` collection: every change to a patient's record and to its
 //! appointments and treatments, with the changed fields before and after.
 
-use futures::TryStreamExt;
 use mongodb::{
     bson::{doc, oid::ObjectId, DateTime, Document},
     Collection, Database,
@@ -76,16 +75,8 @@ impl HistoryRepo {
         page: PageRequest,
     ) -> Result<(Vec<HistoryEntry>, u64)> {
         let filter = doc! { "patient_id": id };
-        let total = crate::db::count(&self.coll, filter.clone()).await?;
-        let items = self
-            .coll
-            .find(filter)
-            .sort(doc! { "at": 1, "_id": 1 })
-            .skip(page.skip())
-            .limit(i64::try_from(page.per_page).unwrap_or(100))
-            .await?
-            .try_collect()
-            .await?;
+        let (items, total) =
+            super::paged(&self.coll, filter, doc! { "at": 1, "_id": 1 }, page).await?;
         Ok((items, total))
     }
 }

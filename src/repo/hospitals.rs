@@ -1,6 +1,5 @@
 //! The `hospitals` collection.
 
-use futures::TryStreamExt;
 use mongodb::{
     bson::{doc, to_bson, Document},
     options::{FindOneAndUpdateOptions, ReturnDocument},
@@ -87,16 +86,8 @@ impl HospitalsRepo {
         page: PageRequest,
     ) -> Result<(Vec<Hospital>, u64)> {
         let filter = Self::filter(f);
-        let total = crate::db::count(&self.coll, filter.clone()).await?;
-        let items = self
-            .coll
-            .find(filter)
-            .sort(doc! { "name_lower": 1, "_id": 1 })
-            .skip(page.skip())
-            .limit(i64::try_from(page.per_page).unwrap_or(100))
-            .await?
-            .try_collect()
-            .await?;
+        let (items, total) =
+            super::paged(&self.coll, filter, doc! { "name_lower": 1, "_id": 1 }, page).await?;
         Ok((items, total))
     }
 

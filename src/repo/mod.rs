@@ -27,6 +27,29 @@ impl PageRequest {
     }
 }
 
+/// One page of `filter`'s matches in `sort` order, and the total count.
+pub async fn paged<T>(
+    coll: &mongodb::Collection<T>,
+    filter: mongodb::bson::Document,
+    sort: mongodb::bson::Document,
+    page: PageRequest,
+) -> crate::error::Result<(Vec<T>, u64)>
+where
+    T: serde::de::DeserializeOwned + Send + Sync + Unpin,
+{
+    use futures::TryStreamExt;
+    let total = crate::db::count(coll, filter.clone()).await?;
+    let items = coll
+        .find(filter)
+        .sort(sort)
+        .skip(page.skip())
+        .limit(i64::try_from(page.per_page).unwrap_or(100))
+        .await?
+        .try_collect()
+        .await?;
+    Ok((items, total))
+}
+
 /// Escapes `text` for use inside a `$regex` so user input matches literally.
 pub fn regex_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 2);

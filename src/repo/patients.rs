@@ -1,7 +1,6 @@
 //! The `patients` collection. Soft-deleted patients are invisible to every
 //! read here except [`PatientsRepo::find_including_deleted`].
 
-use futures::TryStreamExt;
 use mongodb::{
     bson::{doc, Bson, DateTime, Document},
     Collection, Database,
@@ -152,16 +151,7 @@ impl PatientsRepo {
         page: PageRequest,
     ) -> Result<(Vec<Patient>, u64)> {
         let filter = Self::filter(f);
-        let total = crate::db::count(&self.coll, filter.clone()).await?;
-        let items = self
-            .coll
-            .find(filter)
-            .sort(sort.document())
-            .skip(page.skip())
-            .limit(i64::try_from(page.per_page).unwrap_or(100))
-            .await?
-            .try_collect()
-            .await?;
+        let (items, total) = super::paged(&self.coll, filter, sort.document(), page).await?;
         Ok((items, total))
     }
 
@@ -178,16 +168,13 @@ impl PatientsRepo {
         if let Some(u) = assigned_to {
             filter.insert("assigned_to", u);
         }
-        let total = crate::db::count(&self.coll, filter.clone()).await?;
-        let items = self
-            .coll
-            .find(filter)
-            .sort(doc! { "next_follow_up": 1, "_id": 1 })
-            .skip(page.skip())
-            .limit(i64::try_from(page.per_page).unwrap_or(100))
-            .await?
-            .try_collect()
-            .await?;
+        let (items, total) = super::paged(
+            &self.coll,
+            filter,
+            doc! { "next_follow_up": 1, "_id": 1 },
+            page,
+        )
+        .await?;
         Ok((items, total))
     }
 

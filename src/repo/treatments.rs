@@ -85,16 +85,13 @@ impl TreatmentsRepo {
         page: PageRequest,
     ) -> Result<(Vec<Treatment>, u64)> {
         let filter = doc! { "patient_id": patient };
-        let total = crate::db::count(&self.coll, filter.clone()).await?;
-        let items = self
-            .coll
-            .find(filter)
-            .sort(doc! { "created_at": -1, "_id": -1 })
-            .skip(page.skip())
-            .limit(i64::try_from(page.per_page).unwrap_or(100))
-            .await?
-            .try_collect()
-            .await?;
+        let (items, total) = super::paged(
+            &self.coll,
+            filter,
+            doc! { "created_at": -1, "_id": -1 },
+            page,
+        )
+        .await?;
         Ok((items, total))
     }
 
@@ -144,16 +141,13 @@ impl TreatmentsRepo {
         page: PageRequest,
     ) -> Result<(Vec<EarningEntry>, u64)> {
         let filter = f.document();
-        let total = crate::db::count(&self.ledger, filter.clone()).await?;
-        let items = self
-            .ledger
-            .find(filter)
-            .sort(doc! { "booked_at": -1, "treatment_id": 1, "kind": 1 })
-            .skip(page.skip())
-            .limit(i64::try_from(page.per_page).unwrap_or(100))
-            .await?
-            .try_collect()
-            .await?;
+        let (items, total) = super::paged(
+            &self.ledger,
+            filter,
+            doc! { "booked_at": -1, "treatment_id": 1, "kind": 1 },
+            page,
+        )
+        .await?;
         Ok((items, total))
     }
 

@@ -190,16 +190,8 @@ impl UsersRepo {
 
     pub async fn list(&self, f: &UserFilter, page: PageRequest) -> Result<(Vec<User>, u64)> {
         let filter = Self::filter(f);
-        let total = crate::db::count(&self.coll, filter.clone()).await?;
-        let docs: Vec<UserDoc> = self
-            .coll
-            .find(filter)
-            .sort(doc! { "created_at": 1, "_id": 1 })
-            .skip(page.skip())
-            .limit(i64::try_from(page.per_page).unwrap_or(100))
-            .await?
-            .try_collect()
-            .await?;
+        let (docs, total) =
+            super::paged(&self.coll, filter, doc! { "created_at": 1, "_id": 1 }, page).await?;
         Ok((docs.into_iter().map(User::from).collect(), total))
     }
 
