@@ -11,8 +11,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 
 if [ -z "${TEST_MONGODB_URI:-}" ]; then
-  export DB_PORT="${TEST_DB_PORT:-27117}"
-  export DB_DATA_DIR="$ROOT/.local/testdb"
+  # A free port unless TEST_DB_PORT names one, so a busy port cannot fail a run.
+  free_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  export DB_PORT="${TEST_DB_PORT:-$free_port}"
+  export DB_DATA_DIR="$ROOT/.local/testdb-$DB_PORT"
   # The throwaway database must not be the user's MONGODB_URI.
   (unset MONGODB_URI; scripts/db.sh stop >/dev/null 2>&1 || true)
   rm -rf "$DB_DATA_DIR"
