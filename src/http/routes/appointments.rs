@@ -3,15 +3,14 @@
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 use chrono::{DateTime, NaiveDate, Utc};
-use mongodb::bson::{DateTime as BsonDateTime, Document};
+use mongodb::bson::DateTime as BsonDateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::{Validate, ValidationError};
 
 use super::patients::{
-    self, bson_to_date, check_hospital, date_to_bson, diff, nullable, PageOnly, PatientPath,
-    BOOKKEEPING,
+    self, bson_to_date, check_hospital, date_to_bson, nullable, PageOnly, PatientPath,
 };
 use crate::{
     domain::{
@@ -26,7 +25,6 @@ use crate::{
         dto::{page_request, Page},
         extract::{ApiJson, ApiPath, ApiQuery},
     },
-    repo::history::HistoryEntry,
     state::AppState,
 };
 
@@ -157,20 +155,18 @@ async fn record_history(
     action: &str,
     actor: UserId,
 ) -> Result<(), AppError> {
-    let before = match before {
-        Some(b) => mongodb::bson::to_document(b).map_err(AppError::internal)?,
-        None => Document::new(),
-    };
-    let after_doc = mongodb::bson::to_document(after).map_err(AppError::internal)?;
-    let entry = HistoryEntry::new(
+    let id = after.id.to_string();
+    patients::record_change(
+        state,
         "appointment",
-        after.id.to_string(),
+        id,
         after.patient_id,
+        before,
+        after,
         action,
         actor,
-        diff(&before, &after_doc, BOOKKEEPING),
-    );
-    state.repos.history.record(entry).await
+    )
+    .await
 }
 
 /// The appointment, if its patient is live (not soft-deleted).

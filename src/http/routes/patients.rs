@@ -447,6 +447,29 @@ pub fn diff(before: &Document, after: &Document, skip: &[&str]) -> Document {
     changes
 }
 
+/// Writes one history entry: `entity` `entity_id` of `patient_id` went from
+/// `before` (nothing, for a create) to `after`, recording changed fields only.
+#[allow(clippy::too_many_arguments)]
+pub async fn record_change<T: Serialize>(
+    state: &AppState,
+    entity: &str,
+    entity_id: String,
+    patient_id: PatientId,
+    before: Option<&T>,
+    after: &T,
+    action: &str,
+    actor: UserId,
+) -> Result<(), AppError> {
+    let before = match before {
+        Some(b) => mongodb::bson::to_document(b).map_err(AppError::internal)?,
+        None => Document::new(),
+    };
+    let after = mongodb::bson::to_document(after).map_err(AppError::internal)?;
+    let changes = diff(&before, &after, BOOKKEEPING);
+    let entry = HistoryEntry::new(entity, entity_id, patient_id, action, actor, changes);
+    state.repos.history.record(entry).await
+}
+
 pub const BOOKKEEPING: &[&str] = &[
     "_id",
     "version",
@@ -472,17 +495,18 @@ async fn save(
             "the patient was changed meanwhile; reload and retry",
         ));
     }
-    let before = mongodb::bson::to_document(prev).map_err(AppError::internal)?;
-    let after = mongodb::bson::to_document(&next).map_err(AppError::internal)?;
-    let entry = HistoryEntry::new(
+    let id = next.id.to_string();
+    record_change(
+        state,
         "patient",
-        next.id.to_string(),
+        id,
         next.id,
+        Some(prev),
+        &next,
         action,
         actor,
-        diff(&before, &after, BOOKKEEPING),
-    );
-    state.repos.history.record(entry).await?;
+    )
+    .await?;
     Ok(next)
 }
 
@@ -685,16 +709,11 @@ pub async fn register_patient(
         updated_by: me.id,
     };
     state.repos.patients.insert(&patient).await?;
-    let after = mongodb::bson::to_document(&patient).map_err(AppError::internal)?;
-    let entry = HistoryEntry::new(
-        "patient",
-        patient.id.to_string(),
-        patient.id,
-        "create",
-        me.id,
-        diff(&Document::new(), &after, BOOKKEEPING),
-    );
-    state.repos.history.record(entry).await?;
+    let id = patient.id.to_string();
+    record_change(
+        &state, "patient", id, patient.id, None, &patient, "create", me.id,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         axum::Extension(audited(&[&patient])),

@@ -3,13 +3,13 @@
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 use chrono::{DateTime, Utc};
-use mongodb::bson::{DateTime as BsonDateTime, Document};
+use mongodb::bson::DateTime as BsonDateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::{Validate, ValidationError};
 
-use super::patients::{self, check_hospital, diff, PageOnly, PatientPath, BOOKKEEPING};
+use super::patients::{self, check_hospital, PageOnly, PatientPath};
 use crate::{
     domain::{
         money::Money,
@@ -24,7 +24,6 @@ use crate::{
         dto::{page_request, Page},
         extract::{ApiJson, ApiPath, ApiQuery},
     },
-    repo::history::HistoryEntry,
     state::AppState,
 };
 
@@ -256,20 +255,18 @@ async fn record_history(
     action: &str,
     actor: UserId,
 ) -> Result<(), AppError> {
-    let before = match before {
-        Some(b) => mongodb::bson::to_document(b).map_err(AppError::internal)?,
-        None => Document::new(),
-    };
-    let after_doc = mongodb::bson::to_document(after).map_err(AppError::internal)?;
-    let entry = HistoryEntry::new(
+    let id = after.id.to_string();
+    patients::record_change(
+        state,
         "treatment",
-        after.id.to_string(),
+        id,
         after.patient_id,
+        before,
+        after,
         action,
         actor,
-        diff(&before, &after_doc, BOOKKEEPING),
-    );
-    state.repos.history.record(entry).await
+    )
+    .await
 }
 
 /// The treatment, if its patient is live.
