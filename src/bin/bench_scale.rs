@@ -97,7 +97,7 @@ fn patient(rng: &mut StdRng, n: usize, admin: UserId, hospitals: &[HospitalId]) 
     let now = DateTime::from_millis(
         DateTime::now().timestamp_millis() - rng.random_range(0..(365 * 86_400_000_i64)),
     );
-    Patient {
+    let mut p = Patient {
         id: PatientId::new(),
         name_lower: name.to_lowercase(),
         name,
@@ -115,6 +115,8 @@ fn patient(rng: &mut StdRng, n: usize, admin: UserId, hospitals: &[HospitalId]) 
         hospital_id: Some(hospitals[rng.random_range(0..hospitals.len())]),
         hospital_history: Vec::new(),
         next_follow_up: None,
+        reached: Vec::new(),
+        completed_at: None,
         version: 1,
         deleted_at: None,
         deleted_by: None,
@@ -122,7 +124,9 @@ fn patient(rng: &mut StdRng, n: usize, admin: UserId, hospitals: &[HospitalId]) 
         created_by: admin,
         updated_at: now,
         updated_by: admin,
-    }
+    };
+    p.note_reached(status, now);
+    p
 }
 
 #[tokio::main]

@@ -26,6 +26,34 @@ pub fn is_currency(code: &str) -> bool {
     code.len() == 3 && CURRENCIES.split_ascii_whitespace().any(|c| c == code)
 }
 
+/// Digits after the decimal point in `currency`'s major unit (ISO 4217):
+/// 0 for the yen and friends, 3 for the dinars, 2 otherwise.
+pub fn minor_unit_digits(currency: &str) -> u32 {
+    match currency {
+        "BIF" | "CLP" | "DJF" | "GNF" | "ISK" | "JPY" | "KMF" | "KRW" | "PYG" | "RWF" | "UGX"
+        | "VND" | "VUV" | "XAF" | "XOF" | "XPF" => 0,
+        "BHD" | "IQD" | "JOD" | "KWD" | "LYD" | "OMR" | "TND" => 3,
+        _ => 2,
+    }
+}
+
+/// `minor` minor units of `currency` written in major units: `-1250.05`.
+pub fn format_major(minor: i64, currency: &str) -> String {
+    let digits = minor_unit_digits(currency);
+    let sign = if minor < 0 { "-" } else { "" };
+    let abs = minor.unsigned_abs();
+    if digits == 0 {
+        return format!("{sign}{abs}");
+    }
+    let scale = 10u64.pow(digits);
+    format!(
+        "{sign}{}.{:0width$}",
+        abs / scale,
+        abs % scale,
+        width = digits as usize
+    )
+}
+
 /// validator hook: an upper-case ISO 3166-1 alpha-2 code.
 pub fn validate_country(code: &str) -> Result<(), validator::ValidationError> {
     if is_country(code) {
@@ -57,5 +85,15 @@ mod tests {
         assert!(
             is_currency("EUR") && is_currency("USD") && !is_currency("EURO") && !is_currency("usd")
         );
+    }
+
+    #[test]
+    fn major_units() {
+        assert_eq!(format_major(125_000, "EUR"), "1250.00");
+        assert_eq!(format_major(-5, "USD"), "-0.05");
+        assert_eq!(format_major(0, "USD"), "0.00");
+        assert_eq!(format_major(1500, "JPY"), "1500");
+        assert_eq!(format_major(1_234, "KWD"), "1.234");
+        assert_eq!(format_major(i64::MIN, "EUR"), "-92233720368547758.08");
     }
 }

@@ -107,6 +107,13 @@ pub struct Patient {
     pub hospital_history: Vec<HospitalAssignment>,
     /// Midnight UTC of the day the next follow-up is due.
     pub next_follow_up: Option<DateTime>,
+    /// Every treatment status the patient has been in, in first-reached
+    /// order (the funnel report counts from it; statuses can go back).
+    #[serde(default)]
+    pub reached: Vec<TreatmentStatus>,
+    /// When the patient first reached `completed`.
+    #[serde(default)]
+    pub completed_at: Option<DateTime>,
     pub version: i64,
     pub deleted_at: Option<DateTime>,
     pub deleted_by: Option<UserId>,
@@ -114,6 +121,21 @@ pub struct Patient {
     pub created_by: UserId,
     pub updated_at: DateTime,
     pub updated_by: UserId,
+}
+
+impl Patient {
+    /// Records that the patient is now in `status` (every patient starts as
+    /// an inquiry, whatever status they were registered with).
+    pub fn note_reached(&mut self, status: TreatmentStatus, at: DateTime) {
+        for s in [TreatmentStatus::Inquiry, status] {
+            if !self.reached.contains(&s) {
+                self.reached.push(s);
+            }
+        }
+        if status == TreatmentStatus::Completed && self.completed_at.is_none() {
+            self.completed_at = Some(at);
+        }
+    }
 }
 
 #[cfg(test)]

@@ -63,6 +63,29 @@ impl HospitalsRepo {
         Ok(self.coll.find_one(doc! { "_id": id }).await?)
     }
 
+    /// Every hospital, by name (reports list them all; there are few).
+    pub async fn all(&self) -> Result<Vec<Hospital>> {
+        use futures::TryStreamExt;
+        Ok(self
+            .coll
+            .find(doc! {})
+            .sort(doc! { "name_lower": 1, "_id": 1 })
+            .await?
+            .try_collect()
+            .await?)
+    }
+
+    /// The hospitals with these ids (unknown ids are left out).
+    pub async fn with_ids(&self, ids: &[HospitalId]) -> Result<Vec<Hospital>> {
+        use futures::TryStreamExt;
+        Ok(self
+            .coll
+            .find(doc! { "_id": { "$in": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>() } })
+            .await?
+            .try_collect()
+            .await?)
+    }
+
     fn filter(f: &HospitalFilter) -> Document {
         let mut filter = doc! {};
         if let Some(country) = &f.country {

@@ -9,10 +9,38 @@ pub mod hospitals;
 pub mod patients;
 pub mod permissions;
 pub mod refresh_tokens;
+pub mod reports;
 pub mod treatments;
 pub mod users;
 
 use mongodb::Database;
+
+/// Adds `from <= field < before` to `filter`, as one `$and` clause per
+/// bound. Written this way because the stand-in's aggregation `$match`
+/// mis-compares dates under `{field: {$gte, $lt}}` (it treats every `$lt`
+/// as false) but evaluates `$and` clauses correctly; real MongoDB reads both
+/// forms the same and uses the index either way (README notes).
+pub fn add_date_range(
+    filter: &mut mongodb::bson::Document,
+    field: &str,
+    from: Option<mongodb::bson::DateTime>,
+    before: Option<mongodb::bson::DateTime>,
+) {
+    use mongodb::bson::{doc, Bson};
+    let mut clauses: Vec<Bson> = match filter.remove("$and") {
+        Some(Bson::Array(a)) => a,
+        _ => Vec::new(),
+    };
+    if let Some(from) = from {
+        clauses.push(Bson::Document(doc! { field: { "$gte": from } }));
+    }
+    if let Some(before) = before {
+        clauses.push(Bson::Document(doc! { field: { "$lt": before } }));
+    }
+    if !clauses.is_empty() {
+        filter.insert("$and", clauses);
+    }
+}
 
 /// Offset pagination as the list endpoints use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +103,7 @@ pub struct Repos {
     pub history: history::HistoryRepo,
     pub appointments: appointments::AppointmentsRepo,
     pub treatments: treatments::TreatmentsRepo,
+    pub reports: reports::ReportsRepo,
 }
 
 impl Repos {
@@ -90,6 +119,7 @@ impl Repos {
             history: history::HistoryRepo::new(db),
             appointments: appointments::AppointmentsRepo::new(db),
             treatments: treatments::TreatmentsRepo::new(db),
+            reports: reports::ReportsRepo::new(db),
         }
     }
 }

@@ -31,16 +31,7 @@ pub struct EarningsFilter {
 impl EarningsFilter {
     pub fn document(&self) -> Document {
         let mut filter = doc! {};
-        let mut booked = doc! {};
-        if let Some(from) = self.from {
-            booked.insert("$gte", from);
-        }
-        if let Some(before) = self.before {
-            booked.insert("$lt", before);
-        }
-        if !booked.is_empty() {
-            filter.insert("booked_at", booked);
-        }
+        super::add_date_range(&mut filter, "booked_at", self.from, self.before);
         if let Some(h) = self.hospital_id {
             filter.insert("hospital_id", h);
         }

@@ -12,6 +12,7 @@ mod hospitals;
 mod migrations;
 mod patients;
 mod permissions;
+mod reports;
 mod seed;
 mod treatments;
 mod users;

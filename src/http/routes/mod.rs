@@ -8,5 +8,6 @@ pub mod health;
 pub mod hospitals;
 pub mod patients;
 pub mod permissions;
+pub mod reports;
 pub mod treatments;
 pub mod users;

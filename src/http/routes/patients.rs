@@ -682,7 +682,7 @@ pub async fn register_patient(
     let (medical_history, medical_history_lower) =
         normalized_conditions(body.medical_history.unwrap_or_default());
     let name = body.name.trim().to_owned();
-    let patient = Patient {
+    let mut patient = Patient {
         id: PatientId::new(),
         name_lower: name.to_lowercase(),
         name,
@@ -700,6 +700,8 @@ pub async fn register_patient(
         hospital_id: body.hospital_id,
         hospital_history,
         next_follow_up: body.next_follow_up.map(date_to_bson),
+        reached: Vec::new(),
+        completed_at: None,
         version: 1,
         deleted_at: None,
         deleted_by: None,
@@ -708,6 +710,7 @@ pub async fn register_patient(
         updated_at: now,
         updated_by: me.id,
     };
+    patient.note_reached(treatment_status, now);
     state.repos.patients.insert(&patient).await?;
     let id = patient.id.to_string();
     record_change(
@@ -828,6 +831,7 @@ pub async fn update_patient(
             }
         }
         next.treatment_status = status;
+        next.note_reached(status, BsonDateTime::now());
     }
     if next.treatment_status == TreatmentStatus::Denied && next.denial_reason.is_none() {
         return Err(AppError::invalid_field(

@@ -1,0 +1,627 @@
+//! Reports and the dashboard: the aggregation pipelines, each built by a pure
+//! function (unit-tested below) and run by [`ReportsRepo`].
+//!
+//! Every pipeline opens with a `$match` on the period field (`created_at`
+//! for patients and treatments, `booked_at` for the ledger) so MongoDB can
+//! use that index. Groups are on one string key (`a|b`) because the stand-in
+//! groups on single expressions only; the caller splits the key. Date tests
+//! inside expressions are made on `$dateToString` strings, which compare the
+//! same on both servers.
+
+use chrono::{Months, NaiveDate};
+use futures::TryStreamExt;
+use mongodb::{
+    bson::{doc, Bson, DateTime, Document},
+    Collection, Database,
+};
+
+use super::{add_date_range, treatments::Period};
+use crate::{domain::patient::TreatmentStatus, error::Result};
+
+/// A half-open period `[from, before)`; either end may be open.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Range {
+    pub from: Option<DateTime>,
+    pub before: Option<DateTime>,
+}
+
+/// Live (not soft-deleted) patients registered in `range`, optionally from
+/// one country.
+pub fn patients_match(range: Range, country: Option<&str>) -> Document {
+    let mut m = doc! {};
+    add_date_range(&mut m, "created_at", range.from, range.before);
+    m.insert("deleted_at", doc! { "$eq": Bson::Null });
+    if let Some(c) = country {
+        m.insert("country", c);
+    }
+    doc! { "$match": m }
+}
+
+fn range_match(field: &str, range: Range) -> Document {
+    let mut m = doc! {};
+    add_date_range(&mut m, field, range.from, range.before);
+    doc! { "$match": m }
+}
+
+/// `$concat` of several string expressions with `|` between them.
+fn key(parts: &[Bson]) -> Bson {
+    let mut items = Vec::with_capacity(parts.len() * 2);
+    for (i, p) in parts.iter().enumerate() {
+        if i > 0 {
+            items.push(Bson::String("|".into()));
+        }
+        // A missing field would make the whole `$concat` null.
+        items.push(Bson::Document(doc! { "$ifNull": [p.clone(), ""] }));
+    }
+    Bson::Document(doc! { "$concat": items })
+}
+
+fn field(path: &str) -> Bson {
+    Bson::String(format!("${path}"))
+}
+
+fn count_if(cond: Document) -> Document {
+    doc! { "$sum": { "$cond": [cond, 1, 0] } }
+}
+
+/// The main funnel stages in order; `denied` branches off it.
+pub const FUNNEL: [TreatmentStatus; 4] = [
+    TreatmentStatus::Inquiry,
+    TreatmentStatus::Ready,
+    TreatmentStatus::Coming,
+    TreatmentStatus::Completed,
+];
+
+/// True when the patient reached `stage` or a later main stage (a patient
+/// registered as `coming` has passed `ready`). Documents written before
+/// `reached` existed count by their current status.
+pub fn reached_expr(stage: TreatmentStatus) -> Document {
+    let statuses: Vec<Bson> = if stage == TreatmentStatus::Denied {
+        vec![Bson::String("denied".into())]
+    } else {
+        FUNNEL
+            .iter()
+            .skip_while(|s| **s != stage)
+            .map(|s| Bson::String(s.as_str().into()))
+            .collect()
+    };
+    let mut any: Vec<Bson> = statuses
+        .iter()
+        .map(|s| Bson::Document(doc! { "$in": [s.clone(), { "$ifNull": ["$reached", []] }] }))
+        .collect();
+    any.push(Bson::Document(
+        doc! { "$in": ["$treatment_status", statuses] },
+    ));
+    doc! { "$or": any }
+}
+
+/// Earnings series: net amount and net treatment count per period start
+/// and currency, from the ledger (reversals are negative entries).
+pub fn earnings(range: Range, period: Period) -> Vec<Document> {
+    let mut filter = doc! {};
+    add_date_range(&mut filter, "booked_at", range.from, range.before);
+    super::treatments::summary_pipeline(filter, period)
+}
+
+/// Patients per condition (a patient with two conditions counts in both,
+/// a condition listed twice counts once), and the number of patients. The
+/// caller orders the rows: the stand-in ignores a `$sort` that follows
+/// `$unwind` and `$group` (README notes).
+pub fn patients_by_disease(range: Range, country: Option<&str>) -> Vec<Document> {
+    vec![
+        patients_match(range, country),
+        doc! { "$project": { "c": { "$setUnion": [ { "$ifNull": ["$medical_history_lower", []] }, [] ] } } },
+        doc! { "$facet": {
+            "total": [ { "$group": { "_id": Bson::Null, "n": { "$sum": 1 } } } ],
+            "rows": [
+                { "$unwind": "$c" },
+                { "$group": { "_id": "$c", "n": { "$sum": 1 } } },
+            ],
+        } },
+    ]
+}
+
+/// Patients per country, and how many of them completed a treatment.
+pub fn patients_by_country(range: Range, country: Option<&str>) -> Vec<Document> {
+    vec![
+        patients_match(range, country),
+        doc! { "$group": {
+            "_id": "$country",
+            "patients": { "$sum": 1 },
+            "completed": count_if(reached_expr(TreatmentStatus::Completed)),
+        } },
+        doc! { "$sort": { "patients": -1, "_id": 1 } },
+    ]
+}
+
+/// Patients per `status|treatment_status`.
+pub fn patients_by_status(range: Range, country: Option<&str>) -> Vec<Document> {
+    vec![
+        patients_match(range, country),
+        doc! { "$group": {
+            "_id": key(&[field("status"), field("treatment_status")]),
+            "patients": { "$sum": 1 },
+        } },
+        doc! { "$sort": { "_id": 1 } },
+    ]
+}
+
+/// Age bands, youngest first, with the lowest age in each.
+pub const AGE_BANDS: [(&str, u32); 5] = [
+    ("0-17", 0),
+    ("18-34", 18),
+    ("35-49", 35),
+    ("50-64", 50),
+    ("65+", 65),
+];
+pub const AGE_UNKNOWN: &str = "unknown";
+
+/// The latest birth date of someone at least `years` old on `today`.
+fn born_by(today: NaiveDate, years: u32) -> String {
+    today
+        .checked_sub_months(Months::new(years * 12))
+        .unwrap_or(NaiveDate::MIN)
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+/// Patients per `country|band`. The band comes from the date of birth when
+/// there is one (exact on `today`), else from the age given at registration.
+pub fn patients_by_age(range: Range, country: Option<&str>, today: NaiveDate) -> Vec<Document> {
+    let mut by_dob = Vec::new();
+    let mut by_age = Vec::new();
+    for (band, min) in AGE_BANDS.iter().rev() {
+        by_dob.push(Bson::Document(doc! {
+            "case": { "$lte": ["$dob", born_by(today, *min)] }, "then": *band,
+        }));
+        by_age.push(Bson::Document(doc! {
+            "case": { "$gte": ["$age", i64::from(*min)] }, "then": *band,
+        }));
+    }
+    vec![
+        patients_match(range, country),
+        doc! { "$project": {
+            "country": 1,
+            "age": { "$ifNull": ["$age", -1] },
+            "dob": { "$ifNull": [ { "$dateToString": { "format": "%Y-%m-%d", "date": "$date_of_birth" } }, "" ] },
+        } },
+        doc! { "$project": {
+            "country": 1,
+            "band": { "$cond": [
+                { "$eq": ["$dob", ""] },
+                { "$switch": { "branches": by_age, "default": AGE_UNKNOWN } },
+                { "$switch": { "branches": by_dob, "default": AGE_UNKNOWN } },
+            ] },
+        } },
+        doc! { "$group": {
+            "_id": key(&[field("country"), field("band")]),
+            "patients": { "$sum": 1 },
+        } },
+        doc! { "$sort": { "_id": 1 } },
+    ]
+}
+
+/// Per hospital: live patients registered in the period and now assigned
+/// to it, how many of them completed, and the total hours from inquiry
+/// (registration) to first completion of those. Summed and counted rather
+/// than `$avg`: the stand-in averages a null `$dateDiff` as 0.
+pub fn hospital_patients(range: Range) -> Vec<Document> {
+    let completed = doc! { "$in": ["completed", { "$ifNull": ["$reached", []] }] };
+    vec![
+        patients_match(range, None),
+        doc! { "$group": {
+            "_id": { "$ifNull": ["$hospital_id", ""] },
+            "patients": { "$sum": 1 },
+            "completed": count_if(completed.clone()),
+            "hours_to_complete": { "$sum": { "$cond": [completed, { "$dateDiff": {
+                "startDate": "$created_at", "endDate": "$completed_at", "unit": "hour" } }, 0] } },
+        } },
+    ]
+}
+
+/// Treatments recorded in the period per `hospital|status|currency`, with
+/// their total cost.
+pub fn hospital_treatments(range: Range) -> Vec<Document> {
+    vec![
+        range_match("created_at", range),
+        doc! { "$group": {
+            "_id": key(&[field("hospital_id"), field("status"), field("cost.currency")]),
+            "treatments": { "$sum": 1 },
+            "cost_minor": { "$sum": "$cost.amount_minor" },
+        } },
+    ]
+}
+
+/// Net ledger earnings booked in the period per `hospital|currency`.
+pub fn hospital_earnings(range: Range) -> Vec<Document> {
+    vec![
+        range_match("booked_at", range),
+        doc! { "$group": {
+            "_id": key(&[field("hospital_id"), field("currency")]),
+            "amount_minor": { "$sum": "$amount_minor" },
+        } },
+    ]
+}
+
+/// Treatments recorded in the period per `type|currency`: how many (not
+/// cancelled), completed and cancelled, the cost of those not cancelled and
+/// the earnings of those completed (a cancelled completion is netted out).
+pub fn treatments_by_type(range: Range) -> Vec<Document> {
+    let is = |s: &str| doc! { "$eq": ["$status", s] };
+    vec![
+        range_match("created_at", range),
+        doc! { "$group": {
+            "_id": key(&[field("treatment_type"), field("cost.currency")]),
+            "treatments": count_if(doc! { "$ne": ["$status", "cancelled"] }),
+            "completed": count_if(is("completed")),
+            "cancelled": count_if(is("cancelled")),
+            "cost_minor": { "$sum": { "$cond": [ { "$ne": ["$status", "cancelled"] }, "$cost.amount_minor", 0 ] } },
+            "earnings_minor": { "$sum": { "$cond": [ is("completed"), "$earnings.amount_minor", 0 ] } },
+        } },
+        doc! { "$sort": { "_id": 1 } },
+    ]
+}
+
+/// The funnel per country (how many reached each stage, and were ever
+/// denied) and the reasons of those denied now, per `country|reason`.
+pub fn funnel(range: Range, country: Option<&str>) -> Vec<Document> {
+    let mut stages = doc! { "_id": "$country" };
+    for s in FUNNEL
+        .iter()
+        .chain(std::iter::once(&TreatmentStatus::Denied))
+    {
+        stages.insert(s.as_str(), count_if(reached_expr(*s)));
+    }
+    vec![
+        patients_match(range, country),
+        doc! { "$facet": {
+            "stages": [ { "$group": stages }, { "$sort": { "_id": 1 } } ],
+            "reasons": [
+                { "$match": { "treatment_status": "denied" } },
+                { "$group": {
+                    "_id": key(&[field("country"), field("denial_reason")]),
+                    "patients": { "$sum": 1 },
+                } },
+                { "$sort": { "_id": 1 } },
+            ],
+        } },
+    ]
+}
+
+/// The moments the dashboard counts from.
+#[derive(Debug, Clone, Copy)]
+pub struct Clock {
+    /// Midnight UTC today.
+    pub today: DateTime,
+    pub tomorrow: DateTime,
+    /// Monday of this week, midnight UTC.
+    pub week_start: DateTime,
+    pub month_start: DateTime,
+    pub year_start: DateTime,
+}
+
+fn count_stage() -> Document {
+    doc! { "$group": { "_id": Bson::Null, "n": { "$sum": 1 } } }
+}
+
+fn top(group_on: &str, limit: i64) -> Vec<Document> {
+    vec![
+        doc! { "$group": { "_id": group_on, "n": { "$sum": 1 } } },
+        doc! { "$sort": { "n": -1, "_id": 1 } },
+        doc! { "$limit": limit },
+    ]
+}
+
+/// The dashboard's patient figures in one pass over live patients. With a
+/// `period`, new patients and the top lists are counted within it.
+pub fn dashboard_patients(clock: Clock, period: Option<Range>) -> Vec<Document> {
+    let since = |from: DateTime| {
+        let mut m = doc! {};
+        add_date_range(&mut m, "created_at", Some(from), None);
+        vec![doc! { "$match": m }, count_stage()]
+    };
+    let in_period = |stages: Vec<Document>| -> Vec<Document> {
+        match period {
+            Some(r) => std::iter::once(range_match("created_at", r))
+                .chain(stages)
+                .collect(),
+            None => stages,
+        }
+    };
+    let mut due_today = doc! {};
+    add_date_range(
+        &mut due_today,
+        "next_follow_up",
+        Some(clock.today),
+        Some(clock.tomorrow),
+    );
+    let mut overdue = doc! {};
+    add_date_range(&mut overdue, "next_follow_up", None, Some(clock.today));
+    // No `$limit` here: the stand-in ignores a `$sort` after `$unwind` and
+    // `$group`, so the caller sorts the (few) conditions and keeps five.
+    let unwind = vec![
+        doc! { "$unwind": "$medical_history_lower" },
+        doc! { "$group": { "_id": "$medical_history_lower", "n": { "$sum": 1 } } },
+    ];
+    let mut facet = doc! {
+        "total": [count_stage()],
+        "new_this_week": since(clock.week_start),
+        "new_this_month": since(clock.month_start),
+        "by_treatment_status": [ { "$group": { "_id": "$treatment_status", "n": { "$sum": 1 } } } ],
+        "follow_ups_due_today": [ { "$match": due_today }, count_stage() ],
+        "follow_ups_overdue": [ { "$match": overdue }, count_stage() ],
+        "top_countries": in_period(top("$country", 5)),
+        "top_diseases": in_period(unwind),
+    };
+    if let Some(r) = period {
+        facet.insert(
+            "new_in_period",
+            vec![range_match("created_at", r), count_stage()],
+        );
+    }
+    vec![
+        doc! { "$match": { "deleted_at": { "$eq": Bson::Null } } },
+        doc! { "$facet": facet },
+    ]
+}
+
+/// The dashboard's money figures in one pass over the ledger: net earnings
+/// per currency all-time, this month, this year (and in `period`), and the
+/// top hospitals by earnings this year (or in `period`).
+pub fn dashboard_earnings(clock: Clock, period: Option<Range>) -> Vec<Document> {
+    let per_currency = |from: Option<DateTime>, before: Option<DateTime>| {
+        let mut m = doc! {};
+        add_date_range(&mut m, "booked_at", from, before);
+        vec![
+            doc! { "$match": m },
+            doc! { "$group": { "_id": "$currency", "amount_minor": { "$sum": "$amount_minor" } } },
+            doc! { "$sort": { "_id": 1 } },
+        ]
+    };
+    let top_range = period.unwrap_or(Range {
+        from: Some(clock.year_start),
+        before: None,
+    });
+    let mut facet = doc! {
+        "all_time": per_currency(None, None),
+        "this_month": per_currency(Some(clock.month_start), None),
+        "this_year": per_currency(Some(clock.year_start), None),
+        "top_hospitals": [
+            range_match("booked_at", top_range),
+            { "$group": {
+                "_id": key(&[field("hospital_id"), field("currency")]),
+                "amount_minor": { "$sum": "$amount_minor" },
+            } },
+            { "$sort": { "amount_minor": -1, "_id": 1 } },
+            { "$limit": 5 },
+        ],
+    };
+    if let Some(r) = period {
+        facet.insert("in_period", per_currency(r.from, r.before));
+    }
+    vec![doc! { "$facet": facet }]
+}
+
+/// Runs the report pipelines against their collections.
+#[derive(Clone)]
+pub struct ReportsRepo {
+    patients: Collection<Document>,
+    treatments: Collection<Document>,
+    earnings: Collection<Document>,
+}
+
+impl ReportsRepo {
+    pub fn new(db: &Database) -> Self {
+        ReportsRepo {
+            patients: db.collection("patients"),
+            treatments: db.collection("treatments"),
+            earnings: db.collection("earnings"),
+        }
+    }
+
+    async fn run(coll: &Collection<Document>, pipeline: Vec<Document>) -> Result<Vec<Document>> {
+        Ok(coll.aggregate(pipeline).await?.try_collect().await?)
+    }
+
+    pub async fn patients(&self, pipeline: Vec<Document>) -> Result<Vec<Document>> {
+        Self::run(&self.patients, pipeline).await
+    }
+
+    pub async fn treatments(&self, pipeline: Vec<Document>) -> Result<Vec<Document>> {
+        Self::run(&self.treatments, pipeline).await
+    }
+
+    pub async fn earnings(&self, pipeline: Vec<Document>) -> Result<Vec<Document>> {
+        Self::run(&self.earnings, pipeline).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range() -> Range {
+        Range {
+            from: Some(DateTime::from_millis(1_000)),
+            before: Some(DateTime::from_millis(2_000)),
+        }
+    }
+
+    /// The leading `$match` bounds the period field with `$and` clauses and
+    /// excludes soft-deleted patients.
+    fn assert_leading_period_match(p: &[Document], field: &str, live: bool) {
+        let m = p[0].get_document("$match").expect("leading $match");
+        let and = m.get_array("$and").expect("$and");
+        assert_eq!(
+            and[0].as_document().expect("doc"),
+            &doc! { field: { "$gte": DateTime::from_millis(1_000) } }
+        );
+        assert_eq!(
+            and[1].as_document().expect("doc"),
+            &doc! { field: { "$lt": DateTime::from_millis(2_000) } }
+        );
+        assert_eq!(m.contains_key("deleted_at"), live);
+    }
+
+    fn stage_names(p: &[Document]) -> Vec<String> {
+        p.iter()
+            .map(|s| s.keys().next().cloned().unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn every_pipeline_opens_with_a_match_on_its_period_field() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 23).expect("date");
+        for p in [
+            patients_by_disease(range(), None),
+            patients_by_country(range(), None),
+            patients_by_status(range(), None),
+            patients_by_age(range(), None, today),
+            hospital_patients(range()),
+            funnel(range(), None),
+        ] {
+            assert_leading_period_match(&p, "created_at", true);
+        }
+        for p in [hospital_treatments(range()), treatments_by_type(range())] {
+            assert_leading_period_match(&p, "created_at", false);
+        }
+        for p in [hospital_earnings(range()), earnings(range(), Period::Month)] {
+            assert_leading_period_match(&p, "booked_at", false);
+        }
+    }
+
+    #[test]
+    fn an_open_range_matches_everything_live() {
+        let p = patients_by_status(Range::default(), Some("DE"));
+        assert_eq!(
+            p[0],
+            doc! { "$match": { "deleted_at": { "$eq": Bson::Null }, "country": "DE" } }
+        );
+        assert_eq!(
+            hospital_earnings(Range::default())[0],
+            doc! { "$match": {} }
+        );
+    }
+
+    #[test]
+    fn group_keys_are_single_string_expressions() {
+        let p = patients_by_status(Range::default(), None);
+        let id = p[1]
+            .get_document("$group")
+            .expect("group")
+            .get_document("_id")
+            .expect("_id");
+        assert_eq!(
+            id,
+            &doc! { "$concat": [
+                { "$ifNull": ["$status", ""] }, "|", { "$ifNull": ["$treatment_status", ""] },
+            ] }
+        );
+    }
+
+    #[test]
+    fn disease_counts_each_condition_once_per_patient() {
+        let p = patients_by_disease(Range::default(), None);
+        assert_eq!(stage_names(&p), ["$match", "$project", "$facet"]);
+        let set = p[1]
+            .get_document("$project")
+            .expect("project")
+            .get_document("c")
+            .expect("c");
+        assert!(set.contains_key("$setUnion"));
+        let rows = p[2]
+            .get_document("$facet")
+            .expect("facet")
+            .get_array("rows")
+            .expect("rows");
+        assert_eq!(
+            rows[0].as_document().expect("doc"),
+            &doc! { "$unwind": "$c" }
+        );
+    }
+
+    #[test]
+    fn reaching_a_stage_includes_later_stages() {
+        let e = reached_expr(TreatmentStatus::Ready);
+        let any = e.get_array("$or").expect("$or");
+        // ready, coming, completed in `reached`, or the current status.
+        assert_eq!(any.len(), 4);
+        assert_eq!(
+            any[3].as_document().expect("doc"),
+            &doc! { "$in": ["$treatment_status", ["ready", "coming", "completed"]] }
+        );
+        let denied = reached_expr(TreatmentStatus::Denied);
+        assert_eq!(denied.get_array("$or").expect("$or").len(), 2);
+    }
+
+    #[test]
+    fn age_bands_are_exact_birth_date_cut_offs() {
+        let today = NaiveDate::from_ymd_opt(2026, 11, 23).expect("date");
+        assert_eq!(born_by(today, 18), "2008-11-23");
+        assert_eq!(born_by(today, 0), "2026-11-23");
+        // A leap day clamps to the 28th in a common year.
+        let leap = NaiveDate::from_ymd_opt(2028, 2, 29).expect("date");
+        assert_eq!(born_by(leap, 1), "2027-02-28");
+        let p = patients_by_age(Range::default(), None, today);
+        let band = p[2]
+            .get_document("$project")
+            .expect("project")
+            .get_document("band")
+            .expect("band");
+        let cond = band.get_array("$cond").expect("cond");
+        let by_dob = cond[2]
+            .as_document()
+            .expect("doc")
+            .get_document("$switch")
+            .expect("switch")
+            .get_array("branches")
+            .expect("branches");
+        // Oldest band first, so the first matching cut-off wins.
+        assert_eq!(
+            by_dob[0].as_document().expect("doc"),
+            &doc! { "case": { "$lte": ["$dob", "1961-11-23"] }, "then": "65+" }
+        );
+        assert_eq!(by_dob.len(), AGE_BANDS.len());
+    }
+
+    #[test]
+    fn treatments_by_type_nets_out_cancellations() {
+        let p = treatments_by_type(Range::default());
+        let g = p[1].get_document("$group").expect("group");
+        assert_eq!(
+            g.get_document("earnings_minor").expect("earnings"),
+            &doc! { "$sum": { "$cond": [ { "$eq": ["$status", "completed"] }, "$earnings.amount_minor", 0 ] } }
+        );
+    }
+
+    #[test]
+    fn the_dashboard_is_one_facet_per_collection() {
+        let d = |y, m, day| {
+            DateTime::from_chrono(
+                NaiveDate::from_ymd_opt(y, m, day)
+                    .expect("date")
+                    .and_hms_opt(0, 0, 0)
+                    .expect("time")
+                    .and_utc(),
+            )
+        };
+        let clock = Clock {
+            today: d(2026, 11, 23),
+            tomorrow: d(2026, 11, 24),
+            week_start: d(2026, 11, 23),
+            month_start: d(2026, 11, 1),
+            year_start: d(2026, 1, 1),
+        };
+        let p = dashboard_patients(clock, None);
+        assert_eq!(stage_names(&p), ["$match", "$facet"]);
+        let facet = p[1].get_document("$facet").expect("facet");
+        assert!(!facet.contains_key("new_in_period"));
+        let with = dashboard_patients(clock, Some(range()));
+        let facet = with[1].get_document("$facet").expect("facet");
+        assert!(facet.contains_key("new_in_period"));
+        let top = facet.get_array("top_countries").expect("top");
+        assert!(top[0].as_document().expect("doc").contains_key("$match"));
+        let e = dashboard_earnings(clock, None);
+        assert_eq!(stage_names(&e), ["$facet"]);
+    }
+}
