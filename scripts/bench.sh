@@ -4,13 +4,15 @@
 #
 #   scripts/bench.sh login [--seconds 10] [--flood 32] [--probes 2000]
 #   scripts/bench.sh scale [--sizes 10000,100000] [--requests 500] [--concurrency 4]
+#   scripts/bench.sh load [--patients 10000] [--requests 320] [--concurrency 1,16,64] [--out target/bench/load.md]
+#   scripts/bench.sh reports [--sizes 10000,100000] [--requests 5] [--treatments 3]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 name="${1:-}"
 case "$name" in
-  login|scale) shift ;;
-  *) echo "usage: $0 login|scale [args]" >&2; exit 2 ;;
+  login|scale|reports|load) shift ;;
+  *) echo "usage: $0 login|scale|reports|load [args]" >&2; exit 2 ;;
 esac
 if [ -z "${MONGODB_URI:-}" ]; then
   export DB_PORT="${BENCH_DB_PORT:-27217}"
@@ -20,5 +22,6 @@ if [ -z "${MONGODB_URI:-}" ]; then
   export MONGODB_URI
   trap 'unset MONGODB_URI; scripts/db.sh stop || true; rm -rf "$DB_DATA_DIR"' EXIT
 fi
-cargo build --release --features bench --bin "bench_$name"
+# The load benchmark runs the server binary as its own process.
+cargo build --release --features bench --bin "bench_$name" --bin healthcrm
 RUST_LOG="${RUST_LOG:-error}" "target/release/bench_$name" "$@"

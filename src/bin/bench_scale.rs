@@ -10,44 +10,11 @@
 use std::{process::ExitCode, sync::Arc};
 
 use healthcrm::{
-    bench::{self, ms, Sample},
-    domain::{
-        hospital::Hospital,
-        patient::{Patient, PatientStatus, TreatmentStatus},
-        HospitalId, PatientId, UserId,
-    },
+    bench::{self, data, ms, Sample},
+    domain::{patient::Patient, PatientId},
 };
-use mongodb::bson::{doc, DateTime};
-use rand::{rngs::StdRng, Rng, SeedableRng};
-
-const COUNTRIES: [&str; 12] = [
-    "GB", "DE", "NL", "US", "CA", "FR", "IE", "SE", "NO", "DK", "AE", "SA",
-];
-const DISEASES: [&str; 10] = [
-    "Knee osteoarthritis",
-    "Hip dysplasia",
-    "Coronary artery disease",
-    "Cataract",
-    "Obesity",
-    "Tooth loss",
-    "Infertility",
-    "Scoliosis",
-    "Kidney stones",
-    "Hair loss",
-];
-const STATUSES: [TreatmentStatus; 5] = [
-    TreatmentStatus::Inquiry,
-    TreatmentStatus::Ready,
-    TreatmentStatus::Coming,
-    TreatmentStatus::Completed,
-    TreatmentStatus::Denied,
-];
-const FIRST: [&str; 10] = [
-    "James", "Mary", "Ahmed", "Sofia", "Lars", "Emma", "Omar", "Anna", "John", "Fatima",
-];
-const LAST: [&str; 10] = [
-    "Smith", "Jansen", "Müller", "Brown", "Nielsen", "Khan", "Dubois", "Olsen", "Walsh", "Haddad",
-];
+use mongodb::bson::doc;
+use rand::{rngs::StdRng, SeedableRng};
 
 struct Args {
     sizes: Vec<usize>,
@@ -84,51 +51,6 @@ fn parse_args() -> Result<Args, String> {
     Ok(args)
 }
 
-fn patient(rng: &mut StdRng, n: usize, admin: UserId, hospitals: &[HospitalId]) -> Patient {
-    let name = format!(
-        "{} {} {n}",
-        FIRST[rng.random_range(0..FIRST.len())],
-        LAST[rng.random_range(0..LAST.len())]
-    );
-    let conditions: Vec<String> = (0..rng.random_range(0..3))
-        .map(|_| DISEASES[rng.random_range(0..DISEASES.len())].to_owned())
-        .collect();
-    let status = STATUSES[rng.random_range(0..STATUSES.len())];
-    let now = DateTime::from_millis(
-        DateTime::now().timestamp_millis() - rng.random_range(0..(365 * 86_400_000_i64)),
-    );
-    let mut p = Patient {
-        id: PatientId::new(),
-        name_lower: name.to_lowercase(),
-        name,
-        age: Some(rng.random_range(1..90)),
-        date_of_birth: None,
-        country: COUNTRIES[rng.random_range(0..COUNTRIES.len())].to_owned(),
-        contact: None,
-        source: Some("web form".into()),
-        medical_history_lower: conditions.iter().map(|c| c.to_lowercase()).collect(),
-        medical_history: conditions,
-        status: PatientStatus::New,
-        treatment_status: status,
-        denial_reason: (status == TreatmentStatus::Denied).then(|| "not a candidate".to_owned()),
-        assigned_to: Some(admin),
-        hospital_id: Some(hospitals[rng.random_range(0..hospitals.len())]),
-        hospital_history: Vec::new(),
-        next_follow_up: None,
-        reached: Vec::new(),
-        completed_at: None,
-        version: 1,
-        deleted_at: None,
-        deleted_by: None,
-        created_at: now,
-        created_by: admin,
-        updated_at: now,
-        updated_by: admin,
-    };
-    p.note_reached(status, now);
-    p
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = match parse_args() {
@@ -161,41 +83,9 @@ fn row(size: usize, label: &str, s: &Sample) {
 async fn run(args: Args) -> Result<(), String> {
     let srv = bench::start(&[]).await?;
     let token = srv.admin_token().await?;
-    let admin = healthcrm::repo::Repos::new(&srv.db)
-        .users
-        .credentials_by_email(bench::ADMIN_EMAIL)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or("admin missing")?
-        .0
-        .id;
+    let admin = srv.admin_id().await?;
     let mut rng = StdRng::seed_from_u64(42);
-    let hospitals: Vec<HospitalId> = (0..50).map(|_| HospitalId::new()).collect();
-    let hospital_docs: Vec<Hospital> = hospitals
-        .iter()
-        .enumerate()
-        .map(|(i, id)| Hospital {
-            id: *id,
-            name: format!("Hospital {i}"),
-            name_lower: format!("hospital {i}"),
-            location: "Istanbul".into(),
-            country: "TR".into(),
-            contact: None,
-            specialties: vec![],
-            commission_bps: 1000,
-            currency: "EUR".into(),
-            active: true,
-            created_at: DateTime::now(),
-            created_by: Some(admin),
-            updated_at: DateTime::now(),
-            updated_by: Some(admin),
-        })
-        .collect();
-    srv.db
-        .collection::<Hospital>("hospitals")
-        .insert_many(hospital_docs)
-        .await
-        .map_err(|e| e.to_string())?;
+    let hospitals = data::hospitals(&srv.db, admin, 50).await?;
 
     let patients = srv.db.collection::<Patient>("patients");
     let mut ids: Vec<PatientId> = Vec::new();
@@ -203,16 +93,12 @@ async fn run(args: Args) -> Result<(), String> {
     println!("|---------:|----------------------------------------------|------:|-------:|--------:|--------:|--------:|");
     for &size in &args.sizes {
         let load_started = std::time::Instant::now();
-        while ids.len() < size {
-            let batch: Vec<Patient> = (0..(size - ids.len()).min(2_000))
-                .map(|i| patient(&mut rng, ids.len() + i, admin, &hospitals))
-                .collect();
-            ids.extend(batch.iter().map(|p| p.id));
-            patients
-                .insert_many(batch)
-                .await
-                .map_err(|e| e.to_string())?;
-        }
+        let shape = data::Shape {
+            appointments: 0,
+            treatments: 0,
+        };
+        let more = size.saturating_sub(ids.len());
+        ids.extend(data::load(&srv.db, &mut rng, ids.len(), more, shape, admin, &hospitals).await?);
         let count = healthcrm::db::count(&patients, doc! {})
             .await
             .map_err(|e| e.to_string())?;

@@ -113,6 +113,7 @@ pub fn build_app(state: AppState) -> Router {
         .nest(API_PREFIX, public_v1().merge(protected))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
+    openapi::document_common_errors(&mut doc);
     let doc_json: Arc<str> = match doc.to_json() {
         Ok(json) => Arc::from(json),
         Err(e) => {

@@ -35,3 +35,63 @@ impl Modify for BearerAuth {
         components.add_security_scheme("bearer", SecurityScheme::Http(scheme));
     }
 }
+
+/// Adds the error responses any operation can give, so the document lists
+/// every status a client can see: 400 (bad query, path or id), 500, 503
+/// (database unreachable) and 504 (timeout) everywhere; 401 and 403 on
+/// operations behind authentication; 413, 415 and 422 on operations with a
+/// request body. Responses an operation documents itself are kept.
+pub fn document_common_errors(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                    .build(),
+            )
+            .build()
+    };
+    for (path, item) in doc.paths.paths.iter_mut() {
+        if !path.starts_with(super::API_PREFIX) || path == super::OPENAPI_PATH {
+            continue;
+        }
+        for (_, op) in super::operations(item) {
+            let mut statuses = vec![
+                (
+                    "400",
+                    "Malformed query, path or id (`bad_request`, `invalid_id`)",
+                ),
+                (
+                    "500",
+                    "Unexpected failure (`internal`); never carries internals",
+                ),
+                (
+                    "503",
+                    "The database cannot be reached (`service_unavailable`)",
+                ),
+                ("504", "The request took too long (`timeout`)"),
+            ];
+            if op.security.is_some() {
+                statuses.push(("401", "Missing, invalid or expired token"));
+                statuses.push(("403", "Not allowed by route permissions, or inactive user"));
+            }
+            if op.request_body.is_some() {
+                statuses.push(("413", "Body over the size limit (`payload_too_large`)"));
+                statuses.push(("415", "Wrong content type (`unsupported_media_type`)"));
+                statuses.push((
+                    "422",
+                    "Well-formed body that breaks a rule (`validation_failed`)",
+                ));
+            }
+            for (status, description) in statuses {
+                op.responses
+                    .responses
+                    .entry(status.to_owned())
+                    .or_insert_with(|| error(description).into());
+            }
+        }
+    }
+}

@@ -908,12 +908,13 @@ async fn the_dashboard_counts_relative_to_today_in_utc() {
         d["top_diseases"],
         json!([{"disease": "asthma", "patients": 2}, {"disease": "diabetes", "patients": 2}, {"disease": "cardiac", "patients": 1}])
     );
+    // Ranked within each currency.
     assert_eq!(
         d["top_hospitals"],
         json!([
             {"hospital_id": h1.to_string(), "name": "Anadolu", "earnings": {"amount_minor": 8_000, "currency": "EUR"}},
-            {"hospital_id": h1.to_string(), "name": "Anadolu", "earnings": {"amount_minor": 7_000, "currency": "USD"}},
             {"hospital_id": h2.to_string(), "name": "Charite", "earnings": {"amount_minor": 5_000, "currency": "EUR"}},
+            {"hospital_id": h1.to_string(), "name": "Anadolu", "earnings": {"amount_minor": 7_000, "currency": "USD"}},
         ])
     );
 

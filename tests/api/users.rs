@@ -211,6 +211,19 @@ async fn admin_password_reset_ends_the_users_sessions() {
     let app = TestApp::spawn().await;
     let admin = app.login_as(Role::Admin).await;
     let staff = app.login_as(Role::Staff).await;
+    // Not one's own: that needs the current password (/auth/password).
+    app.post_as(
+        &admin,
+        &format!("/api/v1/users/{}/password", admin.id),
+        &json!({"new_password": "reset by the admin ok"}),
+    )
+    .await
+    .assert_error(StatusCode::CONFLICT, "conflict");
+    assert_eq!(
+        app.get_as(&admin, "/api/v1/auth/me").await.status,
+        StatusCode::OK,
+        "the admin's session still stands"
+    );
     let path = format!("/api/v1/users/{}/password", staff.id);
     app.post_as(&admin, &path, &json!({"new_password": "tiny"}))
         .await

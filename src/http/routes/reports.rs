@@ -987,7 +987,8 @@ pub struct DashboardResponse {
     pub top_countries: Vec<CountryCount>,
     /// Top 5 conditions by patients (in the period, if given).
     pub top_diseases: Vec<DiseaseCount>,
-    /// Top 5 hospitals by net earnings this year (or in the period).
+    /// Per currency, the top 5 hospitals by net earnings this year (or in
+    /// the period), currencies in alphabetical order.
     pub top_hospitals: Vec<HospitalEarnings>,
 }
 
@@ -1002,7 +1003,7 @@ pub fn clock(now: DateTime<Utc>) -> Clock {
     }
 }
 
-fn monies(rows: &[&Document]) -> Vec<Money> {
+fn monies(rows: &[Document]) -> Vec<Money> {
     rows.iter()
         .map(|r| Money {
             amount_minor: int(r, "amount_minor"),
@@ -1011,62 +1012,93 @@ fn monies(rows: &[&Document]) -> Vec<Money> {
         .collect()
 }
 
-/// Headline figures in one round: one aggregation over patients and one
-/// over the ledger, run together.
-#[utoipa::path(get, path = "/dashboard", tag = "reports", params(DashboardQuery),
-    responses((status = 200, body = DashboardResponse), (status = 400, body = ErrorResponse)))]
-pub async fn dashboard(
-    State(state): State<AppState>,
-    ApiQuery(q): ApiQuery<DashboardQuery>,
-) -> Result<Json<DashboardResponse>, AppError> {
-    let range = range_of(q.from.as_deref(), q.to.as_deref())?;
-    let period = (range != Range::default()).then_some(range);
-    let now = Utc::now();
+/// The dashboard's figures at `now`: every count and group is issued at
+/// once; only the top hospitals wait, for the currencies they rank in.
+pub async fn figures(
+    state: &AppState,
+    now: DateTime<Utc>,
+    period: Option<Range>,
+) -> Result<DashboardResponse, AppError> {
     let clock = clock(now);
     let reports = &state.repos.reports;
-    let (p, e) = tokio::try_join!(
-        reports.patients(pipelines::dashboard_patients(clock, period)),
-        reports.earnings(pipelines::dashboard_earnings(clock, period)),
+    let counts = pipelines::dashboard_counts(clock, period);
+    let count_all = futures::future::try_join_all(
+        counts
+            .iter()
+            .map(|(_, filter)| reports.count_patients(filter.clone())),
+    );
+    let money_range = |from: Option<BsonDateTime>| Range { from, before: None };
+    let ranked = period.unwrap_or(money_range(Some(clock.year_start)));
+    let (counted, statuses, countries, diseases, all_time, this_month, this_year, in_range) = tokio::try_join!(
+        count_all,
+        reports.patients(pipelines::dashboard_statuses()),
+        reports.patients(pipelines::dashboard_top_countries(period)),
+        reports.patients(pipelines::dashboard_diseases(period)),
+        reports.earnings(pipelines::earnings_by_currency(Range::default())),
+        reports.earnings(pipelines::earnings_by_currency(money_range(Some(
+            clock.month_start
+        )))),
+        reports.earnings(pipelines::earnings_by_currency(money_range(Some(
+            clock.year_start
+        )))),
+        reports.earnings(pipelines::earnings_by_currency(ranked)),
     )?;
-    let statuses: HashMap<String, i64> = facet(&p, "by_treatment_status")
-        .iter()
-        .map(|r| (id_str(r), int(r, "n")))
-        .collect();
-    let status = |s: TreatmentStatus| statuses.get(s.as_str()).copied().unwrap_or(0);
-    let top: Vec<(HospitalId, Money)> = facet(&e, "top_hospitals")
-        .iter()
-        .filter_map(|r| {
-            let key = parts(&id_str(r), 2);
-            let id = key[0].parse::<HospitalId>().ok()?;
-            Some((
-                id,
-                Money {
-                    amount_minor: int(r, "amount_minor"),
-                    currency: key[1].clone(),
-                },
-            ))
-        })
-        .collect();
+    let count = |name: &str| {
+        counts
+            .iter()
+            .zip(&counted)
+            .find(|((n, _), _)| *n == name)
+            .map(|(_, c)| *c as i64)
+    };
+    let ranked_in: Vec<String> = in_range.iter().map(id_str).collect();
+    let tops = futures::future::try_join_all(
+        ranked_in
+            .iter()
+            .map(|c| reports.earnings(pipelines::top_hospitals(ranked, c))),
+    )
+    .await?;
+    let mut top: Vec<(HospitalId, Money)> = Vec::new();
+    for (currency, rows) in ranked_in.iter().zip(&tops) {
+        for r in rows {
+            if let Ok(id) = id_str(r).parse::<HospitalId>() {
+                top.push((
+                    id,
+                    Money {
+                        amount_minor: int(r, "amount_minor"),
+                        currency: currency.clone(),
+                    },
+                ));
+            }
+        }
+    }
     let ids: Vec<HospitalId> = top.iter().map(|(id, _)| *id).collect();
-    let names: HashMap<HospitalId, String> = state
-        .repos
-        .hospitals
-        .with_ids(&ids)
-        .await?
-        .into_iter()
-        .map(|h| (h.id, h.name))
-        .collect();
-    Ok(Json(DashboardResponse {
+    let names: HashMap<HospitalId, String> = if ids.is_empty() {
+        HashMap::new()
+    } else {
+        state
+            .repos
+            .hospitals
+            .with_ids(&ids)
+            .await?
+            .into_iter()
+            .map(|h| (h.id, h.name))
+            .collect()
+    };
+    let statuses: HashMap<String, i64> =
+        statuses.iter().map(|r| (id_str(r), int(r, "n"))).collect();
+    let status = |s: TreatmentStatus| statuses.get(s.as_str()).copied().unwrap_or(0);
+    let diseases: Vec<&Document> = diseases.iter().collect();
+    Ok(DashboardResponse {
         generated_at: now,
         period: period.map(|r| PeriodBounds {
             from: r.from.map(|d| d.to_chrono()),
             to: r.before.map(|d| d.to_chrono()),
         }),
         patients: PatientFigures {
-            total: facet_count(&p, "total"),
-            new_this_week: facet_count(&p, "new_this_week"),
-            new_this_month: facet_count(&p, "new_this_month"),
-            new_in_period: period.map(|_| facet_count(&p, "new_in_period")),
+            total: count("total").unwrap_or(0),
+            new_this_week: count("new_this_week").unwrap_or(0),
+            new_this_month: count("new_this_month").unwrap_or(0),
+            new_in_period: count("new_in_period"),
             by_treatment_status: ByTreatmentStatus {
                 inquiry: status(TreatmentStatus::Inquiry),
                 ready: status(TreatmentStatus::Ready),
@@ -1077,23 +1109,23 @@ pub async fn dashboard(
             open_inquiries: status(TreatmentStatus::Inquiry),
         },
         follow_ups: FollowUpFigures {
-            due_today: facet_count(&p, "follow_ups_due_today"),
-            overdue: facet_count(&p, "follow_ups_overdue"),
+            due_today: count("follow_ups_due_today").unwrap_or(0),
+            overdue: count("follow_ups_overdue").unwrap_or(0),
         },
         earnings: EarningsFigures {
-            all_time: monies(&facet(&e, "all_time")),
-            this_month: monies(&facet(&e, "this_month")),
-            this_year: monies(&facet(&e, "this_year")),
-            in_period: period.map(|_| monies(&facet(&e, "in_period"))),
+            all_time: monies(&all_time),
+            this_month: monies(&this_month),
+            this_year: monies(&this_year),
+            in_period: period.map(|_| monies(&in_range)),
         },
-        top_countries: facet(&p, "top_countries")
+        top_countries: countries
             .iter()
             .map(|r| CountryCount {
                 country: id_str(r),
                 patients: int(r, "n"),
             })
             .collect(),
-        top_diseases: by_count_desc(facet(&p, "top_diseases"))
+        top_diseases: by_count_desc(diseases)
             .into_iter()
             .take(5)
             .map(|(disease, patients)| DiseaseCount { disease, patients })
@@ -1106,7 +1138,20 @@ pub async fn dashboard(
                 earnings,
             })
             .collect(),
-    }))
+    })
+}
+
+/// Headline figures in one round of small aggregations and counts, run
+/// together.
+#[utoipa::path(get, path = "/dashboard", tag = "reports", params(DashboardQuery),
+    responses((status = 200, body = DashboardResponse), (status = 400, body = ErrorResponse)))]
+pub async fn dashboard(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<DashboardQuery>,
+) -> Result<Json<DashboardResponse>, AppError> {
+    let range = range_of(q.from.as_deref(), q.to.as_deref())?;
+    let period = (range != Range::default()).then_some(range);
+    Ok(Json(figures(&state, Utc::now(), period).await?))
 }
 
 #[cfg(test)]

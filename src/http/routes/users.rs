@@ -455,7 +455,9 @@ pub async fn deactivate_user(
 
 /// Set a new password for a user (admin reset); their sessions end.
 #[utoipa::path(post, path = "/users/{id}/password", tag = "users", params(UserPath), request_body = ResetPassword,
-    responses((status = 204, description = "Reset"), (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
+    responses((status = 204, description = "Reset"), (status = 404, body = ErrorResponse),
+        (status = 409, description = "Your own password: change it with /auth/password", body = ErrorResponse),
+        (status = 422, body = ErrorResponse)))]
 pub async fn reset_password(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
@@ -463,6 +465,13 @@ pub async fn reset_password(
     ApiPath(UserPath { id }): ApiPath<UserPath>,
     ApiJson(body): ApiJson<ResetPassword>,
 ) -> Result<StatusCode, AppError> {
+    // Changing one's own password proves the current one (/auth/password);
+    // a reset would let a stolen session take the account over.
+    if id == me.id {
+        return Err(AppError::conflict(
+            "change your own password with POST /api/v1/auth/password",
+        ));
+    }
     let user = load(&state, id).await?;
     password::check_policy(&body.new_password, &user.email, "new_password")?;
     set_password(&state, id, &SecretString::from(body.new_password), me.id).await?;

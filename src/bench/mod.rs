@@ -1,5 +1,8 @@
 //! Shared by the benchmark binaries (feature `bench`): the real app served
-//! over loopback on a throwaway database, and latency measurement.
+//! over loopback on a throwaway database, a synthetic data set, and
+//! latency measurement.
+
+pub mod data;
 
 use std::{
     net::SocketAddr,
@@ -21,11 +24,22 @@ pub struct BenchServer {
     pub db: Database,
     pub http: reqwest::Client,
     pub config: Config,
+    /// The server process, when it runs as one.
+    pub process: Option<std::process::Child>,
 }
 
-/// Migrates and seeds a fresh database (with an admin), serves the app on
-/// 127.0.0.1 and returns a client for it. `env` overrides configuration.
-pub async fn start(env: &[(&str, &str)]) -> Result<BenchServer, String> {
+/// A fresh database, migrated and seeded (with an admin), and the
+/// configuration to serve it with.
+pub struct Prepared {
+    pub config: Config,
+    pub db: Database,
+    /// The configuration as environment variables, for a server process.
+    pub env: Vec<(String, String)>,
+}
+
+/// Creates, migrates and seeds a throwaway database on `MONGODB_URI`.
+/// `env` overrides configuration.
+pub async fn prepare(env: &[(&str, &str)]) -> Result<Prepared, String> {
     let uri = std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
     let db_name = format!("bench_{}", uuid::Uuid::new_v4().simple());
     let secret = format!("bench-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
@@ -64,8 +78,24 @@ pub async fn start(env: &[(&str, &str)]) -> Result<BenchServer, String> {
     seed::run(&database, &rules, &opts)
         .await
         .map_err(|e| e.to_string())?;
+    Ok(Prepared {
+        config,
+        db: database,
+        env: vars,
+    })
+}
 
-    let app = build_app(AppState::new(database.clone(), config.clone()));
+fn client() -> Result<reqwest::Client, String> {
+    reqwest::Client::builder()
+        .pool_max_idle_per_host(512)
+        .build()
+        .map_err(|e| e.to_string())
+}
+
+/// Prepares a database and serves the app in this process on 127.0.0.1.
+pub async fn start(env: &[(&str, &str)]) -> Result<BenchServer, String> {
+    let p = prepare(env).await?;
+    let app = build_app(AppState::new(p.db.clone(), p.config.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -77,16 +107,52 @@ pub async fn start(env: &[(&str, &str)]) -> Result<BenchServer, String> {
         )
         .await;
     });
-    let http = reqwest::Client::builder()
-        .pool_max_idle_per_host(512)
-        .build()
-        .map_err(|e| e.to_string())?;
     Ok(BenchServer {
         base: format!("http://{addr}"),
-        db: database,
-        http,
-        config,
+        db: p.db,
+        http: client()?,
+        config: p.config,
+        process: None,
     })
+}
+
+/// Prepares a database and runs the release server binary `binary` on it
+/// as a separate process (so its memory can be measured on its own), then
+/// waits until `/ready` answers.
+pub async fn spawn(env: &[(&str, &str)], binary: &std::path::Path) -> Result<BenchServer, String> {
+    let p = prepare(env).await?;
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(|e| e.to_string())?
+        .port();
+    let mut cmd = std::process::Command::new(binary);
+    cmd.envs(p.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("BIND_ADDR", format!("127.0.0.1:{port}"))
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
+        )
+        .stdin(std::process::Stdio::null());
+    let child = cmd
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
+    let srv = BenchServer {
+        base: format!("http://127.0.0.1:{port}"),
+        db: p.db,
+        http: client()?,
+        config: p.config,
+        process: Some(child),
+    };
+    for _ in 0..300 {
+        if let Ok(r) = srv.http.get(format!("{}/ready", srv.base)).send().await {
+            if r.status().is_success() {
+                return Ok(srv);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    srv.finish().await;
+    Err("the server did not become ready in 30 s".into())
 }
 
 impl BenchServer {
@@ -108,12 +174,43 @@ impl BenchServer {
             .ok_or_else(|| "no access_token".into())
     }
 
+    /// The seeded admin's id.
+    pub async fn admin_id(&self) -> Result<crate::domain::UserId, String> {
+        Ok(crate::repo::Repos::new(&self.db)
+            .users
+            .credentials_by_email(ADMIN_EMAIL)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or("admin missing")?
+            .0
+            .id)
+    }
+
     pub async fn admin_token(&self) -> Result<String, String> {
         self.login(ADMIN_EMAIL, ADMIN_PASSWORD).await
     }
 
-    /// Drops the benchmark's database.
-    pub async fn finish(self) {
+    /// Peak resident memory of the server process so far (Linux
+    /// `VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> Option<u64> {
+        let pid = self.process.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+        let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+        Some(kb * 1024)
+    }
+
+    /// Stops the server process, if any, and drops the benchmark's database.
+    pub async fn finish(mut self) {
+        if let Some(mut child) = self.process.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // BENCH_KEEP_DB=1 leaves the data set for a closer look.
+        if std::env::var("BENCH_KEEP_DB").as_deref() == Ok("1") {
+            eprintln!("kept database {}", self.db.name());
+            return;
+        }
         let _ = self.db.drop().await;
     }
 }
@@ -145,6 +242,53 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
+}
+
+/// Runs `op(i)` for i in 0..count from `concurrency` workers, timing each:
+/// the direct-driver counterpart of [`measure`].
+pub async fn measure_fn<F, Fut>(concurrency: usize, count: usize, op: F) -> Sample
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = Result<(), crate::error::AppError>> + Send,
+{
+    let op = Arc::new(op);
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..concurrency.max(1) {
+        let (op, next) = (op.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut errors = 0u64;
+            loop {
+                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                if i >= count {
+                    break;
+                }
+                let t = Instant::now();
+                match op(i).await {
+                    Ok(()) => lat.push(t.elapsed()),
+                    Err(_) => errors += 1,
+                }
+            }
+            (lat, errors)
+        }));
+    }
+    let mut latencies = Vec::with_capacity(count);
+    let mut errors = 0;
+    for t in tasks {
+        if let Ok((lat, e)) = t.await {
+            latencies.extend(lat);
+            errors += e;
+        }
+    }
+    let elapsed = started.elapsed();
+    latencies.sort();
+    Sample {
+        latencies,
+        errors,
+        elapsed,
+    }
 }
 
 /// Sends `count` requests from `concurrency` workers; `make(i)` builds the

@@ -1,0 +1,514 @@
+//! Load benchmark (`scripts/bench.sh load`).
+//!
+//! Runs the release server as its own process on a throwaway database,
+//! loads 1 admin, 20 staff, 50 hospitals and 10,000 patients with 3
+//! appointments and 2 treatments each, then drives six routes at
+//! concurrency 1, 16 and 64 over loopback HTTP. For each it also runs the
+//! same database operations directly through the driver (the repository
+//! calls the handler and the audit layer make) at the same concurrency, and
+//! prints the server's throughput as a ratio of that. Prints requests/s,
+//! p50, p99 and errors per route, the server's peak RSS, and writes the
+//! table to `--out`.
+//!
+//!     bench_load [--patients 10000] [--requests 320] [--concurrency 1,16,64]
+//!                [--out target/bench/load.md]
+
+use std::{fmt::Write as _, path::PathBuf, process::ExitCode, sync::Arc};
+
+use chrono::Utc;
+use healthcrm::{
+    bench::{self, data, ms, Sample},
+    domain::{
+        appointment::{Appointment, AppointmentStatus},
+        patient::{Patient, PatientStatus, TreatmentStatus},
+        AppointmentId, PatientId, UserId,
+    },
+    error::AppError,
+    http::routes::{patients::record_change, reports::figures},
+    repo::{
+        audit::AuditEvent,
+        patients::{PatientFilter, PatientSort},
+        PageRequest,
+    },
+    AppState,
+};
+use mongodb::bson::{oid::ObjectId, DateTime};
+use rand::{rngs::StdRng, SeedableRng};
+use serde_json::json;
+
+struct Args {
+    patients: usize,
+    requests: usize,
+    concurrency: Vec<usize>,
+    out: PathBuf,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        patients: 10_000,
+        requests: 320,
+        concurrency: vec![1, 16, 64],
+        out: PathBuf::from("target/bench/load.md"),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+        match a.as_str() {
+            "--patients" => args.patients = value.parse().map_err(|_| "bad --patients")?,
+            "--requests" => args.requests = value.parse().map_err(|_| "bad --requests")?,
+            "--concurrency" => {
+                args.concurrency = value
+                    .split(',')
+                    .map(|s| {
+                        s.trim()
+                            .parse::<usize>()
+                            .map_err(|_| format!("bad concurrency '{s}'"))
+                    })
+                    .collect::<Result<_, _>>()?
+            }
+            "--out" => args.out = PathBuf::from(value),
+            other => return Err(format!("unknown argument '{other}'")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("bench_load: {e}\nusage: bench_load [--patients 10000] [--requests 320] [--concurrency 1,16,64] [--out FILE]");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_load: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The audit event the server writes for each protected call.
+fn audit(actor: UserId, route: &str, patient: Option<PatientId>) -> AuditEvent {
+    AuditEvent {
+        id: ObjectId::new(),
+        at: DateTime::now(),
+        actor_id: Some(actor),
+        role: Some("staff".into()),
+        action: "bench".into(),
+        method: "GET".into(),
+        route: route.into(),
+        status: 200,
+        target_ids: patient.iter().map(|p| p.to_string()).collect(),
+        patient_ids: patient.iter().map(|p| p.to_string()).collect(),
+        request_id: ObjectId::new().to_hex(),
+        ip: Some("127.0.0.1".into()),
+        details: None,
+    }
+}
+
+fn new_patient(n: usize, by: UserId) -> Patient {
+    let now = DateTime::now();
+    let name = format!("Load Patient {n}");
+    let mut p = Patient {
+        id: PatientId::new(),
+        name_lower: name.to_lowercase(),
+        name,
+        age: Some(40),
+        date_of_birth: None,
+        country: "DE".into(),
+        contact: None,
+        source: None,
+        medical_history: vec!["Cataract".into()],
+        medical_history_lower: vec!["cataract".into()],
+        status: PatientStatus::New,
+        treatment_status: TreatmentStatus::Inquiry,
+        denial_reason: None,
+        assigned_to: None,
+        hospital_id: None,
+        hospital_history: Vec::new(),
+        next_follow_up: None,
+        reached: Vec::new(),
+        completed_at: None,
+        version: 1,
+        deleted_at: None,
+        deleted_by: None,
+        created_at: now,
+        created_by: by,
+        updated_at: now,
+        updated_by: by,
+    };
+    p.note_reached(TreatmentStatus::Inquiry, now);
+    p
+}
+
+struct Row {
+    route: &'static str,
+    concurrency: usize,
+    server: Sample,
+    direct: Sample,
+}
+
+fn line(r: &Row) -> String {
+    let ratio = r.server.per_second() / r.direct.per_second().max(1e-9);
+    format!(
+        "| {:<38} | {:>4} | {:>5} | {:>6} | {:>8.1} | {:>8.2} | {:>8.2} | {:>9.1} | {:>5.2} |",
+        r.route,
+        r.concurrency,
+        r.server.latencies.len(),
+        r.server.errors,
+        r.server.per_second(),
+        ms(r.server.percentile(0.5)),
+        ms(r.server.percentile(0.99)),
+        r.direct.per_second(),
+        ratio
+    )
+}
+
+const HEADER: &str = "| route                                  | conc | ok    | errors | req/s    | p50 ms   | p99 ms   | direct/s  | ratio |\n\
+|----------------------------------------|-----:|------:|-------:|---------:|---------:|---------:|----------:|------:|";
+
+async fn run(args: Args) -> Result<(), String> {
+    let binary = std::env::current_exe()
+        .map_err(|e| e.to_string())?
+        .with_file_name("healthcrm");
+    let srv = bench::spawn(&[], &binary).await?;
+    let admin = srv.admin_id().await?;
+    let admin_token = srv.admin_token().await?;
+    let started = std::time::Instant::now();
+    let staff = data::staff(&srv.db, admin, 20).await?;
+    let hospitals = data::hospitals(&srv.db, admin, 50).await?;
+    let mut rng = StdRng::seed_from_u64(5);
+    let shape = data::Shape {
+        appointments: 3,
+        treatments: 2,
+    };
+    let ids = Arc::new(
+        data::load(
+            &srv.db,
+            &mut rng,
+            0,
+            args.patients,
+            shape,
+            admin,
+            &hospitals,
+        )
+        .await?,
+    );
+    eprintln!(
+        "loaded 20 staff, 50 hospitals, {} patients (3 appointments, 2 treatments each) in {:.1} s",
+        ids.len(),
+        started.elapsed().as_secs_f64()
+    );
+    let mut tokens = Vec::new();
+    for (_, email) in &staff {
+        tokens.push(srv.login(email, data::STAFF_PASSWORD).await?);
+    }
+    let tokens = Arc::new(tokens);
+    let staff = Arc::new(staff);
+    let state = AppState::new(srv.db.clone(), srv.config.clone());
+    let n = args.requests;
+
+    let mut rows: Vec<Row> = Vec::new();
+    let mut rss = Vec::new();
+    println!("{HEADER}");
+    for &c in &args.concurrency {
+        // GET /patients/{id}
+        let (http, base, t, ids2) = (
+            srv.http.clone(),
+            srv.base.clone(),
+            tokens.clone(),
+            ids.clone(),
+        );
+        let server = bench::measure(c, n, move |i| {
+            http.get(format!(
+                "{base}/api/v1/patients/{}",
+                ids2[(i * 7919) % ids2.len()]
+            ))
+            .bearer_auth(&t[i % t.len()])
+        })
+        .await;
+        let (st, ids2, who) = (state.clone(), ids.clone(), staff.clone());
+        let direct = bench::measure_fn(c, n, move |i| {
+            let (st, id, actor) = (
+                st.clone(),
+                ids2[(i * 7919) % ids2.len()],
+                who[i % who.len()].0,
+            );
+            async move {
+                st.repos
+                    .patients
+                    .find(id)
+                    .await?
+                    .ok_or_else(|| AppError::not_found("patient"))?;
+                st.repos
+                    .audit
+                    .record(audit(actor, "/api/v1/patients/{id}", Some(id)))
+                    .await
+            }
+        })
+        .await;
+        rows.push(Row {
+            route: "GET /patients/{id}",
+            concurrency: c,
+            server,
+            direct,
+        });
+        println!("{}", line(rows.last().expect("row")));
+
+        // Filtered, paginated GET /patients
+        let list_n = (n / 4).max(c);
+        let (http, base, t) = (srv.http.clone(), srv.base.clone(), tokens.clone());
+        let server = bench::measure(c, list_n, move |i| {
+            http.get(format!(
+                "{base}/api/v1/patients?country=DE&treatment_status=ready&per_page=20&page={}",
+                1 + i % 5
+            ))
+            .bearer_auth(&t[i % t.len()])
+        })
+        .await;
+        let (st, who) = (state.clone(), staff.clone());
+        let direct = bench::measure_fn(c, list_n, move |i| {
+            let (st, actor) = (st.clone(), who[i % who.len()].0);
+            async move {
+                let f = PatientFilter {
+                    country: Some("DE".into()),
+                    treatment_status: Some(TreatmentStatus::Ready),
+                    ..Default::default()
+                };
+                let page = PageRequest {
+                    page: 1 + (i % 5) as u64,
+                    per_page: 20,
+                };
+                st.repos
+                    .patients
+                    .list(&f, PatientSort::default(), page)
+                    .await?;
+                st.repos
+                    .audit
+                    .record(audit(actor, "/api/v1/patients", None))
+                    .await
+            }
+        })
+        .await;
+        rows.push(Row {
+            route: "GET /patients?country&treatment_status",
+            concurrency: c,
+            server,
+            direct,
+        });
+        println!("{}", line(rows.last().expect("row")));
+
+        // POST /patients
+        let (http, base, t) = (srv.http.clone(), srv.base.clone(), tokens.clone());
+        let server = bench::measure(c, n, move |i| {
+            http.post(format!("{base}/api/v1/patients"))
+                .bearer_auth(&t[i % t.len()])
+                .json(&json!({"name": format!("New Patient {i}"), "country": "DE",
+                              "medical_history": ["Cataract"], "age": 40}))
+        })
+        .await;
+        let (st, who) = (state.clone(), staff.clone());
+        let direct = bench::measure_fn(c, n, move |i| {
+            let (st, actor) = (st.clone(), who[i % who.len()].0);
+            async move {
+                let p = new_patient(i, actor);
+                st.repos.patients.insert(&p).await?;
+                record_change(
+                    &st,
+                    "patient",
+                    p.id.to_string(),
+                    p.id,
+                    None::<&Patient>,
+                    &p,
+                    "create",
+                    actor,
+                )
+                .await?;
+                st.repos
+                    .audit
+                    .record(audit(actor, "/api/v1/patients", Some(p.id)))
+                    .await
+            }
+        })
+        .await;
+        rows.push(Row {
+            route: "POST /patients",
+            concurrency: c,
+            server,
+            direct,
+        });
+        println!("{}", line(rows.last().expect("row")));
+
+        // POST /patients/{id}/appointments
+        let (http, base, t, ids2) = (
+            srv.http.clone(),
+            srv.base.clone(),
+            tokens.clone(),
+            ids.clone(),
+        );
+        let server = bench::measure(c, n, move |i| {
+            http.post(format!(
+                "{base}/api/v1/patients/{}/appointments",
+                ids2[(i * 104_729) % ids2.len()]
+            ))
+            .bearer_auth(&t[i % t.len()])
+            .json(&json!({"discussion_notes": "Called about travel dates.", "status": "completed"}))
+        })
+        .await;
+        let (st, ids2, who) = (state.clone(), ids.clone(), staff.clone());
+        let direct = bench::measure_fn(c, n, move |i| {
+            let (st, id, actor) = (
+                st.clone(),
+                ids2[(i * 104_729) % ids2.len()],
+                who[i % who.len()].0,
+            );
+            async move {
+                st.repos
+                    .patients
+                    .find(id)
+                    .await?
+                    .ok_or_else(|| AppError::not_found("patient"))?;
+                let now = DateTime::now();
+                let a = Appointment {
+                    id: AppointmentId::new(),
+                    patient_id: id,
+                    hospital_id: None,
+                    appointment_date: None,
+                    discussion_notes: "Called about travel dates.".into(),
+                    next_follow_up: None,
+                    status: AppointmentStatus::Completed,
+                    version: 1,
+                    created_by: actor,
+                    created_at: now,
+                    updated_by: actor,
+                    updated_at: now,
+                };
+                st.repos.appointments.insert(&a).await?;
+                record_change(
+                    &st,
+                    "appointment",
+                    a.id.to_string(),
+                    id,
+                    None::<&Appointment>,
+                    &a,
+                    "create",
+                    actor,
+                )
+                .await?;
+                st.repos
+                    .audit
+                    .record(audit(actor, "/api/v1/patients/{id}/appointments", Some(id)))
+                    .await
+            }
+        })
+        .await;
+        rows.push(Row {
+            route: "POST /patients/{id}/appointments",
+            concurrency: c,
+            server,
+            direct,
+        });
+        println!("{}", line(rows.last().expect("row")));
+
+        // GET /dashboard (admin)
+        let dash_n = (n / 8).max(c);
+        let (http, base, tok) = (srv.http.clone(), srv.base.clone(), admin_token.clone());
+        let server = bench::measure(c, dash_n, move |_| {
+            http.get(format!("{base}/api/v1/dashboard"))
+                .bearer_auth(&tok)
+        })
+        .await;
+        let st = state.clone();
+        let direct = bench::measure_fn(c, dash_n, move |_| {
+            let st = st.clone();
+            async move {
+                figures(&st, Utc::now(), None).await?;
+                st.repos
+                    .audit
+                    .record(audit(admin, "/api/v1/dashboard", None))
+                    .await
+            }
+        })
+        .await;
+        rows.push(Row {
+            route: "GET /dashboard",
+            concurrency: c,
+            server,
+            direct,
+        });
+        println!("{}", line(rows.last().expect("row")));
+
+        // POST /auth/login
+        let login_n = (n / 4).max(c);
+        let (http, base, who) = (srv.http.clone(), srv.base.clone(), staff.clone());
+        let server = bench::measure(c, login_n, move |i| {
+            http.post(format!("{base}/api/v1/auth/login"))
+                .json(&json!({"email": who[i % who.len()].1, "password": data::STAFF_PASSWORD}))
+        })
+        .await;
+        let (st, who) = (state.clone(), staff.clone());
+        let direct = bench::measure_fn(c, login_n, move |i| {
+            let (st, email, actor) = (
+                st.clone(),
+                who[i % who.len()].1.clone(),
+                who[i % who.len()].0,
+            );
+            async move {
+                st.repos.users.credentials_by_email(&email).await?;
+                st.repos
+                    .audit
+                    .record(audit(actor, "/api/v1/auth/login", None))
+                    .await
+            }
+        })
+        .await;
+        rows.push(Row {
+            route: "POST /auth/login",
+            concurrency: c,
+            server,
+            direct,
+        });
+        println!("{}", line(rows.last().expect("row")));
+        let peak = srv.peak_rss().unwrap_or(0);
+        rss.push((c, peak));
+        println!(
+            "| server peak RSS after concurrency {c}: {:.1} MiB |",
+            peak as f64 / 1_048_576.0
+        );
+    }
+
+    let mut report = String::new();
+    let _ = writeln!(
+        report,
+        "# Load benchmark\n\n{} patients (3 appointments and 2 treatments each), 20 staff, 50 hospitals; {} requests per route and level (list, login: a quarter; dashboard: an eighth). `direct/s` runs the same repository calls through the driver at the same concurrency; `ratio` is req/s over direct/s.\n",
+        ids.len(),
+        n
+    );
+    let _ = writeln!(report, "{HEADER}");
+    for r in &rows {
+        let _ = writeln!(report, "{}", line(r));
+    }
+    let _ = writeln!(report);
+    for (c, peak) in &rss {
+        let _ = writeln!(
+            report,
+            "- server peak RSS after concurrency {c}: {:.1} MiB",
+            *peak as f64 / 1_048_576.0
+        );
+    }
+    if let Some(dir) = args.out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(&args.out, &report).map_err(|e| e.to_string())?;
+    eprintln!("wrote {}", args.out.display());
+    let errors: u64 = rows.iter().map(|r| r.server.errors + r.direct.errors).sum();
+    srv.finish().await;
+    if errors > 0 {
+        return Err(format!("{errors} requests failed"));
+    }
+    Ok(())
+}

@@ -1,0 +1,134 @@
+//! Report benchmark (`scripts/bench.sh reports`).
+//!
+//! Loads patients with three treatments each (and the ledger entries they
+//! imply) straight into the database, 10,000 and then 100,000 by default,
+//! and after each size times the dashboard and every report over loopback
+//! HTTP as an admin, one request at a time. Prints p50/p99 per request.
+//!
+//!     bench_reports [--sizes 10000,100000] [--requests 5] [--treatments 3]
+
+use std::process::ExitCode;
+
+use healthcrm::{
+    bench::{self, data, ms},
+    domain::{patient::Patient, treatment::Treatment},
+    http::routes::reports::REPORTS,
+};
+use mongodb::bson::doc;
+use rand::{rngs::StdRng, SeedableRng};
+
+struct Args {
+    sizes: Vec<usize>,
+    requests: usize,
+    treatments: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut args = Args {
+        sizes: vec![10_000, 100_000],
+        requests: 5,
+        treatments: 3,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(a) = it.next() {
+        let value = it.next().ok_or_else(|| format!("{a} needs a value"))?;
+        match a.as_str() {
+            "--sizes" => {
+                args.sizes = value
+                    .split(',')
+                    .map(|s| {
+                        s.trim()
+                            .parse::<usize>()
+                            .map_err(|_| format!("bad size '{s}'"))
+                    })
+                    .collect::<Result<_, _>>()?;
+                args.sizes.sort_unstable();
+            }
+            "--requests" => args.requests = value.parse().map_err(|_| "bad --requests")?,
+            "--treatments" => args.treatments = value.parse().map_err(|_| "bad --treatments")?,
+            other => return Err(format!("unknown argument '{other}'")),
+        }
+    }
+    Ok(args)
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("bench_reports: {e}\nusage: bench_reports [--sizes 10000,100000] [--requests 5] [--treatments 3]");
+            return ExitCode::from(2);
+        }
+    };
+    match run(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench_reports: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let srv = bench::start(&[("REQUEST_TIMEOUT_SECS", "300")]).await?;
+    let token = srv.admin_token().await?;
+    let admin = srv.admin_id().await?;
+    let mut rng = StdRng::seed_from_u64(7);
+    let hospitals = data::hospitals(&srv.db, admin, 50).await?;
+    let shape = data::Shape {
+        appointments: 0,
+        treatments: args.treatments,
+    };
+    let mut paths: Vec<String> = vec![
+        "/api/v1/dashboard".into(),
+        "/api/v1/earnings/summary?period=monthly".into(),
+    ];
+    paths.extend(REPORTS.iter().map(|r| format!("/api/v1/reports/{r}")));
+    paths.push("/api/v1/reports/earnings?granularity=week".into());
+    paths.push("/api/v1/reports/funnel?format=csv".into());
+
+    println!("| patients | treatments | request                                   | ok | errors | p50 ms   | p99 ms   |");
+    println!("|---------:|-----------:|-------------------------------------------|---:|-------:|---------:|---------:|");
+    let mut loaded = 0;
+    let mut failed = 0;
+    for &size in &args.sizes {
+        let started = std::time::Instant::now();
+        let more = size.saturating_sub(loaded);
+        data::load(&srv.db, &mut rng, loaded, more, shape, admin, &hospitals).await?;
+        loaded += more;
+        let patients = healthcrm::db::count(&srv.db.collection::<Patient>("patients"), doc! {})
+            .await
+            .map_err(|e| e.to_string())?;
+        let treatments =
+            healthcrm::db::count(&srv.db.collection::<Treatment>("treatments"), doc! {})
+                .await
+                .map_err(|e| e.to_string())?;
+        eprintln!(
+            "loaded {patients} patients, {treatments} treatments in {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        for path in &paths {
+            let (http, url, tok) = (
+                srv.http.clone(),
+                format!("{}{path}", srv.base),
+                token.clone(),
+            );
+            let s =
+                bench::measure(1, args.requests, move |_| http.get(&url).bearer_auth(&tok)).await;
+            failed += s.errors;
+            println!(
+                "| {patients:>8} | {treatments:>10} | {path:<41} | {:>2} | {:>6} | {:>8.1} | {:>8.1} |",
+                s.latencies.len(),
+                s.errors,
+                ms(s.percentile(0.5)),
+                ms(s.percentile(0.99)),
+            );
+        }
+    }
+    srv.finish().await;
+    if failed > 0 {
+        return Err(format!("{failed} requests failed"));
+    }
+    Ok(())
+}
