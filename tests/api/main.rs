@@ -9,6 +9,7 @@ mod errors;
 mod faults;
 mod health;
 mod hospitals;
+mod hostile;
 mod migrations;
 mod patients;
 mod permissions;
