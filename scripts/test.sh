@@ -4,6 +4,9 @@
 #
 #   scripts/test.sh [extra cargo test args]
 #
+# With no arguments it then fuzzes the served OpenAPI document with
+# schemathesis (scripts/fuzz.sh, a few minutes; FUZZ=0 skips it).
+#
 # TEST_MONGODB_URI: run against that database instead of a throwaway one
 # (each test creates and drops its own uniquely named database).
 set -euo pipefail
@@ -29,3 +32,7 @@ export NX_27017_BIN
 
 echo "test.sh: tests use $TEST_MONGODB_URI"
 cargo test --all-targets --no-fail-fast "$@"
+
+if [ "$#" -eq 0 ] && [ "${FUZZ:-1}" != "0" ]; then
+  scripts/fuzz.sh
+fi

@@ -48,6 +48,8 @@ pub struct Config {
     /// matrix may take to be seen here.
     pub user_cache_ttl: Duration,
     pub permission_cache_ttl: Duration,
+    /// How long the dashboard's figures are reused (0: computed every time).
+    pub dashboard_cache_ttl: Duration,
     pub seed_admin_email: Option<String>,
     pub seed_admin_password: Option<SecretString>,
     pub seed_admin_name: String,
@@ -181,6 +183,8 @@ impl Config {
         let user_cache_ms: u64 = parse_opt(&get, "USER_CACHE_TTL_MS", &mut errors).unwrap_or(5_000);
         let permission_cache_ms: u64 =
             parse_opt(&get, "PERMISSION_CACHE_TTL_MS", &mut errors).unwrap_or(30_000);
+        let dashboard_cache_ms: u64 =
+            parse_opt(&get, "DASHBOARD_CACHE_TTL_MS", &mut errors).unwrap_or(10_000);
 
         let seed_admin_email = get("SEED_ADMIN_EMAIL").map(|e| e.to_lowercase());
         let seed_admin_password = get("SEED_ADMIN_PASSWORD").map(SecretString::from);
@@ -207,6 +211,7 @@ impl Config {
             password_hash_concurrency,
             user_cache_ttl: Duration::from_millis(user_cache_ms),
             permission_cache_ttl: Duration::from_millis(permission_cache_ms),
+            dashboard_cache_ttl: Duration::from_millis(dashboard_cache_ms),
             seed_admin_email,
             seed_admin_password,
             seed_admin_name,

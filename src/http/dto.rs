@@ -50,3 +50,8 @@ pub fn page_request(page: Option<u64>, per_page: Option<u64>) -> Result<PageRequ
 pub struct Ack {
     pub status: String,
 }
+
+/// Raw image bytes, as the OpenAPI document describes a download.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct ImageBytes(pub Vec<u8>);

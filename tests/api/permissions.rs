@@ -286,3 +286,70 @@ async fn protected_routes_are_listed_and_documented_as_bearer_secured() {
         "login is public"
     );
 }
+
+#[tokio::test]
+async fn permission_checks_never_query_the_database_on_the_hot_path() {
+    use std::{
+        collections::HashMap,
+        sync::{Arc, Mutex},
+    };
+
+    use mongodb::{
+        event::{command::CommandEvent, EventHandler},
+        options::ClientOptions,
+        Client,
+    };
+    use secrecy::ExposeSecret;
+
+    let base = TestApp::spawn_with(&[("USER_CACHE_TTL_MS", "60000")]).await;
+    // Every command the app sends, as "command collection" -> count.
+    let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let mut opts = ClientOptions::parse(base.config.mongodb_uri.expose_secret())
+        .await
+        .expect("options");
+    let sink = seen.clone();
+    opts.command_event_handler = Some(EventHandler::callback(move |ev: CommandEvent| {
+        if let CommandEvent::Started(s) = ev {
+            let coll = s.command.get_str(&s.command_name).unwrap_or("").to_owned();
+            if let Ok(mut m) = sink.lock() {
+                *m.entry(format!("{} {coll}", s.command_name)).or_default() += 1;
+            }
+        }
+    }));
+    let db = Client::with_options(opts)
+        .expect("client")
+        .database(&base.config.mongodb_db);
+    let app = TestApp::from_router(
+        healthcrm::build_app(healthcrm::AppState::new(db, base.config.clone())),
+        &base,
+    );
+    let staff = app.login_as(Role::Staff).await;
+    let res = app
+        .post_as(
+            &staff,
+            "/api/v1/patients",
+            &json!({"name": "Cached", "country": "DE"}),
+        )
+        .await;
+    let path = format!(
+        "/api/v1/patients/{}",
+        res.json()["id"].as_str().expect("id")
+    );
+    assert_eq!(app.get_as(&staff, &path).await.status, StatusCode::OK);
+    seen.lock().expect("lock").clear();
+
+    for _ in 0..20 {
+        assert_eq!(app.get_as(&staff, &path).await.status, StatusCode::OK);
+    }
+    let seen = seen.lock().expect("lock").clone();
+    assert_eq!(
+        seen.get("find patients"),
+        Some(&20),
+        "the monitor sees the handler's reads: {seen:?}"
+    );
+    assert!(
+        seen.keys()
+            .all(|k| !k.ends_with(" permissions") && !k.ends_with(" users")),
+        "the permission check or the principal went to the database: {seen:?}"
+    );
+}

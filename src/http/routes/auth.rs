@@ -444,7 +444,10 @@ pub async fn upload_my_avatar(
 /// Download the signed-in user's profile image.
 #[utoipa::path(get, path = "/auth/me/avatar", tag = "auth",
     responses(
-        (status = 200, description = "The image", content_type = "image/png"),
+        (status = 200, description = "The image (PNG or JPEG, as uploaded)", content(
+            (crate::http::dto::ImageBytes = "image/png"),
+            (crate::http::dto::ImageBytes = "image/jpeg"),
+        )),
         (status = 404, body = ErrorResponse),
     ))]
 pub async fn my_avatar(

@@ -911,14 +911,14 @@ pub async fn report(
 
 // ---- dashboard -------------------------------------------------------------
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PeriodBounds {
     pub from: Option<DateTime<Utc>>,
     /// Exclusive.
     pub to: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ByTreatmentStatus {
     pub inquiry: i64,
     pub ready: i64,
@@ -927,7 +927,7 @@ pub struct ByTreatmentStatus {
     pub denied: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct PatientFigures {
     /// Live (not deleted) patients.
     pub total: i64,
@@ -941,14 +941,14 @@ pub struct PatientFigures {
     pub open_inquiries: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct FollowUpFigures {
     pub due_today: i64,
     pub overdue: i64,
 }
 
 /// Net ledger earnings (reversals netted out), one entry per currency.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct EarningsFigures {
     pub all_time: Vec<Money>,
     pub this_month: Vec<Money>,
@@ -956,26 +956,26 @@ pub struct EarningsFigures {
     pub in_period: Option<Vec<Money>>,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct CountryCount {
     pub country: String,
     pub patients: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DiseaseCount {
     pub disease: String,
     pub patients: i64,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HospitalEarnings {
     pub hospital_id: HospitalId,
     pub name: Option<String>,
     pub earnings: Money,
 }
 
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct DashboardResponse {
     pub generated_at: DateTime<Utc>,
     /// The period that narrows new patients, earnings and the top lists.
@@ -1141,8 +1141,23 @@ pub async fn figures(
     })
 }
 
+type PeriodKey = (Option<i64>, Option<i64>);
+
+/// Recent dashboards per period. The lock is held while one is computed, so
+/// a burst of requests costs the database one computation, not one each.
+#[derive(Clone, Default)]
+pub struct DashboardCache {
+    entries: std::sync::Arc<
+        tokio::sync::Mutex<HashMap<PeriodKey, (std::time::Instant, DashboardResponse)>>,
+    >,
+}
+
+/// Most periods kept at once.
+const DASHBOARD_CACHE_ENTRIES: usize = 64;
+
 /// Headline figures in one round of small aggregations and counts, run
-/// together.
+/// together. Reused for `DASHBOARD_CACHE_TTL_MS` (10 s by default;
+/// `generated_at` tells when they were computed).
 #[utoipa::path(get, path = "/dashboard", tag = "reports", params(DashboardQuery),
     responses((status = 200, body = DashboardResponse), (status = 400, body = ErrorResponse)))]
 pub async fn dashboard(
@@ -1151,7 +1166,26 @@ pub async fn dashboard(
 ) -> Result<Json<DashboardResponse>, AppError> {
     let range = range_of(q.from.as_deref(), q.to.as_deref())?;
     let period = (range != Range::default()).then_some(range);
-    Ok(Json(figures(&state, Utc::now(), period).await?))
+    let ttl = state.config.dashboard_cache_ttl;
+    if ttl.is_zero() {
+        return Ok(Json(figures(&state, Utc::now(), period).await?));
+    }
+    let key = (
+        range.from.map(|d| d.timestamp_millis()),
+        range.before.map(|d| d.timestamp_millis()),
+    );
+    let mut entries = state.dashboard.entries.lock().await;
+    if let Some((at, figures)) = entries.get(&key) {
+        if at.elapsed() < ttl {
+            return Ok(Json(figures.clone()));
+        }
+    }
+    let fresh = figures(&state, Utc::now(), period).await?;
+    entries.retain(|_, (at, _)| at.elapsed() < ttl);
+    if entries.len() < DASHBOARD_CACHE_ENTRIES {
+        entries.insert(key, (std::time::Instant::now(), fresh.clone()));
+    }
+    Ok(Json(fresh))
 }
 
 #[cfg(test)]

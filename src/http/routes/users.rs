@@ -510,7 +510,10 @@ pub async fn upload_avatar(
 /// Download a user's profile image.
 #[utoipa::path(get, path = "/users/{id}/avatar", tag = "users", params(UserPath),
     responses(
-        (status = 200, description = "The image", content_type = "image/png"),
+        (status = 200, description = "The image (PNG or JPEG, as uploaded)", content(
+            (crate::http::dto::ImageBytes = "image/png"),
+            (crate::http::dto::ImageBytes = "image/jpeg"),
+        )),
         (status = 404, body = ErrorResponse),
     ))]
 pub async fn get_avatar(
