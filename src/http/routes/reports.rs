@@ -1166,10 +1166,19 @@ pub async fn dashboard(
 ) -> Result<Json<DashboardResponse>, AppError> {
     let range = range_of(q.from.as_deref(), q.to.as_deref())?;
     let period = (range != Range::default()).then_some(range);
+    Ok(Json(cached_figures(&state, period).await?))
+}
+
+/// The dashboard for `period`, reused while younger than the TTL.
+pub async fn cached_figures(
+    state: &AppState,
+    period: Option<Range>,
+) -> Result<DashboardResponse, AppError> {
     let ttl = state.config.dashboard_cache_ttl;
     if ttl.is_zero() {
-        return Ok(Json(figures(&state, Utc::now(), period).await?));
+        return figures(state, Utc::now(), period).await;
     }
+    let range = period.unwrap_or_default();
     let key = (
         range.from.map(|d| d.timestamp_millis()),
         range.before.map(|d| d.timestamp_millis()),
@@ -1177,15 +1186,15 @@ pub async fn dashboard(
     let mut entries = state.dashboard.entries.lock().await;
     if let Some((at, figures)) = entries.get(&key) {
         if at.elapsed() < ttl {
-            return Ok(Json(figures.clone()));
+            return Ok(figures.clone());
         }
     }
-    let fresh = figures(&state, Utc::now(), period).await?;
+    let fresh = figures(state, Utc::now(), period).await?;
     entries.retain(|_, (at, _)| at.elapsed() < ttl);
     if entries.len() < DASHBOARD_CACHE_ENTRIES {
         entries.insert(key, (std::time::Instant::now(), fresh.clone()));
     }
-    Ok(Json(fresh))
+    Ok(fresh)
 }
 
 #[cfg(test)]
