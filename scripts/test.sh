@@ -31,7 +31,7 @@ NX_27017_BIN="$(scripts/db.sh install)"
 export NX_27017_BIN
 
 echo "test.sh: tests use $TEST_MONGODB_URI"
-cargo test --all-targets --no-fail-fast "$@"
+cargo test --all-targets --all-features --no-fail-fast "$@"
 
 if [ "$#" -eq 0 ] && [ "${FUZZ:-1}" != "0" ]; then
   scripts/fuzz.sh

@@ -2,6 +2,7 @@
 //! over loopback on a throwaway database, a synthetic data set, and
 //! latency measurement.
 
+pub mod cli;
 pub mod data;
 
 use std::{
@@ -246,10 +247,10 @@ pub fn ms(d: Duration) -> f64 {
 
 /// Runs `op(i)` for i in 0..count from `concurrency` workers, timing each:
 /// the direct-driver counterpart of [`measure`].
-pub async fn measure_fn<F, Fut>(concurrency: usize, count: usize, op: F) -> Sample
+pub async fn measure_fn<F, Fut, E>(concurrency: usize, count: usize, op: F) -> Sample
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: std::future::Future<Output = Result<(), crate::error::AppError>> + Send,
+    Fut: std::future::Future<Output = Result<(), E>> + Send,
 {
     let op = Arc::new(op);
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
@@ -297,45 +298,14 @@ pub async fn measure<F>(concurrency: usize, count: usize, make: F) -> Sample
 where
     F: Fn(usize) -> reqwest::RequestBuilder + Send + Sync + 'static,
 {
-    let make = Arc::new(make);
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let started = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..concurrency.max(1) {
-        let (make, next) = (make.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut lat = Vec::new();
-            let mut errors = 0u64;
-            loop {
-                let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                if i >= count {
-                    break;
-                }
-                let t = Instant::now();
-                match make(i).send().await {
-                    Ok(r) if r.status().is_success() => {
-                        let _ = r.bytes().await;
-                        lat.push(t.elapsed());
-                    }
-                    _ => errors += 1,
-                }
+    measure_fn(concurrency, count, move |i| {
+        let request = make(i);
+        async move {
+            match request.send().await {
+                Ok(r) if r.status().is_success() => r.bytes().await.map(drop).map_err(drop),
+                _ => Err(()),
             }
-            (lat, errors)
-        }));
-    }
-    let mut latencies = Vec::with_capacity(count);
-    let mut errors = 0;
-    for t in tasks {
-        if let Ok((lat, e)) = t.await {
-            latencies.extend(lat);
-            errors += e;
         }
-    }
-    let elapsed = started.elapsed();
-    latencies.sort();
-    Sample {
-        latencies,
-        errors,
-        elapsed,
-    }
+    })
+    .await
 }

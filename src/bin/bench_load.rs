@@ -17,7 +17,7 @@
 use std::{fmt::Write as _, path::PathBuf, process::ExitCode, sync::Arc};
 
 use healthcrm::{
-    bench::{self, data, ms, Sample},
+    bench::{self, cli, data, ms, Sample},
     domain::{
         appointment::{Appointment, AppointmentStatus},
         patient::{Patient, PatientStatus, TreatmentStatus},
@@ -43,6 +43,10 @@ struct Args {
     out: PathBuf,
 }
 
+const NAME: &str = "bench_load";
+const USAGE: &str =
+    "bench_load [--patients 10000] [--requests 320] [--concurrency 1,16,64] [--out FILE]";
+
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         patients: 10_000,
@@ -50,24 +54,13 @@ fn parse_args() -> Result<Args, String> {
         concurrency: vec![1, 16, 64],
         out: PathBuf::from("target/bench/load.md"),
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{a} needs a value"))?;
-        match a.as_str() {
-            "--patients" => args.patients = value.parse().map_err(|_| "bad --patients")?,
-            "--requests" => args.requests = value.parse().map_err(|_| "bad --requests")?,
-            "--concurrency" => {
-                args.concurrency = value
-                    .split(',')
-                    .map(|s| {
-                        s.trim()
-                            .parse::<usize>()
-                            .map_err(|_| format!("bad concurrency '{s}'"))
-                    })
-                    .collect::<Result<_, _>>()?
-            }
+    for (flag, value) in cli::pairs()? {
+        match flag.as_str() {
+            "--patients" => args.patients = cli::number(&flag, &value)?,
+            "--requests" => args.requests = cli::number(&flag, &value)?,
+            "--concurrency" => args.concurrency = cli::numbers(&flag, &value)?,
             "--out" => args.out = PathBuf::from(value),
-            other => return Err(format!("unknown argument '{other}'")),
+            _ => return Err(cli::unknown(&flag)),
         }
     }
     Ok(args)
@@ -75,20 +68,7 @@ fn parse_args() -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("bench_load: {e}\nusage: bench_load [--patients 10000] [--requests 320] [--concurrency 1,16,64] [--out FILE]");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench_load: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main(NAME, USAGE, parse_args(), run).await
 }
 
 /// The audit event the server writes for each protected call.
@@ -145,6 +125,16 @@ fn new_patient(n: usize, by: UserId) -> Patient {
     p
 }
 
+/// Records the audit event the server writes for each protected call.
+async fn audited(
+    st: &AppState,
+    actor: UserId,
+    route: &str,
+    patient: Option<PatientId>,
+) -> Result<(), AppError> {
+    st.repos.audit.record(audit(actor, route, patient)).await
+}
+
 struct Row {
     route: &'static str,
     concurrency: usize,
@@ -170,6 +160,24 @@ fn line(r: &Row) -> String {
         r.direct.per_second(),
         ratio
     )
+}
+
+/// Adds a row to the table, printing it as it lands.
+fn add(
+    rows: &mut Vec<Row>,
+    route: &'static str,
+    concurrency: usize,
+    server: Sample,
+    direct: Sample,
+) {
+    let row = Row {
+        route,
+        concurrency,
+        server,
+        direct,
+    };
+    println!("{}", line(&row));
+    rows.push(row);
 }
 
 const HEADER: &str = "| route                                  | conc | ok    | errors | req/s    | p50 ms   | p99 ms   | direct/s  | ratio |\n\
@@ -248,20 +256,11 @@ async fn run(args: Args) -> Result<(), String> {
                     .find(id)
                     .await?
                     .ok_or_else(|| AppError::not_found("patient"))?;
-                st.repos
-                    .audit
-                    .record(audit(actor, "/api/v1/patients/{id}", Some(id)))
-                    .await
+                audited(&st, actor, "/api/v1/patients/{id}", Some(id)).await
             }
         })
         .await;
-        rows.push(Row {
-            route: "GET /patients/{id}",
-            concurrency: c,
-            server,
-            direct,
-        });
-        println!("{}", line(rows.last().expect("row")));
+        add(&mut rows, "GET /patients/{id}", c, server, direct);
 
         // Filtered, paginated GET /patients
         let list_n = (n / 4).max(c);
@@ -291,20 +290,17 @@ async fn run(args: Args) -> Result<(), String> {
                     .patients
                     .list(&f, PatientSort::default(), page)
                     .await?;
-                st.repos
-                    .audit
-                    .record(audit(actor, "/api/v1/patients", None))
-                    .await
+                audited(&st, actor, "/api/v1/patients", None).await
             }
         })
         .await;
-        rows.push(Row {
-            route: "GET /patients?country&treatment_status",
-            concurrency: c,
+        add(
+            &mut rows,
+            "GET /patients?country&treatment_status",
+            c,
             server,
             direct,
-        });
-        println!("{}", line(rows.last().expect("row")));
+        );
 
         // POST /patients
         let (http, base, t) = (srv.http.clone(), srv.base.clone(), tokens.clone());
@@ -332,20 +328,11 @@ async fn run(args: Args) -> Result<(), String> {
                     actor,
                 )
                 .await?;
-                st.repos
-                    .audit
-                    .record(audit(actor, "/api/v1/patients", Some(p.id)))
-                    .await
+                audited(&st, actor, "/api/v1/patients", Some(p.id)).await
             }
         })
         .await;
-        rows.push(Row {
-            route: "POST /patients",
-            concurrency: c,
-            server,
-            direct,
-        });
-        println!("{}", line(rows.last().expect("row")));
+        add(&mut rows, "POST /patients", c, server, direct);
 
         // POST /patients/{id}/appointments
         let (http, base, t, ids2) = (
@@ -403,20 +390,17 @@ async fn run(args: Args) -> Result<(), String> {
                     actor,
                 )
                 .await?;
-                st.repos
-                    .audit
-                    .record(audit(actor, "/api/v1/patients/{id}/appointments", Some(id)))
-                    .await
+                audited(&st, actor, "/api/v1/patients/{id}/appointments", Some(id)).await
             }
         })
         .await;
-        rows.push(Row {
-            route: "POST /patients/{id}/appointments",
-            concurrency: c,
+        add(
+            &mut rows,
+            "POST /patients/{id}/appointments",
+            c,
             server,
             direct,
-        });
-        println!("{}", line(rows.last().expect("row")));
+        );
 
         // GET /dashboard (admin)
         let dash_n = (n / 8).max(c);
@@ -431,20 +415,11 @@ async fn run(args: Args) -> Result<(), String> {
             let st = st.clone();
             async move {
                 cached_figures(&st, None).await?;
-                st.repos
-                    .audit
-                    .record(audit(admin, "/api/v1/dashboard", None))
-                    .await
+                audited(&st, admin, "/api/v1/dashboard", None).await
             }
         })
         .await;
-        rows.push(Row {
-            route: "GET /dashboard",
-            concurrency: c,
-            server,
-            direct,
-        });
-        println!("{}", line(rows.last().expect("row")));
+        add(&mut rows, "GET /dashboard", c, server, direct);
 
         // POST /auth/login
         let login_n = (n / 4).max(c);
@@ -463,20 +438,11 @@ async fn run(args: Args) -> Result<(), String> {
             );
             async move {
                 st.repos.users.credentials_by_email(&email).await?;
-                st.repos
-                    .audit
-                    .record(audit(actor, "/api/v1/auth/login", None))
-                    .await
+                audited(&st, actor, "/api/v1/auth/login", None).await
             }
         })
         .await;
-        rows.push(Row {
-            route: "POST /auth/login",
-            concurrency: c,
-            server,
-            direct,
-        });
-        println!("{}", line(rows.last().expect("row")));
+        add(&mut rows, "POST /auth/login", c, server, direct);
         let peak = srv.peak_rss().unwrap_or(0);
         rss.push((c, peak));
         println!(

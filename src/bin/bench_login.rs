@@ -18,7 +18,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use healthcrm::bench::{self, ms, BenchServer, Sample};
+use healthcrm::bench::{self, cli, ms, BenchServer, Sample};
 
 struct Args {
     seconds: u64,
@@ -26,24 +26,21 @@ struct Args {
     probes: usize,
 }
 
+const NAME: &str = "bench_login";
+const USAGE: &str = "bench_login [--seconds S] [--flood N] [--probes N]";
+
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         seconds: 10,
         flood: 32,
         probes: 2000,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let mut num = |name: &str| -> Result<u64, String> {
-            it.next()
-                .and_then(|v| v.parse().ok())
-                .ok_or_else(|| format!("{name} needs a positive number"))
-        };
-        match a.as_str() {
-            "--seconds" => args.seconds = num("--seconds")?.max(1),
-            "--flood" => args.flood = usize::try_from(num("--flood")?).unwrap_or(32).max(1),
-            "--probes" => args.probes = usize::try_from(num("--probes")?).unwrap_or(2000).max(10),
-            other => return Err(format!("unknown argument '{other}'")),
+    for (flag, value) in cli::pairs()? {
+        match flag.as_str() {
+            "--seconds" => args.seconds = cli::number::<u64>(&flag, &value)?.max(1),
+            "--flood" => args.flood = cli::number::<usize>(&flag, &value)?.max(1),
+            "--probes" => args.probes = cli::number::<usize>(&flag, &value)?.max(10),
+            _ => return Err(cli::unknown(&flag)),
         }
     }
     Ok(args)
@@ -98,22 +95,7 @@ fn row(label: &str, s: &Sample) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!(
-                "bench_login: {e}\nusage: bench_login [--seconds S] [--flood N] [--probes N]"
-            );
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench_login: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main(NAME, USAGE, parse_args(), run).await
 }
 
 async fn run(args: Args) -> Result<(), String> {

@@ -10,7 +10,7 @@
 use std::process::ExitCode;
 
 use healthcrm::{
-    bench::{self, data, ms},
+    bench::{self, cli, data, ms},
     domain::{patient::Patient, treatment::Treatment},
     http::routes::reports::REPORTS,
 };
@@ -23,30 +23,24 @@ struct Args {
     treatments: usize,
 }
 
+const NAME: &str = "bench_reports";
+const USAGE: &str = "bench_reports [--sizes 10000,100000] [--requests 5] [--treatments 3]";
+
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         sizes: vec![10_000, 100_000],
         requests: 5,
         treatments: 3,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{a} needs a value"))?;
-        match a.as_str() {
+    for (flag, value) in cli::pairs()? {
+        match flag.as_str() {
             "--sizes" => {
-                args.sizes = value
-                    .split(',')
-                    .map(|s| {
-                        s.trim()
-                            .parse::<usize>()
-                            .map_err(|_| format!("bad size '{s}'"))
-                    })
-                    .collect::<Result<_, _>>()?;
+                args.sizes = cli::numbers(&flag, &value)?;
                 args.sizes.sort_unstable();
             }
-            "--requests" => args.requests = value.parse().map_err(|_| "bad --requests")?,
-            "--treatments" => args.treatments = value.parse().map_err(|_| "bad --treatments")?,
-            other => return Err(format!("unknown argument '{other}'")),
+            "--requests" => args.requests = cli::number(&flag, &value)?,
+            "--treatments" => args.treatments = cli::number(&flag, &value)?,
+            _ => return Err(cli::unknown(&flag)),
         }
     }
     Ok(args)
@@ -54,20 +48,7 @@ fn parse_args() -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("bench_reports: {e}\nusage: bench_reports [--sizes 10000,100000] [--requests 5] [--treatments 3]");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench_reports: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main(NAME, USAGE, parse_args(), run).await
 }
 
 async fn run(args: Args) -> Result<(), String> {

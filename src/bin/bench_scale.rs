@@ -10,7 +10,7 @@
 use std::{process::ExitCode, sync::Arc};
 
 use healthcrm::{
-    bench::{self, data, ms, Sample},
+    bench::{self, cli, data, ms, Sample},
     domain::{patient::Patient, PatientId},
 };
 use mongodb::bson::doc;
@@ -22,30 +22,24 @@ struct Args {
     concurrency: usize,
 }
 
+const NAME: &str = "bench_scale";
+const USAGE: &str = "bench_scale [--sizes 10000,100000] [--requests 500] [--concurrency 4]";
+
 fn parse_args() -> Result<Args, String> {
     let mut args = Args {
         sizes: vec![10_000, 100_000],
         requests: 500,
         concurrency: 4,
     };
-    let mut it = std::env::args().skip(1);
-    while let Some(a) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{a} needs a value"))?;
-        match a.as_str() {
+    for (flag, value) in cli::pairs()? {
+        match flag.as_str() {
             "--sizes" => {
-                args.sizes = value
-                    .split(',')
-                    .map(|s| {
-                        s.trim()
-                            .parse::<usize>()
-                            .map_err(|_| format!("bad size '{s}'"))
-                    })
-                    .collect::<Result<_, _>>()?;
+                args.sizes = cli::numbers(&flag, &value)?;
                 args.sizes.sort_unstable();
             }
-            "--requests" => args.requests = value.parse().map_err(|_| "bad --requests")?,
-            "--concurrency" => args.concurrency = value.parse().map_err(|_| "bad --concurrency")?,
-            other => return Err(format!("unknown argument '{other}'")),
+            "--requests" => args.requests = cli::number(&flag, &value)?,
+            "--concurrency" => args.concurrency = cli::number(&flag, &value)?,
+            _ => return Err(cli::unknown(&flag)),
         }
     }
     Ok(args)
@@ -53,20 +47,7 @@ fn parse_args() -> Result<Args, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = match parse_args() {
-        Ok(a) => a,
-        Err(e) => {
-            eprintln!("bench_scale: {e}\nusage: bench_scale [--sizes 10000,100000] [--requests 500] [--concurrency 4]");
-            return ExitCode::from(2);
-        }
-    };
-    match run(args).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench_scale: {e}");
-            ExitCode::FAILURE
-        }
-    }
+    cli::main(NAME, USAGE, parse_args(), run).await
 }
 
 fn row(size: usize, label: &str, s: &Sample) {
