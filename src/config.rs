@@ -50,9 +50,34 @@ pub struct Config {
     pub permission_cache_ttl: Duration,
     /// How long the dashboard's figures are reused (0: computed every time).
     pub dashboard_cache_ttl: Duration,
+    /// Whether transactions run one at a time (`TRANSACTION_GATE`).
+    pub transaction_gate: TransactionGate,
+    /// How long an `Idempotency-Key` is remembered.
+    pub idempotency_ttl: Duration,
+    /// What the consistency check at start-up does (`DOCTOR_ON_START`).
+    pub doctor_on_start: DoctorOnStart,
     pub seed_admin_email: Option<String>,
     pub seed_admin_password: Option<SecretString>,
     pub seed_admin_name: String,
+}
+
+/// `TRANSACTION_GATE`: `auto` decides from the deployment (serial on a
+/// server that runs transactions without isolating them, the local
+/// stand-in); `serial` and `open` force it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransactionGate {
+    Auto,
+    Serial,
+    Open,
+}
+
+/// `DOCTOR_ON_START`: `repair` books missing ledger entries and reports the
+/// rest, `report` only reports, `off` skips the check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoctorOnStart {
+    Repair,
+    Report,
+    Off,
 }
 
 /// All problems found in the environment, reported together.
@@ -186,6 +211,34 @@ impl Config {
         let dashboard_cache_ms: u64 =
             parse_opt(&get, "DASHBOARD_CACHE_TTL_MS", &mut errors).unwrap_or(10_000);
 
+        let transaction_gate = match get("TRANSACTION_GATE").as_deref() {
+            None | Some("auto") => TransactionGate::Auto,
+            Some("serial") => TransactionGate::Serial,
+            Some("open") => TransactionGate::Open,
+            Some(other) => {
+                errors.push(format!(
+                    "TRANSACTION_GATE must be 'auto', 'serial' or 'open', not '{other}'"
+                ));
+                TransactionGate::Auto
+            }
+        };
+        let idempotency_secs: u64 =
+            parse_opt(&get, "IDEMPOTENCY_TTL_SECS", &mut errors).unwrap_or(86_400);
+        if idempotency_secs == 0 {
+            errors.push("IDEMPOTENCY_TTL_SECS must be greater than zero".into());
+        }
+        let doctor_on_start = match get("DOCTOR_ON_START").as_deref() {
+            None | Some("repair") => DoctorOnStart::Repair,
+            Some("report") => DoctorOnStart::Report,
+            Some("off") => DoctorOnStart::Off,
+            Some(other) => {
+                errors.push(format!(
+                    "DOCTOR_ON_START must be 'repair', 'report' or 'off', not '{other}'"
+                ));
+                DoctorOnStart::Repair
+            }
+        };
+
         let seed_admin_email = get("SEED_ADMIN_EMAIL").map(|e| e.to_lowercase());
         let seed_admin_password = get("SEED_ADMIN_PASSWORD").map(SecretString::from);
         let seed_admin_name = get("SEED_ADMIN_NAME").unwrap_or_else(|| "Administrator".into());
@@ -212,6 +265,9 @@ impl Config {
             user_cache_ttl: Duration::from_millis(user_cache_ms),
             permission_cache_ttl: Duration::from_millis(permission_cache_ms),
             dashboard_cache_ttl: Duration::from_millis(dashboard_cache_ms),
+            transaction_gate,
+            idempotency_ttl: Duration::from_secs(idempotency_secs),
+            doctor_on_start,
             seed_admin_email,
             seed_admin_password,
             seed_admin_name,

@@ -10,10 +10,7 @@ use mongodb::{
 };
 use secrecy::ExposeSecret;
 
-use crate::{
-    config::Config,
-    error::{AppError, FieldErrors},
-};
+use crate::config::Config;
 
 /// Builds a client with timeouts short enough that a lost database turns
 /// into a prompt 503 instead of a hung request. Connecting is lazy: this
@@ -52,23 +49,6 @@ pub fn is_duplicate_key(err: &Error) -> bool {
             .is_some_and(|errors| errors.iter().any(|w| w.code == DUPLICATE_KEY)),
         _ => false,
     }
-}
-
-/// Maps a driver error, naming `field` when a unique index refused the write.
-///
-/// The repository passes the field its unique index covers: server messages
-/// differ between MongoDB and the local stand-in (and index names are not
-/// ours to rely on), so the message is never parsed.
-pub fn unique_violation(err: Error, field: &str) -> AppError {
-    if is_duplicate_key(&err) {
-        let mut details = FieldErrors::new();
-        details.insert(field.to_owned(), vec!["is already taken".into()]);
-        return AppError::Conflict {
-            message: format!("{field} is already taken"),
-            details: Some(details),
-        };
-    }
-    AppError::from(err)
 }
 
 /// True for errors that mean "the database cannot be reached right now".

@@ -62,6 +62,11 @@ pub enum AppError {
     ServiceUnavailable(String),
     #[error("the request took too long and was abandoned")]
     Timeout,
+    /// A concurrent transaction touched the same records (the server's
+    /// `TransientTransactionError`); the transaction is retried, and only
+    /// one that keeps conflicting past the retry budget reaches the client.
+    #[error("a concurrent change got in the way; retry")]
+    WriteConflict(String),
     /// Anything unexpected. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -76,7 +81,7 @@ impl AppError {
             Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict { .. } => StatusCode::CONFLICT,
+            Conflict { .. } | WriteConflict(_) => StatusCode::CONFLICT,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -100,7 +105,7 @@ impl AppError {
             Forbidden(_) => "forbidden",
             NotFound(_) => "not_found",
             MethodNotAllowed => "method_not_allowed",
-            Conflict { .. } => "conflict",
+            Conflict { .. } | WriteConflict(_) => "conflict",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType(_) => "unsupported_media_type",
             Validation { .. } => "validation_failed",
@@ -132,6 +137,29 @@ impl AppError {
             message: format!("{field}: {message}"),
             details,
         }
+    }
+
+    /// Maps a driver error, naming `field` when a unique index refused the
+    /// write.
+    ///
+    /// The repository passes the field its unique index covers: server
+    /// messages differ between MongoDB and the local stand-in (and index
+    /// names are not ours to rely on), so the message is never parsed.
+    pub fn unique_violation(err: mongodb::error::Error, field: &str) -> Self {
+        if crate::db::is_duplicate_key(&err) {
+            let mut details = FieldErrors::new();
+            details.insert(field.to_owned(), vec!["is already taken".into()]);
+            return AppError::Conflict {
+                message: format!("{field} is already taken"),
+                details: Some(details),
+            };
+        }
+        AppError::from(err)
+    }
+
+    /// Whether retrying the whole transaction may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, AppError::WriteConflict(_))
     }
 
     pub fn internal(cause: impl std::fmt::Display) -> Self {
@@ -257,7 +285,7 @@ impl IntoResponse for AppError {
 }
 
 /// Driver errors: a duplicate key is a 409 (repositories that know the field
-/// use `db::unique_violation` to name it), an unreachable server a 503,
+/// use [`AppError::unique_violation`] to name it), an unreachable server a 503,
 /// anything else an internal error.
 impl From<mongodb::error::Error> for AppError {
     fn from(err: mongodb::error::Error) -> Self {
@@ -266,6 +294,9 @@ impl From<mongodb::error::Error> for AppError {
         }
         if crate::db::is_unavailable(&err) {
             return AppError::ServiceUnavailable(format!("database unavailable: {err}"));
+        }
+        if err.contains_label(mongodb::error::TRANSIENT_TRANSACTION_ERROR) {
+            return AppError::WriteConflict(format!("transient transaction error: {err}"));
         }
         AppError::Internal(format!("database error: {err}"))
     }

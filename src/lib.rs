@@ -16,6 +16,7 @@ pub mod seed;
 pub mod server;
 pub mod state;
 pub mod telemetry;
+pub mod workflow;
 
 pub use http::build_app;
 pub use state::AppState;

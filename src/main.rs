@@ -1,9 +1,10 @@
-//! The server binary: config -> telemetry -> database -> migrations -> serve
+//! The server binary: config -> telemetry -> database -> migrations ->
+//! transaction probe -> serve
 //! (until SIGINT/SIGTERM, then drain; see `server::serve`).
 
 use std::process::ExitCode;
 
-use healthcrm::{config::Config, db, migrate, server, telemetry, AppState};
+use healthcrm::{config::Config, db, migrate, server, telemetry, workflow, AppState};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -36,6 +37,7 @@ async fn run(config: Config) -> Result<(), String> {
         .map_err(|e| format!("cannot reach MongoDB (is it running? ./scripts/db.sh start): {e}"))?;
     let report = migrate::run(&database).await.map_err(|e| e.to_string())?;
     tracing::info!(created = ?report.created, updated = report.updated.len(), "migrations applied");
+    workflow::tx::probe(&client, &database).await?;
 
     let bind_addr = config.bind_addr;
     let listener = TcpListener::bind(bind_addr)

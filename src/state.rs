@@ -13,6 +13,7 @@ use crate::{
     },
     config::Config,
     repo::Repos,
+    workflow::Ctx,
 };
 
 /// Cheap to clone: everything inside is reference-counted.
@@ -21,6 +22,8 @@ pub struct AppState {
     pub db: Database,
     pub config: Arc<Config>,
     pub repos: Repos,
+    /// What the workflows run with (the same repositories).
+    pub workflows: Ctx,
     pub jwt: JwtKeys,
     pub hasher: Hasher,
     pub principals: PrincipalCache,
@@ -34,8 +37,11 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(db: Database, config: Config) -> Self {
+        let config = Arc::new(config);
+        let workflows = Ctx::new(&db, config.clone());
         AppState {
-            repos: Repos::new(&db),
+            repos: workflows.repos.clone(),
+            workflows,
             jwt: JwtKeys::new(config.jwt_secret_bytes()),
             hasher: Hasher::new(config.password_hash_concurrency, Duration::from_secs(10)),
             principals: PrincipalCache::new(config.user_cache_ttl),
@@ -47,7 +53,7 @@ impl AppState {
             dashboard: Default::default(),
             background: tokio_util::task::TaskTracker::new(),
             db,
-            config: Arc::new(config),
+            config,
         }
     }
 }

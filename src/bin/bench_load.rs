@@ -4,9 +4,9 @@
 //! loads 1 admin, 20 staff, 50 hospitals and 10,000 patients with 3
 //! appointments and 2 treatments each, then drives six routes at
 //! concurrency 1, 16 and 64 over loopback HTTP. For each it also runs the
-//! same database operations directly through the driver (the repository
-//! calls the handler and the audit layer make, and for the dashboard the
-//! same 10 s cache) at the same concurrency, and
+//! same work directly, without HTTP (the repository and workflow calls the
+//! handler and the audit layer make, write routes in the same transaction,
+//! and for the dashboard the same 10 s cache) at the same concurrency, and
 //! prints the server's throughput as a ratio of that. Prints requests/s,
 //! p50, p99 and errors per route, the server's peak RSS, and writes the
 //! table to `--out`.
@@ -19,17 +19,18 @@ use std::{fmt::Write as _, path::PathBuf, process::ExitCode, sync::Arc};
 use healthcrm::{
     bench::{self, cli, data, ms, Sample},
     domain::{
-        appointment::{Appointment, AppointmentStatus},
+        appointment::AppointmentStatus,
         patient::{Patient, PatientStatus, TreatmentStatus},
-        AppointmentId, PatientId, UserId,
+        PatientId, UserId,
     },
     error::AppError,
-    http::routes::{patients::record_change, reports::cached_figures},
+    http::routes::reports::cached_figures,
     repo::{
         audit::AuditEvent,
         patients::{PatientFilter, PatientSort},
         PageRequest,
     },
+    workflow::{self, appointments::NewAppointment},
     AppState,
 };
 use mongodb::bson::{oid::ObjectId, DateTime};
@@ -316,18 +317,10 @@ async fn run(args: Args) -> Result<(), String> {
             let (st, actor) = (st.clone(), who[i % who.len()].0);
             async move {
                 let p = new_patient(i, actor);
-                st.repos.patients.insert(&p).await?;
-                record_change(
-                    &st,
-                    "patient",
-                    p.id.to_string(),
-                    p.id,
-                    None::<&Patient>,
-                    &p,
-                    "create",
-                    actor,
-                )
-                .await?;
+                let ctx = &st.workflows;
+                healthcrm::transaction!(ctx, |tx| {
+                    workflow::patients::insert(ctx, &mut tx, &p, actor).await
+                })?;
                 audited(&st, actor, "/api/v1/patients", Some(p.id)).await
             }
         })
@@ -358,38 +351,14 @@ async fn run(args: Args) -> Result<(), String> {
                 who[i % who.len()].0,
             );
             async move {
-                st.repos
-                    .patients
-                    .find(id)
-                    .await?
-                    .ok_or_else(|| AppError::not_found("patient"))?;
-                let now = DateTime::now();
-                let a = Appointment {
-                    id: AppointmentId::new(),
-                    patient_id: id,
+                let input = NewAppointment {
                     hospital_id: None,
                     appointment_date: None,
                     discussion_notes: "Called about travel dates.".into(),
                     next_follow_up: None,
                     status: AppointmentStatus::Completed,
-                    version: 1,
-                    created_by: actor,
-                    created_at: now,
-                    updated_by: actor,
-                    updated_at: now,
                 };
-                st.repos.appointments.insert(&a).await?;
-                record_change(
-                    &st,
-                    "appointment",
-                    a.id.to_string(),
-                    id,
-                    None::<&Appointment>,
-                    &a,
-                    "create",
-                    actor,
-                )
-                .await?;
+                workflow::appointments::log(&st.workflows, actor, id, input).await?;
                 audited(&st, actor, "/api/v1/patients/{id}/appointments", Some(id)).await
             }
         })

@@ -1,12 +1,14 @@
 //! Stored documents, enums and typed ids. No HTTP types here.
 
 pub mod appointment;
+pub mod dates;
 pub mod hospital;
 pub mod ids;
 pub mod iso;
 pub mod money;
 pub mod patient;
 pub mod permission;
+pub mod role;
 pub mod treatment;
 pub mod user;
 

@@ -1,9 +1,18 @@
 //! Response and query shapes shared by several resources.
 
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::{error::AppError, repo::PageRequest};
+use crate::{
+    domain::{
+        dates::{age_on, bson_to_date},
+        patient::{Patient, PatientContact, PatientStatus, TreatmentStatus},
+        HospitalId, PatientId, UserId,
+    },
+    error::AppError,
+    repo::PageRequest,
+};
 
 pub const DEFAULT_PER_PAGE: u64 = 20;
 pub const MAX_PER_PAGE: u64 = 100;
@@ -55,3 +64,102 @@ pub struct Ack {
 #[derive(utoipa::ToSchema)]
 #[schema(value_type = String, format = Binary)]
 pub struct ImageBytes(pub Vec<u8>);
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AssignmentResponse {
+    pub hospital_id: HospitalId,
+    pub by: UserId,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct PatientResponse {
+    pub id: PatientId,
+    pub name: String,
+    /// Given, or derived from `date_of_birth`.
+    pub age: Option<i32>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub date_of_birth: Option<NaiveDate>,
+    pub country: String,
+    pub contact: Option<PatientContact>,
+    pub source: Option<String>,
+    pub medical_history: Vec<String>,
+    pub status: PatientStatus,
+    pub treatment_status: TreatmentStatus,
+    pub denial_reason: Option<String>,
+    pub assigned_to: Option<UserId>,
+    pub hospital_id: Option<HospitalId>,
+    pub hospital_history: Vec<AssignmentResponse>,
+    #[schema(value_type = Option<String>, format = Date)]
+    pub next_follow_up: Option<NaiveDate>,
+    pub version: i64,
+    pub created_at: DateTime<Utc>,
+    pub created_by: UserId,
+    pub updated_at: DateTime<Utc>,
+    pub updated_by: UserId,
+}
+
+impl From<&Patient> for PatientResponse {
+    fn from(p: &Patient) -> Self {
+        let dob = p.date_of_birth.map(bson_to_date);
+        PatientResponse {
+            id: p.id,
+            name: p.name.clone(),
+            age: dob.map(|d| age_on(d, Utc::now().date_naive())).or(p.age),
+            date_of_birth: dob,
+            country: p.country.clone(),
+            contact: p.contact.clone(),
+            source: p.source.clone(),
+            medical_history: p.medical_history.clone(),
+            status: p.status,
+            treatment_status: p.treatment_status,
+            denial_reason: p.denial_reason.clone(),
+            assigned_to: p.assigned_to,
+            hospital_id: p.hospital_id,
+            hospital_history: p
+                .hospital_history
+                .iter()
+                .map(|a| AssignmentResponse {
+                    hospital_id: a.hospital_id,
+                    by: a.by,
+                    at: a.at.to_chrono(),
+                })
+                .collect(),
+            next_follow_up: p.next_follow_up.map(bson_to_date),
+            version: p.version,
+            created_at: p.created_at.to_chrono(),
+            created_by: p.created_by,
+            updated_at: p.updated_at.to_chrono(),
+            updated_by: p.updated_by,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccessLogEntry {
+    pub at: DateTime<Utc>,
+    pub actor_id: Option<UserId>,
+    pub role: Option<String>,
+    pub action: String,
+    pub method: String,
+    pub route: String,
+    pub status: i32,
+    pub request_id: String,
+    pub ip: Option<String>,
+}
+
+impl From<crate::repo::audit::AuditEvent> for AccessLogEntry {
+    fn from(e: crate::repo::audit::AuditEvent) -> Self {
+        AccessLogEntry {
+            at: e.at.to_chrono(),
+            actor_id: e.actor_id,
+            role: e.role,
+            action: e.action,
+            method: e.method,
+            route: e.route,
+            status: e.status,
+            request_id: e.request_id,
+            ip: e.ip,
+        }
+    }
+}

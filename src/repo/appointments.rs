@@ -1,6 +1,6 @@
 //! The `appointments` collection.
 
-use mongodb::{bson::doc, Collection, Database};
+use mongodb::{bson::doc, ClientSession, Collection, Database};
 
 use super::PageRequest;
 use crate::{
@@ -20,8 +20,8 @@ impl AppointmentsRepo {
         }
     }
 
-    pub async fn insert(&self, a: &Appointment) -> Result<()> {
-        self.coll.insert_one(a).await?;
+    pub async fn insert(&self, s: &mut ClientSession, a: &Appointment) -> Result<()> {
+        self.coll.insert_one(a).session(s).await?;
         Ok(())
     }
 
@@ -30,10 +30,16 @@ impl AppointmentsRepo {
     }
 
     /// Replaces the document if it still has `expected_version`.
-    pub async fn replace(&self, a: &Appointment, expected_version: i64) -> Result<bool> {
+    pub async fn replace(
+        &self,
+        s: &mut ClientSession,
+        a: &Appointment,
+        expected_version: i64,
+    ) -> Result<bool> {
         let res = self
             .coll
             .replace_one(doc! { "_id": a.id, "version": expected_version }, a)
+            .session(s)
             .await?;
         Ok(res.matched_count == 1)
     }

@@ -3,7 +3,7 @@
 
 use mongodb::{
     bson::{doc, oid::ObjectId, DateTime, Document},
-    Collection, Database,
+    ClientSession, Collection, Database,
 };
 use serde::{Deserialize, Serialize};
 
@@ -38,6 +38,7 @@ impl HistoryEntry {
         action: &str,
         actor_id: UserId,
         changes: Document,
+        at: DateTime,
     ) -> Self {
         HistoryEntry {
             id: ObjectId::new().to_hex(),
@@ -46,7 +47,7 @@ impl HistoryEntry {
             patient_id,
             action: action.into(),
             actor_id,
-            at: DateTime::now(),
+            at,
             changes,
         }
     }
@@ -64,8 +65,8 @@ impl HistoryRepo {
         }
     }
 
-    pub async fn record(&self, entry: HistoryEntry) -> Result<()> {
-        self.coll.insert_one(entry).await?;
+    pub async fn record(&self, s: &mut ClientSession, entry: HistoryEntry) -> Result<()> {
+        self.coll.insert_one(entry).session(s).await?;
         Ok(())
     }
 

@@ -8,7 +8,6 @@ use mongodb::{
 
 use super::{regex_escape, PageRequest};
 use crate::{
-    db,
     domain::{
         hospital::{Contact, Hospital},
         HospitalId, UserId,
@@ -55,7 +54,7 @@ impl HospitalsRepo {
         self.coll
             .insert_one(hospital)
             .await
-            .map_err(|e| db::unique_violation(e, UNIQUE_FIELD))?;
+            .map_err(|e| AppError::unique_violation(e, UNIQUE_FIELD))?;
         Ok(())
     }
 
@@ -156,7 +155,7 @@ impl HospitalsRepo {
             )
             .with_options(options)
             .await
-            .map_err(|e| db::unique_violation(e, UNIQUE_FIELD))
+            .map_err(|e| AppError::unique_violation(e, UNIQUE_FIELD))
     }
 
     pub async fn delete(&self, id: HospitalId) -> Result<bool> {

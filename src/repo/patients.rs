@@ -3,7 +3,7 @@
 
 use mongodb::{
     bson::{doc, Bson, DateTime, Document},
-    Collection, Database,
+    ClientSession, Collection, Database,
 };
 
 use super::{regex_escape, PageRequest};
@@ -74,8 +74,8 @@ impl PatientsRepo {
         }
     }
 
-    pub async fn insert(&self, patient: &Patient) -> Result<()> {
-        self.coll.insert_one(patient).await?;
+    pub async fn insert(&self, s: &mut ClientSession, patient: &Patient) -> Result<()> {
+        self.coll.insert_one(patient).session(s).await?;
         Ok(())
     }
 
@@ -89,15 +89,26 @@ impl PatientsRepo {
         Ok(self.coll.find_one(doc! { "_id": id }).await?)
     }
 
+    /// The patient (deleted or not) as the transaction sees it.
+    pub async fn find_in(&self, s: &mut ClientSession, id: PatientId) -> Result<Option<Patient>> {
+        Ok(self.coll.find_one(doc! { "_id": id }).session(s).await?)
+    }
+
     /// Replaces the stored document if it still has `expected_version`;
     /// `false` means someone else changed it first.
-    pub async fn replace(&self, patient: &Patient, expected_version: i64) -> Result<bool> {
+    pub async fn replace(
+        &self,
+        s: &mut ClientSession,
+        patient: &Patient,
+        expected_version: i64,
+    ) -> Result<bool> {
         let res = self
             .coll
             .replace_one(
                 doc! { "_id": patient.id, "version": expected_version },
                 patient,
             )
+            .session(s)
             .await?;
         Ok(res.matched_count == 1)
     }

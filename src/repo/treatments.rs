@@ -8,7 +8,7 @@
 use futures::TryStreamExt;
 use mongodb::{
     bson::{doc, to_document, DateTime, Document},
-    Collection, Database,
+    ClientSession, Collection, Database,
 };
 
 use super::PageRequest;
@@ -53,8 +53,8 @@ impl TreatmentsRepo {
         }
     }
 
-    pub async fn insert(&self, t: &Treatment) -> Result<()> {
-        self.coll.insert_one(t).await?;
+    pub async fn insert(&self, s: &mut ClientSession, t: &Treatment) -> Result<()> {
+        self.coll.insert_one(t).session(s).await?;
         Ok(())
     }
 
@@ -62,10 +62,16 @@ impl TreatmentsRepo {
         Ok(self.coll.find_one(doc! { "_id": id }).await?)
     }
 
-    pub async fn replace(&self, t: &Treatment, expected_version: i64) -> Result<bool> {
+    pub async fn replace(
+        &self,
+        s: &mut ClientSession,
+        t: &Treatment,
+        expected_version: i64,
+    ) -> Result<bool> {
         let res = self
             .coll
             .replace_one(doc! { "_id": t.id, "version": expected_version }, t)
+            .session(s)
             .await?;
         Ok(res.matched_count == 1)
     }
@@ -100,13 +106,14 @@ impl TreatmentsRepo {
     }
 
     /// Writes the ledger entry unless it already exists; `true` if written now.
-    pub async fn book(&self, entry: &EarningEntry) -> Result<bool> {
+    pub async fn book(&self, s: &mut ClientSession, entry: &EarningEntry) -> Result<bool> {
         let key = doc! { "treatment_id": entry.treatment_id, "kind": kind_str(entry.kind), "seq": entry.seq };
         let fields = to_document(entry).map_err(AppError::internal)?;
         match self
             .ledger
             .update_one(key, doc! { "$setOnInsert": fields })
             .upsert(true)
+            .session(s)
             .await
         {
             Ok(res) => Ok(res.upserted_id.is_some()),

@@ -134,7 +134,7 @@ impl UsersRepo {
         self.coll
             .insert_one(&doc)
             .await
-            .map_err(|e| db::unique_violation(e, "email"))?;
+            .map_err(|e| AppError::unique_violation(e, "email"))?;
         Ok(doc.into())
     }
 
@@ -241,7 +241,7 @@ impl UsersRepo {
             .find_one_and_update(doc! { "_id": id }, update)
             .with_options(options)
             .await
-            .map_err(|e| db::unique_violation(e, "email"))?;
+            .map_err(|e| AppError::unique_violation(e, "email"))?;
         Ok(updated.map(User::from))
     }
 

@@ -177,6 +177,11 @@ impl TestApp {
         Repos::new(&self.db)
     }
 
+    /// A driver session, for calling repository writes directly.
+    pub async fn session(&self) -> mongodb::ClientSession {
+        self.db.client().start_session().await.expect("session")
+    }
+
     /// Creates an account directly in the database.
     pub async fn create_user(&self, role: Role) -> (UserId, String) {
         let n = USER_SEQ.fetch_add(1, Ordering::Relaxed);

@@ -56,7 +56,7 @@ async fn unique_indexes_are_enforced() {
         .await
         .expect_err("duplicate role refused");
     assert!(healthcrm::db::is_duplicate_key(&err), "{err}");
-    let error = healthcrm::db::unique_violation(err, "role");
+    let error = healthcrm::error::AppError::unique_violation(err, "role");
     assert!(
         matches!(error, healthcrm::error::AppError::Conflict { .. }),
         "{error:?}"

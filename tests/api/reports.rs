@@ -98,7 +98,11 @@ async fn patient(app: &TestApp, by: UserId, p: NewPatient<'_>) -> PatientId {
         updated_at: p.created,
         updated_by: by,
     };
-    app.repos().patients.insert(&doc).await.expect("insert");
+    app.repos()
+        .patients
+        .insert(&mut app.session().await, &doc)
+        .await
+        .expect("insert");
     doc.id
 }
 
@@ -141,7 +145,8 @@ async fn treatment(
         updated_at: created,
     };
     let repo = app.repos().treatments;
-    repo.insert(&t).await.expect("insert");
+    let mut session = app.session().await;
+    repo.insert(&mut session, &t).await.expect("insert");
     let entry = |kind, amount_minor, booked_at| EarningEntry {
         treatment_id: t.id,
         kind,
@@ -153,12 +158,12 @@ async fn treatment(
         booked_at,
     };
     if let Some(c) = completed {
-        repo.book(&entry(EntryKind::Credit, earned, c))
+        repo.book(&mut session, &entry(EntryKind::Credit, earned, c))
             .await
             .expect("book");
     }
     if let Some(c) = cancelled {
-        repo.book(&entry(EntryKind::Reversal, -earned, c))
+        repo.book(&mut session, &entry(EntryKind::Reversal, -earned, c))
             .await
             .expect("book");
     }
@@ -861,16 +866,19 @@ async fn the_dashboard_counts_relative_to_today_in_utc() {
     for (booked, hospital, amount, currency, kind) in entries {
         app.repos()
             .treatments
-            .book(&EarningEntry {
-                treatment_id: TreatmentId::new(),
-                kind,
-                seq: 0,
-                amount_minor: amount,
-                currency: currency.into(),
-                hospital_id: hospital,
-                patient_id: p,
-                booked_at: bson(booked),
-            })
+            .book(
+                &mut app.session().await,
+                &EarningEntry {
+                    treatment_id: TreatmentId::new(),
+                    kind,
+                    seq: 0,
+                    amount_minor: amount,
+                    currency: currency.into(),
+                    hospital_id: hospital,
+                    patient_id: p,
+                    booked_at: bson(booked),
+                },
+            )
             .await
             .expect("book");
     }

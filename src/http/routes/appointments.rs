@@ -3,18 +3,15 @@
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 use chrono::{DateTime, NaiveDate, Utc};
-use mongodb::bson::DateTime as BsonDateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::{Validate, ValidationError};
 
-use super::patients::{
-    self, bson_to_date, check_hospital, date_to_bson, nullable, PageOnly, PatientPath,
-};
 use crate::{
     domain::{
         appointment::{Appointment, AppointmentStatus},
+        dates::{bson_to_date, date_to_bson},
         patient::TreatmentStatus,
         AppointmentId, HospitalId, PatientId, UserId,
     },
@@ -24,8 +21,13 @@ use crate::{
         auth::CurrentUser,
         dto::{page_request, Page},
         extract::{ApiJson, ApiPath, ApiQuery},
+        params::{nullable, PageOnly, PatientPath},
     },
     state::AppState,
+    workflow::{
+        appointments::{self, AppointmentChanges, NewAppointment},
+        patients,
+    },
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -148,39 +150,29 @@ pub struct FollowUp {
     pub overdue: bool,
 }
 
-async fn record_history(
-    state: &AppState,
-    before: Option<&Appointment>,
-    after: &Appointment,
-    action: &str,
-    actor: UserId,
-) -> Result<(), AppError> {
-    let id = after.id.to_string();
-    patients::record_change(
-        state,
-        "appointment",
-        id,
-        after.patient_id,
-        before,
-        after,
-        action,
-        actor,
-    )
-    .await
+impl From<LogAppointment> for NewAppointment {
+    fn from(b: LogAppointment) -> Self {
+        NewAppointment {
+            hospital_id: b.hospital_id,
+            appointment_date: b.appointment_date,
+            discussion_notes: b.discussion_notes,
+            next_follow_up: b.next_follow_up,
+            status: b.status,
+        }
+    }
 }
 
-/// The appointment, if its patient is live (not soft-deleted).
-async fn load(state: &AppState, id: AppointmentId) -> Result<Appointment, AppError> {
-    let a = state
-        .repos
-        .appointments
-        .find(id)
-        .await?
-        .ok_or_else(|| AppError::not_found("appointment"))?;
-    patients::load(state, a.patient_id)
-        .await
-        .map_err(|_| AppError::not_found("appointment"))?;
-    Ok(a)
+impl From<UpdateAppointment> for AppointmentChanges {
+    fn from(b: UpdateAppointment) -> Self {
+        AppointmentChanges {
+            version: b.version,
+            hospital_id: b.hospital_id,
+            appointment_date: b.appointment_date,
+            discussion_notes: b.discussion_notes,
+            next_follow_up: b.next_follow_up,
+            status: b.status,
+        }
+    }
 }
 
 /// A patient's appointments, newest first.
@@ -192,7 +184,7 @@ pub async fn list_appointments(
     ApiQuery(q): ApiQuery<PageOnly>,
 ) -> Result<Json<Page<AppointmentResponse>>, AppError> {
     let page = page_request(q.page, q.per_page)?;
-    patients::load(&state, id).await?;
+    patients::load(&state.workflows, id).await?;
     let (items, total) = state.repos.appointments.for_patient(id, page).await?;
     Ok(Json(Page::new(
         items.iter().map(AppointmentResponse::from).collect(),
@@ -212,30 +204,7 @@ pub async fn log_appointment(
     ApiPath(PatientPath { id }): ApiPath<PatientPath>,
     ApiJson(body): ApiJson<LogAppointment>,
 ) -> Result<(StatusCode, Json<AppointmentResponse>), AppError> {
-    patients::load(&state, id).await?;
-    if let Some(h) = body.hospital_id {
-        check_hospital(&state, h, "hospital_id").await?;
-    }
-    let now = BsonDateTime::now();
-    let appointment = Appointment {
-        id: AppointmentId::new(),
-        patient_id: id,
-        hospital_id: body.hospital_id,
-        appointment_date: body.appointment_date.map(BsonDateTime::from_chrono),
-        discussion_notes: body.discussion_notes.trim().to_owned(),
-        next_follow_up: body.next_follow_up.map(date_to_bson),
-        status: body.status,
-        version: 1,
-        created_by: me.id,
-        created_at: now,
-        updated_by: me.id,
-        updated_at: now,
-    };
-    state.repos.appointments.insert(&appointment).await?;
-    record_history(&state, None, &appointment, "create", me.id).await?;
-    if let Some(date) = appointment.next_follow_up {
-        patients::set_next_follow_up(&state, id, Some(date), me.id).await?;
-    }
+    let appointment = appointments::log(&state.workflows, me.id, id, body.into()).await?;
     Ok((
         StatusCode::CREATED,
         Json(AppointmentResponse::from(&appointment)),
@@ -249,7 +218,7 @@ pub async fn get_appointment(
     State(state): State<AppState>,
     ApiPath(AppointmentPath { id }): ApiPath<AppointmentPath>,
 ) -> Result<impl IntoResponse, AppError> {
-    let a = load(&state, id).await?;
+    let a = appointments::load(&state.workflows, id).await?;
     Ok((
         axum::Extension(AuditPatients(vec![a.patient_id.to_string()])),
         Json(AppointmentResponse::from(&a)),
@@ -272,56 +241,7 @@ pub async fn update_appointment(
     ApiPath(AppointmentPath { id }): ApiPath<AppointmentPath>,
     ApiJson(body): ApiJson<UpdateAppointment>,
 ) -> Result<impl IntoResponse, AppError> {
-    let prev = load(&state, id).await?;
-    if body.version != prev.version {
-        return Err(AppError::conflict(format!(
-            "stale version {}: the appointment is at version {}",
-            body.version, prev.version
-        )));
-    }
-    let mut next = prev.clone();
-    if let Some(h) = body.hospital_id {
-        if let Some(h) = h {
-            check_hospital(&state, h, "hospital_id").await?;
-        }
-        next.hospital_id = h;
-    }
-    if let Some(d) = body.appointment_date {
-        next.appointment_date = d.map(BsonDateTime::from_chrono);
-    }
-    if let Some(n) = body.discussion_notes {
-        next.discussion_notes = n.trim().to_owned();
-    }
-    if let Some(f) = body.next_follow_up {
-        next.next_follow_up = f.map(date_to_bson);
-    }
-    if let Some(s) = body.status {
-        next.status = s;
-    }
-    next.version = prev.version + 1;
-    next.updated_by = me.id;
-    next.updated_at = BsonDateTime::now();
-    if !state
-        .repos
-        .appointments
-        .replace(&next, prev.version)
-        .await?
-    {
-        return Err(AppError::conflict(
-            "the appointment was changed meanwhile; reload and retry",
-        ));
-    }
-    let action = if next.status != prev.status {
-        "status_change"
-    } else {
-        "update"
-    };
-    record_history(&state, Some(&prev), &next, action, me.id).await?;
-    if next.next_follow_up != prev.next_follow_up {
-        if let Some(date) = next.next_follow_up {
-            patients::set_next_follow_up(&state, next.patient_id, Some(date), me.id).await?;
-        }
-    }
+    let next = appointments::update(&state.workflows, me.id, id, body.into()).await?;
     Ok((
         axum::Extension(AuditPatients(vec![next.patient_id.to_string()])),
         Json(AppointmentResponse::from(&next)),

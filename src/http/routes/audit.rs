@@ -6,7 +6,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::Validate;
 
-use super::patients::{parse_bound, AccessLogEntry};
+use crate::http::{dto::AccessLogEntry, params::parse_bound};
 use crate::{
     domain::{PatientId, UserId},
     error::{AppError, ErrorResponse},

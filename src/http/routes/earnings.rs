@@ -7,7 +7,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::Validate;
 
-use super::patients::parse_bound;
+use crate::http::params::parse_bound;
 use crate::{
     domain::{
         treatment::{EarningEntry, EntryKind},

@@ -8,7 +8,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::{Validate, ValidationError};
 
-use super::patients::{PageOnly, PatientResponse};
+use crate::http::{dto::PatientResponse, params::PageOnly};
 use crate::{
     domain::{
         hospital::{Contact, Hospital},

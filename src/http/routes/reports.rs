@@ -22,7 +22,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::Validate;
 
-use super::patients::{date_to_bson, parse_bound};
+use crate::{domain::dates::date_to_bson, http::params::parse_bound};
 use crate::{
     domain::{iso, money::Money, patient::TreatmentStatus, HospitalId},
     error::{AppError, ErrorResponse},

@@ -3,28 +3,30 @@
 
 use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
 use chrono::{DateTime, Utc};
-use mongodb::bson::DateTime as BsonDateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::{Validate, ValidationError};
 
-use super::patients::{self, check_hospital, PageOnly, PatientPath};
 use crate::{
     domain::{
         money::Money,
-        patient::{PatientStatus, TreatmentStatus},
-        treatment::{EarningEntry, EntryKind, Treatment, TreatmentState},
+        treatment::{Treatment, TreatmentState},
         AppointmentId, HospitalId, PatientId, TreatmentId, UserId,
     },
-    error::{AppError, ErrorResponse, FieldErrors},
+    error::{AppError, ErrorResponse},
     http::{
         audit::AuditPatients,
         auth::CurrentUser,
         dto::{page_request, Page},
         extract::{ApiJson, ApiPath, ApiQuery},
+        params::{PageOnly, PatientPath},
     },
     state::AppState,
+    workflow::{
+        patients,
+        treatments::{self, NewTreatment, TreatmentChanges},
+    },
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -133,154 +135,33 @@ pub struct TreatmentPath {
     pub id: TreatmentId,
 }
 
-fn check_money(cost: &Money, earnings: &Money) -> Result<(), AppError> {
-    let mut details = FieldErrors::new();
-    if cost.currency != earnings.currency {
-        details.insert(
-            "earnings.currency".into(),
-            vec!["must match the cost's currency".into()],
-        );
-    } else if earnings.amount_minor > cost.amount_minor {
-        details.insert(
-            "earnings.amount_minor".into(),
-            vec!["must not exceed the cost".into()],
-        );
-    }
-    if details.is_empty() {
-        Ok(())
-    } else {
-        Err(AppError::Validation {
-            message: "the earnings do not fit the cost".into(),
-            details,
-        })
-    }
-}
-
-async fn check_appointments(
-    state: &AppState,
-    patient: PatientId,
-    ids: &[AppointmentId],
-) -> Result<(), AppError> {
-    for id in ids {
-        match state.repos.appointments.find(*id).await? {
-            Some(a) if a.patient_id == patient => {}
-            _ => {
-                return Err(AppError::invalid_field(
-                    "appointment_ids",
-                    format!("{id} is not an appointment of this patient"),
-                ))
-            }
+impl From<RecordTreatment> for NewTreatment {
+    fn from(b: RecordTreatment) -> Self {
+        NewTreatment {
+            treatment_type: b.treatment_type,
+            disease: b.disease,
+            hospital_id: b.hospital_id,
+            cost: b.cost,
+            earnings: b.earnings,
+            status: b.status,
+            appointment_ids: b.appointment_ids.unwrap_or_default(),
         }
     }
-    Ok(())
 }
 
-fn transition_error(from: TreatmentState, to: TreatmentState) -> AppError {
-    let allowed: Vec<&str> = from.allowed_next().iter().map(|s| s.as_str()).collect();
-    let allowed = if allowed.is_empty() {
-        "none".to_owned()
-    } else {
-        allowed.join(", ")
-    };
-    AppError::invalid_field(
-        "status",
-        format!(
-            "cannot go from {} to {}; allowed: {allowed}",
-            from.as_str(),
-            to.as_str()
-        ),
-    )
-}
-
-/// Stamps the dates a status change implies.
-fn stamp(t: &mut Treatment, prev: Option<TreatmentState>, now: BsonDateTime) {
-    if prev == Some(t.status) {
-        return;
-    }
-    match t.status {
-        TreatmentState::InProgress => {
-            t.started_at.get_or_insert(now);
+impl From<UpdateTreatment> for TreatmentChanges {
+    fn from(b: UpdateTreatment) -> Self {
+        TreatmentChanges {
+            version: b.version,
+            treatment_type: b.treatment_type,
+            disease: b.disease,
+            hospital_id: b.hospital_id,
+            cost: b.cost,
+            earnings: b.earnings,
+            status: b.status,
+            appointment_ids: b.appointment_ids,
         }
-        TreatmentState::Completed => t.completed_at = Some(now),
-        TreatmentState::Cancelled => t.cancelled_at = Some(now),
-        TreatmentState::Planned => {}
     }
-}
-
-/// Makes the ledger match the treatment: a credit once completed, and a
-/// reversal once a completed treatment is cancelled. Idempotent.
-async fn settle(state: &AppState, t: &Treatment) -> Result<(), AppError> {
-    let Some(completed_at) = t.completed_at else {
-        return Ok(());
-    };
-    let entry = |kind, amount_minor, booked_at| EarningEntry {
-        treatment_id: t.id,
-        kind,
-        seq: 0,
-        amount_minor,
-        currency: t.earnings.currency.clone(),
-        hospital_id: t.hospital_id,
-        patient_id: t.patient_id,
-        booked_at,
-    };
-    if matches!(
-        t.status,
-        TreatmentState::Completed | TreatmentState::Cancelled
-    ) {
-        state
-            .repos
-            .treatments
-            .book(&entry(
-                EntryKind::Credit,
-                t.earnings.amount_minor,
-                completed_at,
-            ))
-            .await?;
-    }
-    if t.status == TreatmentState::Cancelled {
-        let at = t.cancelled_at.unwrap_or(completed_at);
-        state
-            .repos
-            .treatments
-            .book(&entry(EntryKind::Reversal, -t.earnings.amount_minor, at))
-            .await?;
-    }
-    Ok(())
-}
-
-async fn record_history(
-    state: &AppState,
-    before: Option<&Treatment>,
-    after: &Treatment,
-    action: &str,
-    actor: UserId,
-) -> Result<(), AppError> {
-    let id = after.id.to_string();
-    patients::record_change(
-        state,
-        "treatment",
-        id,
-        after.patient_id,
-        before,
-        after,
-        action,
-        actor,
-    )
-    .await
-}
-
-/// The treatment, if its patient is live.
-async fn load(state: &AppState, id: TreatmentId) -> Result<Treatment, AppError> {
-    let t = state
-        .repos
-        .treatments
-        .find(id)
-        .await?
-        .ok_or_else(|| AppError::not_found("treatment"))?;
-    patients::load(state, t.patient_id)
-        .await
-        .map_err(|_| AppError::not_found("treatment"))?;
-    Ok(t)
 }
 
 /// A patient's treatments, newest first.
@@ -292,7 +173,7 @@ pub async fn list_treatments(
     ApiQuery(q): ApiQuery<PageOnly>,
 ) -> Result<Json<Page<TreatmentResponse>>, AppError> {
     let page = page_request(q.page, q.per_page)?;
-    patients::load(&state, id).await?;
+    patients::load(&state.workflows, id).await?;
     let (items, total) = state.repos.treatments.for_patient(id, page).await?;
     Ok(Json(Page::new(
         items.iter().map(TreatmentResponse::from).collect(),
@@ -312,47 +193,7 @@ pub async fn record_treatment(
     ApiPath(PatientPath { id }): ApiPath<PatientPath>,
     ApiJson(body): ApiJson<RecordTreatment>,
 ) -> Result<(StatusCode, Json<TreatmentResponse>), AppError> {
-    let patient = patients::load(&state, id).await?;
-    check_money(&body.cost, &body.earnings)?;
-    check_hospital(&state, body.hospital_id, "hospital_id").await?;
-    let appointment_ids = body.appointment_ids.unwrap_or_default();
-    check_appointments(&state, id, &appointment_ids).await?;
-    let returning = patient.treatment_status == TreatmentStatus::Completed
-        || state.repos.treatments.has_completed(id).await?;
-
-    let now = BsonDateTime::now();
-    let mut treatment = Treatment {
-        id: TreatmentId::new(),
-        patient_id: id,
-        hospital_id: body.hospital_id,
-        treatment_type: body.treatment_type.trim().to_owned(),
-        disease: body.disease.trim().to_owned(),
-        cost: body.cost,
-        earnings: body.earnings,
-        status: body.status,
-        appointment_ids,
-        started_at: None,
-        completed_at: None,
-        cancelled_at: None,
-        version: 1,
-        created_by: me.id,
-        created_at: now,
-        updated_by: me.id,
-        updated_at: now,
-    };
-    if treatment.status == TreatmentState::Cancelled {
-        return Err(AppError::invalid_field(
-            "status",
-            "a new treatment cannot start cancelled",
-        ));
-    }
-    stamp(&mut treatment, None, now);
-    state.repos.treatments.insert(&treatment).await?;
-    record_history(&state, None, &treatment, "create", me.id).await?;
-    settle(&state, &treatment).await?;
-    if returning && patient.status != PatientStatus::Repeat {
-        patients::mark_repeat(&state, id, me.id).await?;
-    }
+    let treatment = treatments::record(&state.workflows, me.id, id, body.into()).await?;
     Ok((
         StatusCode::CREATED,
         Json(TreatmentResponse::from(&treatment)),
@@ -366,7 +207,7 @@ pub async fn get_treatment(
     State(state): State<AppState>,
     ApiPath(TreatmentPath { id }): ApiPath<TreatmentPath>,
 ) -> Result<impl IntoResponse, AppError> {
-    let t = load(&state, id).await?;
+    let t = treatments::load(&state.workflows, id).await?;
     Ok((
         axum::Extension(AuditPatients(vec![t.patient_id.to_string()])),
         Json(TreatmentResponse::from(&t)),
@@ -390,76 +231,7 @@ pub async fn update_treatment(
     ApiPath(TreatmentPath { id }): ApiPath<TreatmentPath>,
     ApiJson(body): ApiJson<UpdateTreatment>,
 ) -> Result<impl IntoResponse, AppError> {
-    let prev = load(&state, id).await?;
-    if body.version != prev.version {
-        // A retried request that already went through: make sure the ledger
-        // is settled, then report the conflict as usual.
-        settle(&state, &prev).await?;
-        return Err(AppError::conflict(format!(
-            "stale version {}: the treatment is at version {}",
-            body.version, prev.version
-        )));
-    }
-    let settled = matches!(
-        prev.status,
-        TreatmentState::Completed | TreatmentState::Cancelled
-    );
-    let money_change = body.cost.as_ref().is_some_and(|c| *c != prev.cost)
-        || body.earnings.as_ref().is_some_and(|e| *e != prev.earnings)
-        || body.hospital_id.is_some_and(|h| h != prev.hospital_id);
-    if settled && money_change {
-        return Err(AppError::invalid_field(
-            "status",
-            "the cost, earnings and hospital of a completed or cancelled treatment are fixed",
-        ));
-    }
-    let mut next = prev.clone();
-    if let Some(v) = body.treatment_type {
-        next.treatment_type = v.trim().to_owned();
-    }
-    if let Some(v) = body.disease {
-        next.disease = v.trim().to_owned();
-    }
-    if let Some(h) = body.hospital_id {
-        if h != prev.hospital_id {
-            check_hospital(&state, h, "hospital_id").await?;
-        }
-        next.hospital_id = h;
-    }
-    if let Some(c) = body.cost {
-        next.cost = c;
-    }
-    if let Some(e) = body.earnings {
-        next.earnings = e;
-    }
-    check_money(&next.cost, &next.earnings)?;
-    if let Some(ids) = body.appointment_ids {
-        check_appointments(&state, prev.patient_id, &ids).await?;
-        next.appointment_ids = ids;
-    }
-    if let Some(s) = body.status {
-        if !prev.status.can_become(s) {
-            return Err(transition_error(prev.status, s));
-        }
-        next.status = s;
-    }
-    let now = BsonDateTime::now();
-    stamp(&mut next, Some(prev.status), now);
-    next.version = prev.version + 1;
-    next.updated_by = me.id;
-    next.updated_at = now;
-    if !state.repos.treatments.replace(&next, prev.version).await? {
-        return Err(AppError::conflict(
-            "the treatment was changed meanwhile; reload and retry",
-        ));
-    }
-    let action = if next.status != prev.status {
-        "status_change"
-    } else {
-        "update"
-    };
-    record_history(&state, Some(&prev), &next, action, me.id).await?;
-    settle(&state, &next).await?;
+    let next = treatments::update(&state.workflows, me.id, id, body.into()).await?;
     Ok((
         axum::Extension(AuditPatients(vec![next.patient_id.to_string()])),
         Json(TreatmentResponse::from(&next)),

@@ -1,0 +1,188 @@
+//! Appointments: each logged discussion, saved with its history entry and
+//! the patient's next follow-up in one transaction.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use mongodb::bson::DateTime as BsonDateTime;
+
+use super::{
+    history::{self, Change},
+    patients,
+    tx::Tx,
+    Ctx,
+};
+use crate::{
+    domain::{
+        appointment::{Appointment, AppointmentStatus},
+        dates::date_to_bson,
+        AppointmentId, HospitalId, PatientId, UserId,
+    },
+    error::{AppError, Result},
+    transaction,
+};
+
+/// An appointment or discussion to log.
+#[derive(Debug, Clone)]
+pub struct NewAppointment {
+    pub hospital_id: Option<HospitalId>,
+    pub appointment_date: Option<DateTime<Utc>>,
+    pub discussion_notes: String,
+    pub next_follow_up: Option<NaiveDate>,
+    pub status: AppointmentStatus,
+}
+
+/// A change to an appointment: `None` leaves a field alone, `Some(None)`
+/// clears it.
+#[derive(Debug, Clone, Default)]
+pub struct AppointmentChanges {
+    pub version: i64,
+    pub hospital_id: Option<Option<HospitalId>>,
+    pub appointment_date: Option<Option<DateTime<Utc>>>,
+    pub discussion_notes: Option<String>,
+    pub next_follow_up: Option<Option<NaiveDate>>,
+    pub status: Option<AppointmentStatus>,
+}
+
+/// The appointment, if its patient is live (not soft-deleted).
+pub async fn load(ctx: &Ctx, id: AppointmentId) -> Result<Appointment> {
+    let a = ctx
+        .repos
+        .appointments
+        .find(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("appointment"))?;
+    patients::load(ctx, a.patient_id)
+        .await
+        .map_err(|_| AppError::not_found("appointment"))?;
+    Ok(a)
+}
+
+async fn record_history(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    before: Option<&Appointment>,
+    after: &Appointment,
+    action: &'static str,
+    actor: UserId,
+) -> Result<()> {
+    history::record(
+        ctx,
+        tx,
+        Change {
+            entity: "appointment",
+            entity_id: after.id.to_string(),
+            patient_id: after.patient_id,
+            before,
+            after,
+            action,
+            actor,
+        },
+    )
+    .await
+}
+
+/// Logs an appointment; its `next_follow_up` also becomes the patient's.
+pub async fn log(
+    ctx: &Ctx,
+    actor: UserId,
+    patient_id: PatientId,
+    input: NewAppointment,
+) -> Result<Appointment> {
+    patients::load(ctx, patient_id).await?;
+    if let Some(h) = input.hospital_id {
+        patients::check_hospital(ctx, h, "hospital_id").await?;
+    }
+    let now = ctx.clock.now_bson();
+    let appointment = Appointment {
+        id: AppointmentId::new(),
+        patient_id,
+        hospital_id: input.hospital_id,
+        appointment_date: input.appointment_date.map(BsonDateTime::from_chrono),
+        discussion_notes: input.discussion_notes.trim().to_owned(),
+        next_follow_up: input.next_follow_up.map(date_to_bson),
+        status: input.status,
+        version: 1,
+        created_by: actor,
+        created_at: now,
+        updated_by: actor,
+        updated_at: now,
+    };
+    transaction!(ctx, |tx| {
+        ctx.repos
+            .appointments
+            .insert(tx.session(), &appointment)
+            .await?;
+        tx.point("appointment.log:insert")?;
+        record_history(ctx, &mut tx, None, &appointment, "create", actor).await?;
+        tx.point("appointment.log:history")?;
+        if let Some(date) = appointment.next_follow_up {
+            patients::set_next_follow_up(ctx, &mut tx, patient_id, date, actor).await?;
+        }
+        Ok(appointment.clone())
+    })
+}
+
+/// Updates an appointment (optimistic concurrency on `changes.version`); a
+/// new `next_follow_up` also becomes the patient's.
+pub async fn update(
+    ctx: &Ctx,
+    actor: UserId,
+    id: AppointmentId,
+    changes: AppointmentChanges,
+) -> Result<Appointment> {
+    let prev = load(ctx, id).await?;
+    if changes.version != prev.version {
+        return Err(AppError::conflict(format!(
+            "stale version {}: the appointment is at version {}",
+            changes.version, prev.version
+        )));
+    }
+    let mut next = prev.clone();
+    if let Some(h) = changes.hospital_id {
+        if let Some(h) = h {
+            patients::check_hospital(ctx, h, "hospital_id").await?;
+        }
+        next.hospital_id = h;
+    }
+    if let Some(d) = changes.appointment_date {
+        next.appointment_date = d.map(BsonDateTime::from_chrono);
+    }
+    if let Some(n) = changes.discussion_notes {
+        next.discussion_notes = n.trim().to_owned();
+    }
+    if let Some(f) = changes.next_follow_up {
+        next.next_follow_up = f.map(date_to_bson);
+    }
+    if let Some(s) = changes.status {
+        next.status = s;
+    }
+    next.version = prev.version + 1;
+    next.updated_by = actor;
+    next.updated_at = ctx.clock.now_bson();
+    let action = if next.status != prev.status {
+        "status_change"
+    } else {
+        "update"
+    };
+    let follow_up = next
+        .next_follow_up
+        .filter(|_| next.next_follow_up != prev.next_follow_up);
+    transaction!(ctx, |tx| {
+        if !ctx
+            .repos
+            .appointments
+            .replace(tx.session(), &next, prev.version)
+            .await?
+        {
+            return Err(AppError::conflict(
+                "the appointment was changed meanwhile; reload and retry",
+            ));
+        }
+        tx.point("appointment.update:replace")?;
+        record_history(ctx, &mut tx, Some(&prev), &next, action, actor).await?;
+        tx.point("appointment.update:history")?;
+        if let Some(date) = follow_up {
+            patients::set_next_follow_up(ctx, &mut tx, next.patient_id, date, actor).await?;
+        }
+        Ok(next.clone())
+    })
+}

@@ -1,0 +1,67 @@
+//! Test-only fault injection: make a workflow fail right after one of its
+//! writes, to prove the transaction leaves nothing of it behind.
+//!
+//! Compiled in with the `faults` cargo feature (CI enables it with
+//! `--all-features`); without it every check is a no-op. The switch is per
+//! [`Faults`] value (one per application state), not process-wide, so tests
+//! running in parallel do not trip each other's faults.
+
+use crate::error::Result;
+
+#[derive(Clone, Default)]
+pub struct Faults {
+    #[cfg(feature = "faults")]
+    inner: std::sync::Arc<std::sync::Mutex<Plan>>,
+}
+
+#[cfg(feature = "faults")]
+#[derive(Default)]
+struct Plan {
+    armed: Option<&'static str>,
+    passed: Vec<&'static str>,
+}
+
+impl Faults {
+    /// Fails with an internal error if `point` is armed (once), and records
+    /// that the point was passed.
+    #[cfg(feature = "faults")]
+    pub fn check(&self, point: &'static str) -> Result<()> {
+        let mut plan = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        plan.passed.push(point);
+        if plan.armed == Some(point) {
+            plan.armed = None;
+            return Err(crate::error::AppError::Internal(format!(
+                "injected fault at {point}"
+            )));
+        }
+        Ok(())
+    }
+
+    #[cfg(not(feature = "faults"))]
+    #[inline(always)]
+    pub fn check(&self, _point: &'static str) -> Result<()> {
+        Ok(())
+    }
+
+    /// The next pass through `point` fails.
+    #[cfg(feature = "faults")]
+    pub fn arm(&self, point: &'static str) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).armed = Some(point);
+    }
+
+    /// Whether an armed fault is still waiting to fire.
+    #[cfg(feature = "faults")]
+    pub fn pending(&self) -> bool {
+        self.inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .armed
+            .is_some()
+    }
+
+    /// The points passed since the last call, in order (and forgets them).
+    #[cfg(feature = "faults")]
+    pub fn take_passed(&self) -> Vec<&'static str> {
+        std::mem::take(&mut self.inner.lock().unwrap_or_else(|p| p.into_inner()).passed)
+    }
+}

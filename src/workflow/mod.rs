@@ -1,0 +1,76 @@
+//! The business workflows: the rules that span repositories, each
+//! multi-document write in one transaction.
+//!
+//! Handlers parse and validate a request, call one function here and shape
+//! the response. Workflows take a [`Ctx`] (repositories, clock, config), never
+//! HTTP types or the application state, so tests, the seed binary, the doctor
+//! and the benchmarks call them without a router. Repositories remain the only
+//! code that builds MongoDB filters.
+
+pub mod appointments;
+pub mod faults;
+pub mod history;
+pub mod patients;
+pub mod treatments;
+pub mod tx;
+
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use mongodb::{Client, Database};
+
+use crate::{config::Config, repo::Repos};
+
+pub use faults::Faults;
+
+/// Where "now" comes from: the system clock, or a fixed instant in tests.
+#[derive(Clone, Default)]
+pub struct Clock {
+    fixed: Option<DateTime<Utc>>,
+}
+
+impl Clock {
+    pub fn system() -> Self {
+        Clock { fixed: None }
+    }
+
+    pub fn fixed(at: DateTime<Utc>) -> Self {
+        Clock { fixed: Some(at) }
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        self.fixed.unwrap_or_else(Utc::now)
+    }
+
+    pub fn now_bson(&self) -> mongodb::bson::DateTime {
+        mongodb::bson::DateTime::from_chrono(self.now())
+    }
+
+    pub fn today(&self) -> NaiveDate {
+        self.now().date_naive()
+    }
+}
+
+/// What every workflow needs. Cheap to clone.
+#[derive(Clone)]
+pub struct Ctx {
+    pub client: Client,
+    pub repos: Repos,
+    pub config: Arc<Config>,
+    pub clock: Clock,
+    pub faults: Faults,
+    pub gate: tx::Gate,
+}
+
+impl Ctx {
+    pub fn new(db: &Database, config: Arc<Config>) -> Self {
+        Ctx {
+            client: db.client().clone(),
+            repos: Repos::new(db),
+            clock: Clock::system(),
+            faults: Faults::default(),
+            gate: tx::Gate::new(db.client().clone(), config.transaction_gate),
+            config,
+        }
+    }
+}
