@@ -53,6 +53,12 @@ pub enum AppError {
         message: String,
         details: FieldErrors,
     },
+    /// The `Idempotency-Key` was used before with another request body.
+    #[error("this Idempotency-Key was already used with a different request")]
+    IdempotencyKeyReused,
+    /// The request with this `Idempotency-Key` is still being processed.
+    #[error("a request with this Idempotency-Key is still in progress; retry shortly")]
+    RequestInProgress,
     #[error("too many failed logins; the account is locked until {until}")]
     AccountLocked { until: String },
     #[error("too many requests; retry in {retry_after_secs} s")]
@@ -81,7 +87,8 @@ impl AppError {
             Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict { .. } | WriteConflict(_) => StatusCode::CONFLICT,
+            Conflict { .. } | WriteConflict(_) | RequestInProgress => StatusCode::CONFLICT,
+            IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Validation { .. } => StatusCode::UNPROCESSABLE_ENTITY,
@@ -106,6 +113,8 @@ impl AppError {
             NotFound(_) => "not_found",
             MethodNotAllowed => "method_not_allowed",
             Conflict { .. } | WriteConflict(_) => "conflict",
+            IdempotencyKeyReused => "idempotency_key_reused",
+            RequestInProgress => "request_in_progress",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType(_) => "unsupported_media_type",
             Validation { .. } => "validation_failed",

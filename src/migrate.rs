@@ -36,6 +36,7 @@ const FILES: &[(&str, &str)] = &[
     migration!("history.json"),
     migration!("audit_events.json"),
     migration!("avatars.json"),
+    migration!("idempotency_keys.json"),
 ];
 
 /// One collection's declared state.

@@ -254,9 +254,17 @@ pub async fn run(
     if opts.dry_run {
         return Ok(changes);
     }
+    // Every role's rules or none: a matrix half-applied could lock the
+    // admins out.
+    let mut session = db.client().start_session().await.map_err(AppError::from)?;
+    session.start_transaction().await.map_err(AppError::from)?;
     for (role, rules) in writes {
-        repos.permissions.replace(role, rules).await?;
+        if let Err(e) = repos.permissions.replace(&mut session, role, rules).await {
+            let _ = session.abort_transaction().await;
+            return Err(e.into());
+        }
     }
+    session.commit_transaction().await.map_err(AppError::from)?;
     if let Some((email, pw)) = new_admin {
         let hasher = Hasher::new(1, std::time::Duration::from_secs(30));
         let password_hash = hasher.hash(&pw).await?;

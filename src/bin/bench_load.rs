@@ -30,7 +30,7 @@ use healthcrm::{
         patients::{PatientFilter, PatientSort},
         PageRequest,
     },
-    workflow::{self, appointments::NewAppointment},
+    workflow::{self, appointments::NewAppointment, idempotency::Idem},
     AppState,
 };
 use mongodb::bson::{oid::ObjectId, DateTime};
@@ -358,7 +358,7 @@ async fn run(args: Args) -> Result<(), String> {
                     next_follow_up: None,
                     status: AppointmentStatus::Completed,
                 };
-                workflow::appointments::log(&st.workflows, actor, id, input).await?;
+                workflow::appointments::log(&st.workflows, actor, id, input, Idem::none()).await?;
                 audited(&st, actor, "/api/v1/patients/{id}/appointments", Some(id)).await
             }
         })

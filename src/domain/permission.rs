@@ -47,6 +47,15 @@ impl Rule {
     }
 }
 
+/// The routes that must stay allowed for someone, or nobody could repair
+/// the matrix through the API again.
+pub fn management_routes() -> [RouteKey; 2] {
+    [
+        RouteKey::new("GET", "/api/v1/permissions"),
+        RouteKey::new("PUT", "/api/v1/permissions/{role}"),
+    ]
+}
+
 /// The whole matrix in memory: role -> route -> allow.
 #[derive(Debug, Clone, Default)]
 pub struct Matrix {

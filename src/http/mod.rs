@@ -1,13 +1,16 @@
 //! HTTP surface: router assembly, middleware, extractors, the OpenAPI document.
 
+pub mod accounts;
 pub mod audit;
 pub mod auth;
 pub mod dto;
 pub mod extract;
+pub mod idempotency;
 pub mod middleware;
 pub mod openapi;
 pub mod params;
 pub mod routes;
+pub mod rules;
 
 use std::sync::{Arc, OnceLock};
 
@@ -99,8 +102,13 @@ pub fn build_app(state: AppState) -> Router {
             )]);
         }
     }
-    // Guard first, audit outside it, so refused attempts are recorded too.
+    // Guard first, audit outside it, so refused attempts are recorded too;
+    // the idempotency key is read only once the caller is allowed in.
     let protected = protected
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            idempotency::read_key,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             auth::require_permission,
@@ -114,6 +122,7 @@ pub fn build_app(state: AppState) -> Router {
         .nest(API_PREFIX, public_v1().merge(protected))
         .split_for_parts();
     doc.info.version = env!("CARGO_PKG_VERSION").into();
+    openapi::document_idempotency(&mut doc);
     openapi::document_common_errors(&mut doc);
     let doc_json: Arc<str> = match doc.to_json() {
         Ok(json) => Arc::from(json),

@@ -36,6 +36,64 @@ impl Modify for BearerAuth {
     }
 }
 
+/// Documents the `Idempotency-Key` header, and the 409 and 422 it can
+/// cause, on every creating POST.
+pub fn document_idempotency(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        path::{ParameterBuilder, ParameterIn},
+        schema::{ObjectBuilder, Type},
+        ContentBuilder, Ref, Required, ResponseBuilder,
+    };
+    let error = |description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                    .build(),
+            )
+            .build()
+    };
+    for path in super::idempotency::CREATING {
+        let Some(op) = doc
+            .paths
+            .paths
+            .get_mut(*path)
+            .and_then(|item| item.post.as_mut())
+        else {
+            continue;
+        };
+        let header = ParameterBuilder::new()
+            .name("Idempotency-Key")
+            .parameter_in(ParameterIn::Header)
+            .required(Required::False)
+            .description(Some(
+                "1-255 printable characters. The same key, user and body within 24 h \
+                 replays the first response (header `idempotent-replayed: true`) and \
+                 creates nothing; the same key with another body is 422 \
+                 `idempotency_key_reused`; one still running is 409 `request_in_progress`.",
+            ))
+            .schema(Some(
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .min_length(Some(1))
+                    .max_length(Some(255)),
+            ))
+            .build();
+        op.parameters.get_or_insert_with(Vec::new).push(header);
+        let responses = &mut op.responses.responses;
+        responses.insert(
+            "409".to_owned(),
+            error("Conflict (`conflict`), or the same Idempotency-Key is still being processed (`request_in_progress`)").into(),
+        );
+        responses.insert(
+            "422".to_owned(),
+            error("Breaks a rule (`validation_failed`), or the Idempotency-Key was used with another body (`idempotency_key_reused`)").into(),
+        );
+    }
+}
+
 /// Adds the error responses any operation can give, so the document lists
 /// every status a client can see: 400 (bad query, path or id), 500, 503
 /// (database unreachable) and 504 (timeout) everywhere; 401 and 403 on

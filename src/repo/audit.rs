@@ -3,7 +3,7 @@
 
 use mongodb::{
     bson::{doc, oid::ObjectId, DateTime, Document},
-    Collection, Database,
+    ClientSession, Collection, Database,
 };
 use serde::{Deserialize, Serialize};
 
@@ -54,6 +54,12 @@ impl AuditRepo {
         AuditRepo {
             coll: db.collection("audit_events"),
         }
+    }
+
+    /// Records `event` in `s` (the transaction of the change it describes).
+    pub async fn record_in(&self, s: &mut ClientSession, event: &AuditEvent) -> Result<()> {
+        self.coll.insert_one(event).session(s).await?;
+        Ok(())
     }
 
     pub async fn record(&self, event: AuditEvent) -> Result<()> {

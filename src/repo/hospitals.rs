@@ -3,7 +3,7 @@
 use mongodb::{
     bson::{doc, to_bson, Document},
     options::{FindOneAndUpdateOptions, ReturnDocument},
-    Collection, Database,
+    ClientSession, Collection, Database,
 };
 
 use super::{regex_escape, PageRequest};
@@ -50,9 +50,10 @@ impl HospitalsRepo {
         }
     }
 
-    pub async fn create(&self, hospital: &Hospital) -> Result<()> {
+    pub async fn create(&self, s: &mut ClientSession, hospital: &Hospital) -> Result<()> {
         self.coll
             .insert_one(hospital)
+            .session(s)
             .await
             .map_err(|e| AppError::unique_violation(e, UNIQUE_FIELD))?;
         Ok(())

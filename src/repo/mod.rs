@@ -6,6 +6,7 @@ pub mod audit;
 pub mod avatars;
 pub mod history;
 pub mod hospitals;
+pub mod idempotency;
 pub mod patients;
 pub mod permissions;
 pub mod refresh_tokens;
@@ -104,6 +105,7 @@ pub struct Repos {
     pub appointments: appointments::AppointmentsRepo,
     pub treatments: treatments::TreatmentsRepo,
     pub reports: reports::ReportsRepo,
+    pub idempotency: idempotency::IdempotencyRepo,
 }
 
 impl Repos {
@@ -120,6 +122,7 @@ impl Repos {
             appointments: appointments::AppointmentsRepo::new(db),
             treatments: treatments::TreatmentsRepo::new(db),
             reports: reports::ReportsRepo::new(db),
+            idempotency: idempotency::IdempotencyRepo::new(db),
         }
     }
 }

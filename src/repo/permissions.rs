@@ -4,7 +4,7 @@ use futures::TryStreamExt;
 use mongodb::{
     bson::{doc, DateTime},
     options::ReplaceOptions,
-    Collection, Database,
+    ClientSession, Collection, Database,
 };
 use serde::{Deserialize, Serialize};
 
@@ -69,10 +69,16 @@ impl PermissionsRepo {
     }
 
     /// Replaces a role's whole rule list (one single-document write).
-    pub async fn replace(&self, role: Role, rules: Vec<StoredRule>) -> Result<()> {
+    pub async fn replace(
+        &self,
+        s: &mut ClientSession,
+        role: Role,
+        rules: Vec<StoredRule>,
+    ) -> Result<()> {
         self.coll
             .replace_one(doc! { "role": role.as_str() }, RoleRules { role, rules })
             .with_options(ReplaceOptions::builder().upsert(true).build())
+            .session(s)
             .await?;
         Ok(())
     }

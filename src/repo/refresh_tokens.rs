@@ -4,7 +4,7 @@
 
 use mongodb::{
     bson::{doc, oid::ObjectId, DateTime},
-    Collection, Database,
+    ClientSession, Collection, Database,
 };
 use serde::{Deserialize, Serialize};
 
@@ -87,13 +87,14 @@ impl RefreshTokensRepo {
         Ok(res.modified_count)
     }
 
-    pub async fn revoke_all_for_user(&self, user_id: UserId) -> Result<u64> {
+    pub async fn revoke_all_for_user(&self, s: &mut ClientSession, user_id: UserId) -> Result<u64> {
         let res = self
             .coll
             .update_many(
                 doc! { "user_id": user_id, "revoked_at": { "$eq": null } },
                 doc! { "$currentDate": { "revoked_at": true } },
             )
+            .session(s)
             .await?;
         Ok(res.modified_count)
     }

@@ -8,7 +8,7 @@ use futures::TryStreamExt;
 use mongodb::{
     bson::{doc, oid::ObjectId, to_bson, DateTime, Document},
     options::{FindOneAndUpdateOptions, ReturnDocument},
-    Collection, Database,
+    ClientSession, Collection, Database,
 };
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +69,7 @@ impl From<UserDoc> for User {
     }
 }
 
+#[derive(Debug, Clone)]
 pub struct NewUser {
     pub name: String,
     pub email: String,
@@ -79,7 +80,7 @@ pub struct NewUser {
 }
 
 /// Fields an update may change; `None` leaves a field as it is.
-#[derive(Default)]
+#[derive(Default, Clone)]
 pub struct UserChanges {
     pub name: Option<String>,
     pub email: Option<String>,
@@ -110,8 +111,14 @@ impl UsersRepo {
         }
     }
 
-    #[tracing::instrument(skip_all)]
+    /// Creates an account outside any transaction (the seed, tests).
     pub async fn create(&self, new: NewUser) -> Result<User> {
+        let mut session = self.coll.client().start_session().await?;
+        self.create_in(&mut session, new).await
+    }
+
+    #[tracing::instrument(skip_all)]
+    pub async fn create_in(&self, s: &mut ClientSession, new: NewUser) -> Result<User> {
         let now = DateTime::now();
         let doc = UserDoc {
             id: UserId::new(),
@@ -133,6 +140,7 @@ impl UsersRepo {
         };
         self.coll
             .insert_one(&doc)
+            .session(s)
             .await
             .map_err(|e| AppError::unique_violation(e, "email"))?;
         Ok(doc.into())
@@ -200,6 +208,7 @@ impl UsersRepo {
     #[tracing::instrument(skip_all, fields(user_id = %id))]
     pub async fn update(
         &self,
+        s: &mut ClientSession,
         id: UserId,
         changes: UserChanges,
         by: Option<UserId>,
@@ -240,15 +249,17 @@ impl UsersRepo {
             .coll
             .find_one_and_update(doc! { "_id": id }, update)
             .with_options(options)
+            .session(s)
             .await
             .map_err(|e| AppError::unique_violation(e, "email"))?;
         Ok(updated.map(User::from))
     }
 
-    pub async fn delete(&self, id: UserId) -> Result<bool> {
+    pub async fn delete(&self, s: &mut ClientSession, id: UserId) -> Result<bool> {
         Ok(self
             .coll
             .delete_one(doc! { "_id": id })
+            .session(s)
             .await?
             .deleted_count
             == 1)

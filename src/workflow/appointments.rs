@@ -6,6 +6,7 @@ use mongodb::bson::DateTime as BsonDateTime;
 
 use super::{
     history::{self, Change},
+    idempotency::{self, Claim, Claimed, Created, Idem},
     patients,
     tx::Tx,
     Ctx,
@@ -86,6 +87,23 @@ pub async fn log(
     actor: UserId,
     patient_id: PatientId,
     input: NewAppointment,
+    idem: Idem<'_, Appointment>,
+) -> Result<Created<Appointment>> {
+    let claim = match idempotency::claim(ctx, actor, idem.request).await? {
+        Claimed::Replay(r) => return Ok(Created::Replayed(r)),
+        Claimed::Proceed(c) => c,
+    };
+    let result = log_claimed(ctx, actor, patient_id, input, claim.as_ref(), &idem).await;
+    idempotency::finish(ctx, claim, result).await
+}
+
+async fn log_claimed(
+    ctx: &Ctx,
+    actor: UserId,
+    patient_id: PatientId,
+    input: NewAppointment,
+    claim: Option<&Claim>,
+    idem: &Idem<'_, Appointment>,
 ) -> Result<Appointment> {
     patients::load(ctx, patient_id).await?;
     if let Some(h) = input.hospital_id {
@@ -117,6 +135,7 @@ pub async fn log(
         if let Some(date) = appointment.next_follow_up {
             patients::set_next_follow_up(ctx, &mut tx, patient_id, date, actor).await?;
         }
+        idempotency::complete(ctx, &mut tx, claim, idem, &appointment).await?;
         Ok(appointment.clone())
     })
 }

@@ -7,12 +7,16 @@
 //! and the benchmarks call them without a router. Repositories remain the only
 //! code that builds MongoDB filters.
 
+pub mod access;
 pub mod appointments;
 pub mod faults;
 pub mod history;
+pub mod hospitals;
+pub mod idempotency;
 pub mod patients;
 pub mod treatments;
 pub mod tx;
+pub mod users;
 
 use std::sync::Arc;
 

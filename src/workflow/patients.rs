@@ -7,6 +7,7 @@ use mongodb::bson::DateTime as BsonDateTime;
 
 use super::{
     history::{self, Change},
+    idempotency::{self, Claimed, Created, Idem},
     tx::Tx,
     Ctx,
 };
@@ -205,13 +206,28 @@ async fn build(ctx: &Ctx, actor: UserId, input: NewPatient) -> Result<Patient> {
     Ok(patient)
 }
 
-/// Registers a patient: the record and its `create` history entry.
-pub async fn register(ctx: &Ctx, actor: UserId, input: NewPatient) -> Result<Patient> {
-    let patient = build(ctx, actor, input).await?;
-    transaction!(ctx, |tx| {
-        insert(ctx, &mut tx, &patient, actor).await?;
-        Ok(patient.clone())
-    })
+/// Registers a patient: the record and its `create` history entry (and
+/// the idempotency record, when the request carries a key).
+pub async fn register(
+    ctx: &Ctx,
+    actor: UserId,
+    input: NewPatient,
+    idem: Idem<'_, Patient>,
+) -> Result<Created<Patient>> {
+    let claim = match idempotency::claim(ctx, actor, idem.request).await? {
+        Claimed::Replay(r) => return Ok(Created::Replayed(r)),
+        Claimed::Proceed(c) => c,
+    };
+    let result = async {
+        let patient = build(ctx, actor, input).await?;
+        transaction!(ctx, |tx| {
+            insert(ctx, &mut tx, &patient, actor).await?;
+            idempotency::complete(ctx, &mut tx, claim.as_ref(), &idem, &patient).await?;
+            Ok(patient.clone())
+        })
+    }
+    .await;
+    idempotency::finish(ctx, claim, result).await
 }
 
 /// Inserts a new patient and its history in `tx`.

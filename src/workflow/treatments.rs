@@ -10,6 +10,7 @@
 
 use super::{
     history::{self, Change},
+    idempotency::{self, Claim, Claimed, Created, Idem},
     patients,
     tx::Tx,
     Ctx,
@@ -210,6 +211,23 @@ pub async fn record(
     actor: UserId,
     patient_id: PatientId,
     input: NewTreatment,
+    idem: Idem<'_, Treatment>,
+) -> Result<Created<Treatment>> {
+    let claim = match idempotency::claim(ctx, actor, idem.request).await? {
+        Claimed::Replay(r) => return Ok(Created::Replayed(r)),
+        Claimed::Proceed(c) => c,
+    };
+    let result = record_claimed(ctx, actor, patient_id, input, claim.as_ref(), &idem).await;
+    idempotency::finish(ctx, claim, result).await
+}
+
+async fn record_claimed(
+    ctx: &Ctx,
+    actor: UserId,
+    patient_id: PatientId,
+    input: NewTreatment,
+    claim: Option<&Claim>,
+    idem: &Idem<'_, Treatment>,
 ) -> Result<Treatment> {
     let patient = patients::load(ctx, patient_id).await?;
     check_money(&input.cost, &input.earnings)?;
@@ -257,6 +275,7 @@ pub async fn record(
             patients::mark_repeat(ctx, &mut tx, patient_id, actor).await?;
         }
         settle(ctx, &mut tx, &treatment).await?;
+        idempotency::complete(ctx, &mut tx, claim, idem, &treatment).await?;
         Ok(treatment.clone())
     })
 }

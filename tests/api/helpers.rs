@@ -79,6 +79,8 @@ pub struct Session {
 
 pub struct TestApp {
     pub router: Router,
+    /// The workflows behind `router` (their fault switch, clock and gate).
+    pub workflows: healthcrm::workflow::Ctx,
     pub db: Database,
     pub config: Config,
     /// The client address requests appear to come from.
@@ -132,8 +134,10 @@ impl TestApp {
         let database = client.database(&config.mongodb_db);
         migrate::run(&database).await.expect("migrations apply");
         seed_permissions(&database).await;
+        let state = AppState::new(database.clone(), config.clone());
         TestApp {
-            router: build_app(AppState::new(database.clone(), config.clone())),
+            workflows: state.workflows.clone(),
+            router: build_app(state),
             db: database,
             config,
             client_ip: SocketAddr::from(([127, 0, 0, 1], 40000)),
@@ -152,8 +156,10 @@ impl TestApp {
         ]);
         let client = db::client(&config).await.expect("client");
         let database = client.database(&config.mongodb_db);
+        let state = AppState::new(database.clone(), config.clone());
         TestApp {
-            router: build_app(AppState::new(database.clone(), config.clone())),
+            workflows: state.workflows.clone(),
+            router: build_app(state),
             db: database,
             config,
             client_ip: SocketAddr::from(([127, 0, 0, 1], 40000)),
@@ -166,6 +172,7 @@ impl TestApp {
     pub fn from_router(router: Router, base: &TestApp) -> TestApp {
         TestApp {
             router,
+            workflows: base.workflows.clone(),
             db: base.db.clone(),
             config: base.config.clone(),
             client_ip: base.client_ip,
@@ -312,6 +319,25 @@ impl TestApp {
     pub async fn delete_as(&self, s: &Session, path: &str) -> TestResponse {
         self.send_as(Some(&s.token), Method::DELETE, path, None)
             .await
+    }
+
+    /// A POST carrying `Idempotency-Key: key`.
+    pub async fn post_keyed(
+        &self,
+        s: &Session,
+        path: &str,
+        key: &str,
+        body: &Value,
+    ) -> TestResponse {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(path)
+            .header(header::AUTHORIZATION, format!("Bearer {}", s.token))
+            .header(header::CONTENT_TYPE, "application/json")
+            .header("idempotency-key", key)
+            .body(Body::from(serde_json::to_vec(body).expect("json")))
+            .expect("request");
+        self.request(req).await
     }
 
     /// A POST with an arbitrary body and content type (for hostile input).

@@ -10,6 +10,7 @@ mod faults;
 mod health;
 mod hospitals;
 mod hostile;
+mod idempotency;
 mod migrations;
 mod patients;
 mod permissions;

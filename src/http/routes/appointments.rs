@@ -1,7 +1,12 @@
 //! Appointments (every discussion and follow-up logged per patient) and the
 //! follow-up work queue.
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -21,11 +26,13 @@ use crate::{
         auth::CurrentUser,
         dto::{page_request, Page},
         extract::{ApiJson, ApiPath, ApiQuery},
+        idempotency::{created, json_body, IdempotencyKey},
         params::{nullable, PageOnly, PatientPath},
     },
     state::AppState,
     workflow::{
         appointments::{self, AppointmentChanges, NewAppointment},
+        idempotency::Idem,
         patients,
     },
 };
@@ -201,14 +208,19 @@ pub async fn list_appointments(
 pub async fn log_appointment(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
+    IdempotencyKey(key): IdempotencyKey,
     ApiPath(PatientPath { id }): ApiPath<PatientPath>,
     ApiJson(body): ApiJson<LogAppointment>,
-) -> Result<(StatusCode, Json<AppointmentResponse>), AppError> {
-    let appointment = appointments::log(&state.workflows, me.id, id, body.into()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(AppointmentResponse::from(&appointment)),
-    ))
+) -> Result<Response, AppError> {
+    let idem = Idem {
+        request: key.as_ref(),
+        status: StatusCode::CREATED.as_u16(),
+        render: &|a: &Appointment| json_body(&AppointmentResponse::from(a)),
+    };
+    let outcome = appointments::log(&state.workflows, me.id, id, body.into(), idem).await?;
+    Ok(created(outcome, |a| {
+        (StatusCode::CREATED, Json(AppointmentResponse::from(&a))).into_response()
+    }))
 }
 
 /// Read an appointment.

@@ -4,7 +4,7 @@
 use axum::{
     extract::{Multipart, State},
     http::StatusCode,
-    response::{IntoResponse, Response},
+    response::Response,
     Json,
 };
 use mongodb::bson::DateTime;
@@ -14,18 +14,20 @@ use utoipa::ToSchema;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::Validate;
 
-use super::users::{self, UserResponse};
 use crate::{
     auth::{cache::Principal, password, refresh},
     domain::{permission::RouteKey, user::User},
     error::{AppError, ErrorResponse},
     http::{
+        accounts::{
+            avatar_body_limit, avatar_response, read_single_file, AvatarUpload, UserResponse,
+        },
         audit::AuditCtx,
         auth::{ClientIp, CurrentUser},
         extract::ApiJson,
     },
-    repo::users::UserChanges,
     state::AppState,
+    workflow::users,
 };
 
 /// Routes anyone may call (rate-limited per IP).
@@ -44,7 +46,7 @@ pub fn protected_router() -> OpenApiRouter<AppState> {
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(upload_my_avatar, my_avatar))
-                .layer(users::avatar_body_limit()),
+                .layer(avatar_body_limit()),
         )
 }
 
@@ -95,7 +97,7 @@ pub struct PasswordChange {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
-    #[validate(custom(function = "users::validate_name"))]
+    #[validate(custom(function = "crate::http::accounts::validate_name"))]
     pub name: String,
 }
 
@@ -357,16 +359,7 @@ pub async fn update_me(
     CurrentUser(me): CurrentUser,
     ApiJson(body): ApiJson<UpdateMe>,
 ) -> Result<Json<UserResponse>, AppError> {
-    let changes = UserChanges {
-        name: Some(body.name.trim().to_owned()),
-        ..Default::default()
-    };
-    let user = state
-        .repos
-        .users
-        .update(me.id, changes, Some(me.id))
-        .await?
-        .ok_or_else(|| AppError::not_found("user"))?;
+    let user = users::rename_self(&state.workflows, me.id, &body.name).await?;
     Ok(Json(UserResponse::from(&user)))
 }
 
@@ -408,24 +401,30 @@ pub async fn change_password(
             "must differ from the current password",
         ));
     }
-    users::set_password(&state, me.id, &SecretString::from(body.new_password), me.id).await?;
-    ctx.record(
-        &state,
-        ctx.event(
-            "auth.password_change",
-            Some(&me),
-            204,
-            vec![me.id.to_string()],
-            None,
-        ),
+    let audit = ctx.event(
+        "auth.password_change",
+        Some(&me),
+        204,
+        vec![me.id.to_string()],
+        None,
+    );
+    let password = SecretString::from(body.new_password);
+    users::set_password(
+        &state.workflows,
+        &state.hasher,
+        me.id,
+        me.id,
+        &password,
+        audit,
     )
-    .await;
+    .await?;
+    state.principals.invalidate(me.id);
     Ok(StatusCode::NO_CONTENT)
 }
 
 /// Upload the signed-in user's profile image (PNG or JPEG, at most 2 MiB).
 #[utoipa::path(put, path = "/auth/me/avatar", tag = "auth",
-    request_body(content = users::AvatarUpload, content_type = "multipart/form-data"),
+    request_body(content = AvatarUpload, content_type = "multipart/form-data"),
     responses(
         (status = 200, body = UserResponse),
         (status = 413, body = ErrorResponse),
@@ -436,9 +435,9 @@ pub async fn upload_my_avatar(
     CurrentUser(me): CurrentUser,
     multipart: Multipart,
 ) -> Result<Json<UserResponse>, AppError> {
-    users::store_avatar(&state, me.id, me.id, multipart)
-        .await
-        .map(Json)
+    let bytes = read_single_file(multipart).await?;
+    let user = users::store_avatar(&state.workflows, me.id, me.id, &bytes).await?;
+    Ok(Json(UserResponse::from(&user)))
 }
 
 /// Download the signed-in user's profile image.
@@ -454,7 +453,7 @@ pub async fn my_avatar(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
 ) -> Result<Response, AppError> {
-    users::load_avatar(&state, me.id)
-        .await
-        .map(IntoResponse::into_response)
+    Ok(avatar_response(
+        users::avatar(&state.workflows, me.id).await?,
+    ))
 }

@@ -1,14 +1,17 @@
 //! Partner hospitals: CRUD with filters, the patients assigned to each.
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
 use chrono::{DateTime, Utc};
-use mongodb::bson::DateTime as BsonDateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::{Validate, ValidationError};
 
-use crate::http::{dto::PatientResponse, params::PageOnly};
 use crate::{
     domain::{
         hospital::{Contact, Hospital},
@@ -19,14 +22,20 @@ use crate::{
     http::{
         audit::AuditPatients,
         auth::CurrentUser,
-        dto::{page_request, Page},
+        dto::{page_request, Page, PatientResponse},
         extract::{ApiJson, ApiPath, ApiQuery},
+        idempotency::{created, json_body, IdempotencyKey},
+        params::PageOnly,
     },
     repo::{
         hospitals::{HospitalChanges, HospitalFilter},
         patients::{PatientFilter, PatientSort},
     },
     state::AppState,
+    workflow::{
+        hospitals::{self, NewHospital},
+        idempotency::Idem,
+    },
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -161,17 +170,19 @@ pub struct HospitalPath {
     pub id: HospitalId,
 }
 
-fn clean(list: Vec<String>) -> Vec<String> {
-    list.into_iter().map(|s| s.trim().to_owned()).collect()
-}
-
-async fn load(state: &AppState, id: HospitalId) -> Result<Hospital, AppError> {
-    state
-        .repos
-        .hospitals
-        .find(id)
-        .await?
-        .ok_or_else(|| AppError::not_found("hospital"))
+impl From<CreateHospital> for NewHospital {
+    fn from(b: CreateHospital) -> Self {
+        NewHospital {
+            name: b.name,
+            location: b.location,
+            country: b.country,
+            contact: b.contact,
+            specialties: b.specialties.unwrap_or_default(),
+            commission_bps: b.commission_bps,
+            currency: b.currency,
+            active: b.active.unwrap_or(true),
+        }
+    }
 }
 
 /// List hospitals.
@@ -208,31 +219,22 @@ pub async fn list_hospitals(
 pub async fn create_hospital(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<CreateHospital>,
-) -> Result<(StatusCode, Json<HospitalResponse>), AppError> {
-    let now = BsonDateTime::now();
-    let name = body.name.trim().to_owned();
-    let hospital = Hospital {
-        id: HospitalId::new(),
-        name_lower: name.to_lowercase(),
-        name,
-        location: body.location.trim().to_owned(),
-        country: body.country,
-        contact: body.contact,
-        specialties: clean(body.specialties.unwrap_or_default()),
-        commission_bps: body.commission_bps,
-        currency: body.currency,
-        active: body.active.unwrap_or(true),
-        created_at: now,
-        created_by: Some(me.id),
-        updated_at: now,
-        updated_by: Some(me.id),
+) -> Result<Response, AppError> {
+    let idem = Idem {
+        request: key.as_ref(),
+        status: StatusCode::CREATED.as_u16(),
+        render: &|h: &Hospital| json_body(&HospitalResponse::new(h, Some(0))),
     };
-    state.repos.hospitals.create(&hospital).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(HospitalResponse::new(&hospital, Some(0))),
-    ))
+    let outcome = hospitals::create(&state.workflows, me.id, body.into(), idem).await?;
+    Ok(created(outcome, |h| {
+        (
+            StatusCode::CREATED,
+            Json(HospitalResponse::new(&h, Some(0))),
+        )
+            .into_response()
+    }))
 }
 
 /// Read a hospital, with the number of patients assigned to it.
@@ -242,7 +244,7 @@ pub async fn get_hospital(
     State(state): State<AppState>,
     ApiPath(HospitalPath { id }): ApiPath<HospitalPath>,
 ) -> Result<Json<HospitalResponse>, AppError> {
-    let hospital = load(&state, id).await?;
+    let hospital = hospitals::load(&state.workflows, id).await?;
     let assigned = state.repos.patients.count_assigned(id).await?;
     Ok(Json(HospitalResponse::new(&hospital, Some(assigned))))
 }
@@ -262,21 +264,16 @@ pub async fn update_hospital(
     ApiJson(body): ApiJson<UpdateHospital>,
 ) -> Result<Json<HospitalResponse>, AppError> {
     let changes = HospitalChanges {
-        name: body.name.map(|n| n.trim().to_owned()),
-        location: body.location.map(|l| l.trim().to_owned()),
+        name: body.name,
+        location: body.location,
         country: body.country,
         contact: body.contact.map(Some),
-        specialties: body.specialties.map(clean),
+        specialties: body.specialties,
         commission_bps: body.commission_bps,
         currency: body.currency,
         active: body.active,
     };
-    let updated = state
-        .repos
-        .hospitals
-        .update(id, changes, me.id)
-        .await?
-        .ok_or_else(|| AppError::not_found("hospital"))?;
+    let updated = hospitals::update(&state.workflows, me.id, id, changes).await?;
     let assigned = state.repos.patients.count_assigned(id).await?;
     Ok(Json(HospitalResponse::new(&updated, Some(assigned))))
 }
@@ -292,17 +289,7 @@ pub async fn delete_hospital(
     State(state): State<AppState>,
     ApiPath(HospitalPath { id }): ApiPath<HospitalPath>,
 ) -> Result<StatusCode, AppError> {
-    load(&state, id).await?;
-    if state.repos.patients.references_hospital(id).await?
-        || state.repos.treatments.references_hospital(id).await?
-    {
-        return Err(AppError::conflict(
-            "patients are or were assigned to this hospital; deactivate it instead",
-        ));
-    }
-    if !state.repos.hospitals.delete(id).await? {
-        return Err(AppError::not_found("hospital"));
-    }
+    hospitals::delete(&state.workflows, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -315,7 +302,7 @@ pub async fn hospital_patients(
     ApiQuery(q): ApiQuery<PageOnly>,
 ) -> Result<impl IntoResponse, AppError> {
     let page = page_request(q.page, q.per_page)?;
-    load(&state, id).await?;
+    hospitals::load(&state.workflows, id).await?;
     let filter = PatientFilter {
         hospital_id: Some(id),
         ..Default::default()

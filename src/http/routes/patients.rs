@@ -2,7 +2,12 @@
 //! treatment-status workflow, hospital assignment, soft delete and restore,
 //! and each patient's change history and access log.
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use mongodb::bson::{doc, Bson};
 use serde::{Deserialize, Serialize};
@@ -22,11 +27,15 @@ use crate::{
         auth::CurrentUser,
         dto::{page_request, AccessLogEntry, Page, PatientResponse},
         extract::{ApiJson, ApiPath, ApiQuery},
+        idempotency::{created, json_body, IdempotencyKey},
         params::{nullable, parse_bound, PageOnly, PatientPath},
     },
     repo::patients::{PatientFilter, PatientSort},
     state::AppState,
-    workflow::patients::{self, NewPatient, PatientChanges},
+    workflow::{
+        idempotency::Idem,
+        patients::{self, NewPatient, PatientChanges},
+    },
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -319,14 +328,23 @@ pub async fn list_patients(
 pub async fn register_patient(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
+    IdempotencyKey(key): IdempotencyKey,
     ApiJson(body): ApiJson<RegisterPatient>,
-) -> Result<impl IntoResponse, AppError> {
-    let patient = patients::register(&state.workflows, me.id, body.into()).await?;
-    Ok((
-        StatusCode::CREATED,
-        axum::Extension(audited(&[&patient])),
-        Json(PatientResponse::from(&patient)),
-    ))
+) -> Result<Response, AppError> {
+    let idem = Idem {
+        request: key.as_ref(),
+        status: StatusCode::CREATED.as_u16(),
+        render: &|p: &Patient| json_body(&PatientResponse::from(p)),
+    };
+    let outcome = patients::register(&state.workflows, me.id, body.into(), idem).await?;
+    Ok(created(outcome, |patient| {
+        (
+            StatusCode::CREATED,
+            axum::Extension(audited(&[&patient])),
+            Json(PatientResponse::from(&patient)),
+        )
+            .into_response()
+    }))
 }
 
 /// Read a patient.

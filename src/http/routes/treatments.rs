@@ -1,7 +1,12 @@
 //! Treatments per patient, and the ledger entries their completion and
 //! cancellation write.
 
-use axum::{extract::State, http::StatusCode, response::IntoResponse, Json};
+use axum::{
+    extract::State,
+    http::StatusCode,
+    response::{IntoResponse, Response},
+    Json,
+};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -20,10 +25,12 @@ use crate::{
         auth::CurrentUser,
         dto::{page_request, Page},
         extract::{ApiJson, ApiPath, ApiQuery},
+        idempotency::{created, json_body, IdempotencyKey},
         params::{PageOnly, PatientPath},
     },
     state::AppState,
     workflow::{
+        idempotency::Idem,
         patients,
         treatments::{self, NewTreatment, TreatmentChanges},
     },
@@ -190,14 +197,19 @@ pub async fn list_treatments(
 pub async fn record_treatment(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
+    IdempotencyKey(key): IdempotencyKey,
     ApiPath(PatientPath { id }): ApiPath<PatientPath>,
     ApiJson(body): ApiJson<RecordTreatment>,
-) -> Result<(StatusCode, Json<TreatmentResponse>), AppError> {
-    let treatment = treatments::record(&state.workflows, me.id, id, body.into()).await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(TreatmentResponse::from(&treatment)),
-    ))
+) -> Result<Response, AppError> {
+    let idem = Idem {
+        request: key.as_ref(),
+        status: StatusCode::CREATED.as_u16(),
+        render: &|t: &Treatment| json_body(&TreatmentResponse::from(t)),
+    };
+    let outcome = treatments::record(&state.workflows, me.id, id, body.into(), idem).await?;
+    Ok(created(outcome, |t| {
+        (StatusCode::CREATED, Json(TreatmentResponse::from(&t))).into_response()
+    }))
 }
 
 /// Read a treatment.

@@ -1,0 +1,131 @@
+//! `Idempotency-Key` on creating POSTs: the layer that reads the key and
+//! fingerprints the request, the extractor handlers take it with, and the
+//! replayed response.
+
+use axum::{
+    body::Body,
+    extract::{FromRequestParts, OriginalUri, Request, State},
+    http::{header, request::Parts, HeaderValue, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+use serde::Serialize;
+
+use crate::{
+    error::{AppError, Result},
+    state::AppState,
+    workflow::idempotency::{fingerprint, Created, KeyedRequest, Replay},
+};
+
+pub const HEADER: &str = "idempotency-key";
+
+/// The creating POSTs that honour the header (under `/api/v1`).
+pub const CREATING: &[&str] = &[
+    "/api/v1/patients",
+    "/api/v1/patients/{id}/appointments",
+    "/api/v1/patients/{id}/treatments",
+    "/api/v1/hospitals",
+    "/api/v1/users",
+];
+pub const REPLAYED: &str = "idempotent-replayed";
+
+/// 1 to 255 printable ASCII characters.
+fn valid_key(key: &[u8]) -> bool {
+    (1..=255).contains(&key.len()) && key.iter().all(|b| (0x20..=0x7e).contains(b))
+}
+
+/// For a POST with `Idempotency-Key`: checks the key, reads the body (within
+/// the body limit) and leaves a [`KeyedRequest`] for the handler.
+pub async fn read_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    let Some(key) = req.headers().get(HEADER).cloned() else {
+        return next.run(req).await;
+    };
+    if !valid_key(key.as_bytes()) {
+        return AppError::BadRequest(
+            "Idempotency-Key must be 1 to 255 printable ASCII characters".into(),
+        )
+        .into_response();
+    }
+    let (mut parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, state.config.body_limit_bytes).await {
+        Ok(b) => b,
+        Err(_) => return AppError::PayloadTooLarge.into_response(),
+    };
+    // The full path: inside the `/api/v1` nest `uri` has lost its prefix.
+    let path = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or_else(|| parts.uri.path().to_owned(), |o| o.0.path().to_owned());
+    let keyed = KeyedRequest {
+        key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
+        fingerprint: fingerprint(parts.method.as_str(), &path, &bytes),
+    };
+    parts.extensions.insert(keyed);
+    next.run(Request::from_parts(parts, Body::from(bytes)))
+        .await
+}
+
+/// The request's key, if it carried one.
+pub struct IdempotencyKey(pub Option<KeyedRequest>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(IdempotencyKey(
+            parts.extensions.get::<KeyedRequest>().cloned(),
+        ))
+    }
+}
+
+/// The JSON a response DTO is sent as (also what a replay sends again).
+pub fn json_body<T: Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(AppError::internal)
+}
+
+/// The response to a creating request: `fresh` for something created now,
+/// or the stored first response, marked as replayed.
+pub fn created<T>(outcome: Created<T>, fresh: impl FnOnce(T) -> Response) -> Response {
+    match outcome {
+        Created::New(v) => fresh(v),
+        Created::Replayed(replay) => replayed(replay),
+    }
+}
+
+fn replayed(Replay { status, body }: Replay) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
+    (
+        status,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (
+                header::HeaderName::from_static(REPLAYED),
+                HeaderValue::from_static("true"),
+            ),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::valid_key;
+
+    #[test]
+    fn keys_are_one_to_255_printable_characters() {
+        assert!(valid_key(b"a"));
+        assert!(valid_key(b"order 42 / retry-1"));
+        assert!(valid_key(&[b'k'; 255]));
+        assert!(!valid_key(b""));
+        assert!(!valid_key(&[b'k'; 256]));
+        assert!(!valid_key(b"tab\there"));
+        assert!(!valid_key("caf\u{e9}".as_bytes()));
+    }
+}

@@ -1,0 +1,112 @@
+//! Partner hospitals: creation (idempotent), updates, and deletion only
+//! while nothing refers to them.
+
+use super::{
+    idempotency::{self, Claimed, Created, Idem},
+    Ctx,
+};
+use crate::{
+    domain::{
+        hospital::{Contact, Hospital},
+        HospitalId, UserId,
+    },
+    error::{AppError, Result},
+    repo::hospitals::HospitalChanges,
+    transaction,
+};
+
+/// A hospital to add.
+#[derive(Debug, Clone)]
+pub struct NewHospital {
+    pub name: String,
+    pub location: String,
+    pub country: String,
+    pub contact: Option<Contact>,
+    pub specialties: Vec<String>,
+    pub commission_bps: i32,
+    pub currency: String,
+    pub active: bool,
+}
+
+fn clean(list: Vec<String>) -> Vec<String> {
+    list.into_iter().map(|s| s.trim().to_owned()).collect()
+}
+
+pub async fn load(ctx: &Ctx, id: HospitalId) -> Result<Hospital> {
+    ctx.repos
+        .hospitals
+        .find(id)
+        .await?
+        .ok_or_else(|| AppError::not_found("hospital"))
+}
+
+/// Adds a hospital; names are unique per country (ignoring case).
+pub async fn create(
+    ctx: &Ctx,
+    actor: UserId,
+    input: NewHospital,
+    idem: Idem<'_, Hospital>,
+) -> Result<Created<Hospital>> {
+    let claim = match idempotency::claim(ctx, actor, idem.request).await? {
+        Claimed::Replay(r) => return Ok(Created::Replayed(r)),
+        Claimed::Proceed(c) => c,
+    };
+    let now = ctx.clock.now_bson();
+    let name = input.name.trim().to_owned();
+    let hospital = Hospital {
+        id: HospitalId::new(),
+        name_lower: name.to_lowercase(),
+        name,
+        location: input.location.trim().to_owned(),
+        country: input.country,
+        contact: input.contact,
+        specialties: clean(input.specialties),
+        commission_bps: input.commission_bps,
+        currency: input.currency,
+        active: input.active,
+        created_at: now,
+        created_by: Some(actor),
+        updated_at: now,
+        updated_by: Some(actor),
+    };
+    let result = transaction!(ctx, |tx| {
+        ctx.repos.hospitals.create(tx.session(), &hospital).await?;
+        tx.point("hospital.create:insert")?;
+        idempotency::complete(ctx, &mut tx, claim.as_ref(), &idem, &hospital).await?;
+        Ok(hospital.clone())
+    });
+    idempotency::finish(ctx, claim, result).await
+}
+
+/// Applies `changes` (trimmed); 404 when there is no such hospital.
+pub async fn update(
+    ctx: &Ctx,
+    actor: UserId,
+    id: HospitalId,
+    mut changes: HospitalChanges,
+) -> Result<Hospital> {
+    changes.name = changes.name.map(|n| n.trim().to_owned());
+    changes.location = changes.location.map(|l| l.trim().to_owned());
+    changes.specialties = changes.specialties.map(clean);
+    ctx.repos
+        .hospitals
+        .update(id, changes, actor)
+        .await?
+        .ok_or_else(|| AppError::not_found("hospital"))
+}
+
+/// Deletes a hospital nobody refers to; otherwise 409 (deactivate it).
+pub async fn delete(ctx: &Ctx, id: HospitalId) -> Result<()> {
+    load(ctx, id).await?;
+    if ctx.repos.patients.references_hospital(id).await?
+        || ctx.repos.treatments.references_hospital(id).await?
+    {
+        return Err(AppError::conflict(
+            "patients are or were assigned to this hospital; deactivate it instead",
+        ));
+    }
+    if !ctx.repos.hospitals.delete(id).await? {
+        return Err(AppError::not_found("hospital"));
+    }
+    Ok(())
+}
