@@ -109,7 +109,11 @@ pub async fn record_access(State(state): State<AppState>, req: Request, next: Ne
     );
     event.patient_ids = patient_ids;
     let repo = state.repos.audit.clone();
+    let gate = state.workflows.gate.clone();
     state.background.spawn(async move {
+        // Outside any transaction: where the deployment does not isolate
+        // them, wait for the one running so its abort cannot undo this.
+        let _turn = gate.shared().await;
         if let Err(e) = repo.record(event).await {
             tracing::error!(error = %e, "audit event could not be written");
         }
@@ -177,6 +181,7 @@ impl AuditCtx {
     /// Writes the event; a failure is logged and does not fail the request
     /// that already happened.
     pub async fn record(&self, state: &AppState, event: AuditEvent) {
+        let _turn = state.workflows.gate.shared().await;
         if let Err(e) = state.repos.audit.record(event).await {
             tracing::error!(error = %e, route = %self.route, "audit event could not be written");
         }

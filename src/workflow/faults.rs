@@ -17,7 +17,8 @@ pub struct Faults {
 #[cfg(feature = "faults")]
 #[derive(Default)]
 struct Plan {
-    armed: Option<&'static str>,
+    /// The point to fail, and how many of its passes to let through first.
+    armed: Option<(&'static str, usize)>,
     passed: Vec<&'static str>,
 }
 
@@ -28,13 +29,19 @@ impl Faults {
     pub fn check(&self, point: &'static str) -> Result<()> {
         let mut plan = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         plan.passed.push(point);
-        if plan.armed == Some(point) {
-            plan.armed = None;
-            return Err(crate::error::AppError::Internal(format!(
-                "injected fault at {point}"
-            )));
+        match plan.armed {
+            Some((p, 0)) if p == point => {
+                plan.armed = None;
+                Err(crate::error::AppError::Internal(format!(
+                    "injected fault at {point}"
+                )))
+            }
+            Some((p, n)) if p == point => {
+                plan.armed = Some((p, n - 1));
+                Ok(())
+            }
+            _ => Ok(()),
         }
-        Ok(())
     }
 
     #[cfg(not(feature = "faults"))]
@@ -46,7 +53,13 @@ impl Faults {
     /// The next pass through `point` fails.
     #[cfg(feature = "faults")]
     pub fn arm(&self, point: &'static str) {
-        self.inner.lock().unwrap_or_else(|p| p.into_inner()).armed = Some(point);
+        self.arm_nth(point, 0);
+    }
+
+    /// The pass through `point` after `skip` others fails.
+    #[cfg(feature = "faults")]
+    pub fn arm_nth(&self, point: &'static str, skip: usize) {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).armed = Some((point, skip));
     }
 
     /// Whether an armed fault is still waiting to fire.

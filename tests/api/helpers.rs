@@ -81,6 +81,8 @@ pub struct TestApp {
     pub router: Router,
     /// The workflows behind `router` (their fault switch, clock and gate).
     pub workflows: healthcrm::workflow::Ctx,
+    /// The writes the app finishes after responding (audit events).
+    pub background: tokio_util::task::TaskTracker,
     pub db: Database,
     pub config: Config,
     /// The client address requests appear to come from.
@@ -136,6 +138,7 @@ impl TestApp {
         seed_permissions(&database).await;
         let state = AppState::new(database.clone(), config.clone());
         TestApp {
+            background: state.background.clone(),
             workflows: state.workflows.clone(),
             router: build_app(state),
             db: database,
@@ -158,6 +161,7 @@ impl TestApp {
         let database = client.database(&config.mongodb_db);
         let state = AppState::new(database.clone(), config.clone());
         TestApp {
+            background: state.background.clone(),
             workflows: state.workflows.clone(),
             router: build_app(state),
             db: database,
@@ -173,6 +177,7 @@ impl TestApp {
         TestApp {
             router,
             workflows: base.workflows.clone(),
+            background: base.background.clone(),
             db: base.db.clone(),
             config: base.config.clone(),
             client_ip: base.client_ip,
@@ -182,6 +187,13 @@ impl TestApp {
 
     pub fn repos(&self) -> Repos {
         Repos::new(&self.db)
+    }
+
+    /// Waits for the audit events of the requests made so far.
+    pub async fn settle_background(&self) {
+        self.background.close();
+        self.background.wait().await;
+        self.background.reopen();
     }
 
     /// A driver session, for calling repository writes directly.

@@ -4,6 +4,8 @@
 mod helpers;
 
 mod appointments;
+#[cfg(feature = "faults")]
+mod atomicity;
 mod auth;
 mod errors;
 mod faults;
