@@ -1,10 +1,13 @@
 //! The server binary: config -> telemetry -> database -> migrations ->
-//! transaction probe -> serve
+//! transaction probe -> consistency check -> serve
 //! (until SIGINT/SIGTERM, then drain; see `server::serve`).
 
 use std::process::ExitCode;
 
-use healthcrm::{config::Config, db, migrate, server, telemetry, workflow, AppState};
+use healthcrm::{
+    config::{Config, DoctorOnStart},
+    db, migrate, server, telemetry, workflow, AppState,
+};
 use tokio::net::TcpListener;
 
 #[tokio::main]
@@ -40,14 +43,46 @@ async fn run(config: Config) -> Result<(), String> {
     workflow::tx::probe(&client, &database).await?;
 
     let bind_addr = config.bind_addr;
+    let state = AppState::new(database, config);
+    doctor_on_start(&state).await?;
     let listener = TcpListener::bind(bind_addr)
         .await
         .map_err(|e| format!("cannot bind {bind_addr}: {e}"))?;
     tracing::info!("listening on http://{bind_addr}");
-    server::serve(listener, AppState::new(database, config), shutdown_signal())
+    server::serve(listener, state, shutdown_signal())
         .await
         .map_err(|e| format!("server error: {e}"))?;
     tracing::info!("shut down cleanly");
+    Ok(())
+}
+
+/// The consistency check before serving (`DOCTOR_ON_START`): a process
+/// that died inside a transaction the database did not roll back leaves a
+/// completed treatment without its credit, which `repair` books.
+async fn doctor_on_start(state: &AppState) -> Result<(), String> {
+    let repair = match state.config.doctor_on_start {
+        DoctorOnStart::Off => return Ok(()),
+        DoctorOnStart::Report => false,
+        DoctorOnStart::Repair => true,
+    };
+    let started = std::time::Instant::now();
+    let report = workflow::doctor::check(&state.workflows, repair)
+        .await
+        .map_err(|e| format!("consistency check failed: {e}"))?;
+    for v in &report.violations {
+        tracing::warn!(kind = v.kind, "consistency: {}", v.detail);
+    }
+    for r in &report.repaired {
+        tracing::warn!("consistency: repaired: {r}");
+    }
+    tracing::info!(
+        treatments = report.treatments,
+        patients = report.patients,
+        violations = report.violations.len(),
+        repaired = report.repaired.len(),
+        ms = started.elapsed().as_millis() as u64,
+        "consistency check done"
+    );
     Ok(())
 }
 

@@ -44,6 +44,11 @@ impl AppointmentsRepo {
         Ok(res.matched_count == 1)
     }
 
+    /// Every appointment (the consistency check).
+    pub async fn scan(&self) -> Result<mongodb::Cursor<Appointment>> {
+        Ok(self.coll.find(doc! {}).await?)
+    }
+
     /// A patient's appointments, newest first.
     pub async fn for_patient(
         &self,

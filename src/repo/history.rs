@@ -70,6 +70,11 @@ impl HistoryRepo {
         Ok(())
     }
 
+    /// Every entry about a patient record itself (the consistency check).
+    pub async fn scan_patient_entries(&self) -> Result<mongodb::Cursor<HistoryEntry>> {
+        Ok(self.coll.find(doc! { "entity": "patient" }).await?)
+    }
+
     pub async fn for_patient(
         &self,
         id: PatientId,

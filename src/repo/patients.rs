@@ -89,6 +89,11 @@ impl PatientsRepo {
         Ok(self.coll.find_one(doc! { "_id": id }).await?)
     }
 
+    /// Every patient, deleted or not (the consistency check).
+    pub async fn scan(&self) -> Result<mongodb::Cursor<Patient>> {
+        Ok(self.coll.find(doc! {}).sort(doc! { "_id": 1 }).await?)
+    }
+
     /// The patient (deleted or not) as the transaction sees it.
     pub async fn find_in(&self, s: &mut ClientSession, id: PatientId) -> Result<Option<Patient>> {
         Ok(self.coll.find_one(doc! { "_id": id }).session(s).await?)

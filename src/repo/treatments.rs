@@ -92,6 +92,16 @@ impl TreatmentsRepo {
         Ok((items, total))
     }
 
+    /// Every treatment (the consistency check).
+    pub async fn scan(&self) -> Result<mongodb::Cursor<Treatment>> {
+        Ok(self.coll.find(doc! {}).sort(doc! { "_id": 1 }).await?)
+    }
+
+    /// Every ledger entry (the consistency check).
+    pub async fn scan_ledger(&self) -> Result<mongodb::Cursor<EarningEntry>> {
+        Ok(self.ledger.find(doc! {}).await?)
+    }
+
     pub async fn has_completed(&self, patient: PatientId) -> Result<bool> {
         let filter = doc! { "patient_id": patient, "status": "completed" };
         Ok(self.coll.find_one(filter).await?.is_some())

@@ -324,6 +324,12 @@ impl UsersRepo {
         Ok(before.map(|d| d.avatar_file_id))
     }
 
+    /// The id of every account (the consistency check).
+    pub async fn all_ids(&self) -> Result<Vec<UserId>> {
+        let docs: Vec<UserDoc> = self.coll.find(doc! {}).await?.try_collect().await?;
+        Ok(docs.into_iter().map(|d| d.id).collect())
+    }
+
     /// Every active admin account.
     pub async fn active_admins(&self) -> Result<Vec<User>> {
         let docs: Vec<UserDoc> = self

@@ -1,0 +1,300 @@
+//! The consistency checker: the invariants that span collections, checked
+//! over the whole database, with the safe repairs.
+//!
+//! Transactions make each workflow all-or-nothing on MongoDB. Two cases
+//! are still worth a check: a database that did not roll back a dead
+//! process's transaction (the local stand-in keeps such writes), and data
+//! written before transactions or by hand. The checker reads everything
+//! once, prints each violation, and with `repair` books missing ledger
+//! entries (idempotently, like a completion does); everything else it only
+//! reports, because fixing it needs a person's judgement.
+
+use std::collections::{HashMap, HashSet};
+
+use futures::TryStreamExt;
+use mongodb::bson::Bson;
+
+use super::{treatments, Ctx};
+use crate::{
+    domain::{
+        patient::TreatmentStatus,
+        treatment::{EntryKind, Treatment},
+        HospitalId, TreatmentId, UserId,
+    },
+    error::Result,
+    transaction,
+};
+
+/// One broken invariant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Violation {
+    /// Stable name of the invariant, e.g. `missing_credit`.
+    pub kind: &'static str,
+    /// What and where, for a person.
+    pub detail: String,
+    /// The checker can fix it safely (and did, when repairing).
+    pub repairable: bool,
+}
+
+/// What a check found, and what a repair did.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub violations: Vec<Violation>,
+    pub repaired: Vec<String>,
+    pub treatments: usize,
+    pub patients: usize,
+}
+
+impl Report {
+    /// Violations the repair did not (or could not) fix.
+    pub fn remaining(&self) -> usize {
+        self.violations.len() - self.repaired.len()
+    }
+}
+
+fn violation(kind: &'static str, detail: String, repairable: bool) -> Violation {
+    Violation {
+        kind,
+        detail,
+        repairable,
+    }
+}
+
+/// Checks every invariant; with `repair`, books the ledger entries that are
+/// missing.
+pub async fn check(ctx: &Ctx, repair: bool) -> Result<Report> {
+    let mut report = Report::default();
+    let hospitals: HashSet<HospitalId> = ctx
+        .repos
+        .hospitals
+        .all()
+        .await?
+        .into_iter()
+        .map(|h| h.id)
+        .collect();
+    let users: HashSet<UserId> = ctx.repos.users.all_ids().await?.into_iter().collect();
+    let short = check_ledger(ctx, &hospitals, &mut report).await?;
+    check_patients(ctx, &hospitals, &users, &mut report).await?;
+    check_appointments(ctx, &hospitals, &mut report).await?;
+    if repair {
+        for t in short {
+            transaction!(ctx, |tx| treatments::settle(ctx, &mut tx, &t).await)?;
+            report.repaired.push(format!(
+                "booked the missing ledger entries of treatment {}",
+                t.id
+            ));
+        }
+    }
+    Ok(report)
+}
+
+/// Ledger against treatments; returns the treatments short of an entry.
+async fn check_ledger(
+    ctx: &Ctx,
+    hospitals: &HashSet<HospitalId>,
+    report: &mut Report,
+) -> Result<Vec<Treatment>> {
+    let mut booked: HashMap<(TreatmentId, EntryKind), (i64, String, usize)> = HashMap::new();
+    let mut entries = ctx.repos.treatments.scan_ledger().await?;
+    while let Some(e) = entries.try_next().await? {
+        let slot = booked
+            .entry((e.treatment_id, e.kind))
+            .or_insert((0, e.currency.clone(), 0));
+        slot.0 += e.amount_minor;
+        slot.2 += 1;
+    }
+    let mut short = Vec::new();
+    let mut seen = HashSet::new();
+    let mut cursor = ctx.repos.treatments.scan().await?;
+    while let Some(t) = cursor.try_next().await? {
+        report.treatments += 1;
+        seen.insert(t.id);
+        if !hospitals.contains(&t.hospital_id) {
+            report.violations.push(violation(
+                "missing_hospital",
+                format!(
+                    "treatment {} names hospital {}, which does not exist",
+                    t.id, t.hospital_id
+                ),
+                false,
+            ));
+        }
+        let due = treatments::entries_due(&t);
+        let mut lacking = false;
+        for entry in &due {
+            match booked.get(&(t.id, entry.kind)) {
+                None => {
+                    lacking = true;
+                    let kind = match entry.kind {
+                        EntryKind::Credit => "missing_credit",
+                        EntryKind::Reversal => "missing_reversal",
+                    };
+                    report.violations.push(violation(
+                        kind,
+                        format!(
+                            "treatment {} is {} but has no {}",
+                            t.id,
+                            t.status.as_str(),
+                            crate::repo::treatments::kind_str(entry.kind)
+                        ),
+                        true,
+                    ));
+                }
+                Some((sum, currency, n))
+                    if *sum != entry.amount_minor || *currency != entry.currency || *n != 1 =>
+                {
+                    report.violations.push(violation(
+                        "ledger_mismatch",
+                        format!(
+                            "treatment {}: {} entries of {} {currency} booked as {}, expected one of {} {}",
+                            t.id,
+                            n,
+                            sum,
+                            crate::repo::treatments::kind_str(entry.kind),
+                            entry.amount_minor,
+                            entry.currency
+                        ),
+                        false,
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        for kind in [EntryKind::Credit, EntryKind::Reversal] {
+            if booked.contains_key(&(t.id, kind)) && !due.iter().any(|e| e.kind == kind) {
+                report.violations.push(violation(
+                    "unexpected_entry",
+                    format!(
+                        "treatment {} is {} but has a {}",
+                        t.id,
+                        t.status.as_str(),
+                        crate::repo::treatments::kind_str(kind)
+                    ),
+                    false,
+                ));
+            }
+        }
+        if lacking {
+            short.push(t);
+        }
+    }
+    for (treatment, kind) in booked.keys() {
+        if !seen.contains(treatment) {
+            report.violations.push(violation(
+                "orphan_entry",
+                format!(
+                    "a {} is booked for treatment {treatment}, which does not exist",
+                    crate::repo::treatments::kind_str(*kind)
+                ),
+                false,
+            ));
+        }
+    }
+    Ok(short)
+}
+
+/// The treatment statuses each patient's history says they reached.
+async fn statuses_in_history(
+    ctx: &Ctx,
+) -> Result<HashMap<crate::domain::PatientId, (bool, HashSet<String>)>> {
+    let mut out: HashMap<_, (bool, HashSet<String>)> = HashMap::new();
+    let mut cursor = ctx.repos.history.scan_patient_entries().await?;
+    while let Some(e) = cursor.try_next().await? {
+        let slot = out.entry(e.patient_id).or_default();
+        if e.action == "create" {
+            slot.0 = true;
+        }
+        if let Ok(change) = e.changes.get_document("treatment_status") {
+            if let Some(Bson::String(after)) = change.get("after") {
+                slot.1.insert(after.clone());
+            }
+        }
+    }
+    Ok(out)
+}
+
+async fn check_patients(
+    ctx: &Ctx,
+    hospitals: &HashSet<HospitalId>,
+    users: &HashSet<UserId>,
+    report: &mut Report,
+) -> Result<()> {
+    let history = statuses_in_history(ctx).await?;
+    let mut cursor = ctx.repos.patients.scan().await?;
+    while let Some(p) = cursor.try_next().await? {
+        report.patients += 1;
+        let (created, statuses) = history.get(&p.id).cloned().unwrap_or_default();
+        if !created {
+            report.violations.push(violation(
+                "missing_history",
+                format!("patient {} has no create entry in its history", p.id),
+                false,
+            ));
+        }
+        let reached: HashSet<&str> = p.reached.iter().map(|s| s.as_str()).collect();
+        for s in &statuses {
+            if !reached.contains(s.as_str()) {
+                report.violations.push(violation(
+                    "reached_mismatch",
+                    format!("patient {}: history shows {s}, reached does not", p.id),
+                    false,
+                ));
+            }
+        }
+        if p.completed_at.is_some() != reached.contains(TreatmentStatus::Completed.as_str()) {
+            report.violations.push(violation(
+                "completed_at_mismatch",
+                format!("patient {}: completed_at and reached disagree", p.id),
+                false,
+            ));
+        }
+        if let Some(h) = p.hospital_id.filter(|h| !hospitals.contains(h)) {
+            report.violations.push(violation(
+                "missing_hospital",
+                format!(
+                    "patient {} is assigned to hospital {h}, which does not exist",
+                    p.id
+                ),
+                false,
+            ));
+        }
+        let people = [
+            ("assigned_to", p.assigned_to),
+            ("created_by", Some(p.created_by)),
+        ];
+        for (field, user) in people {
+            if let Some(u) = user.filter(|u| !users.contains(u)) {
+                report.violations.push(violation(
+                    "missing_user",
+                    format!(
+                        "patient {}: {field} names user {u}, which does not exist",
+                        p.id
+                    ),
+                    false,
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn check_appointments(
+    ctx: &Ctx,
+    hospitals: &HashSet<HospitalId>,
+    report: &mut Report,
+) -> Result<()> {
+    let mut cursor = ctx.repos.appointments.scan().await?;
+    while let Some(a) = cursor.try_next().await? {
+        if let Some(h) = a.hospital_id.filter(|h| !hospitals.contains(h)) {
+            report.violations.push(violation(
+                "missing_hospital",
+                format!(
+                    "appointment {} names hospital {h}, which does not exist",
+                    a.id
+                ),
+                false,
+            ));
+        }
+    }
+    Ok(())
+}
