@@ -15,7 +15,7 @@ use axum::{
     Json,
 };
 use chrono::{DateTime, Datelike, Days, Months, NaiveDate, Utc};
-use mongodb::bson::{Bson, DateTime as BsonDateTime, Document};
+use mongodb::bson::DateTime as BsonDateTime;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::{IntoParams, ToSchema};
@@ -28,7 +28,7 @@ use crate::{
     error::{AppError, ErrorResponse},
     http::extract::{ApiPath, ApiQuery},
     repo::{
-        reports::{self as pipelines, Clock, Range, AGE_BANDS, AGE_UNKNOWN, FUNNEL},
+        reports::{Clock, PatientCount, Range, AGE_BANDS, AGE_UNKNOWN, STAGES},
         treatments::Period,
     },
     state::AppState,
@@ -275,56 +275,11 @@ fn wants_csv(format: Option<Format>, headers: &HeaderMap) -> bool {
     }
 }
 
-// ---- reading aggregation rows -------------------------------------------
+// ---- shaping rows ----------------------------------------------------------
 
-fn int(d: &Document, key: &str) -> i64 {
-    match d.get(key) {
-        Some(Bson::Int32(v)) => i64::from(*v),
-        Some(Bson::Int64(v)) => *v,
-        Some(Bson::Double(v)) => v.round() as i64,
-        _ => 0,
-    }
-}
-
-fn float(d: &Document, key: &str) -> Option<f64> {
-    match d.get(key) {
-        Some(Bson::Int32(v)) => Some(f64::from(*v)),
-        Some(Bson::Int64(v)) => Some(*v as f64),
-        Some(Bson::Double(v)) => Some(*v),
-        _ => None,
-    }
-}
-
-/// The group key, as a string (the stand-in may return `_id` as a string
-/// where MongoDB returns null for an empty group).
-fn id_str(d: &Document) -> String {
-    match d.get("_id") {
-        Some(Bson::String(s)) => s.clone(),
-        _ => String::new(),
-    }
-}
-
-/// Splits a `a|b|c` key into `n` parts; the last part keeps any `|`.
-fn parts(key: &str, n: usize) -> Vec<String> {
-    let mut v: Vec<String> = key.splitn(n, '|').map(str::to_owned).collect();
-    v.resize(n, String::new());
-    v
-}
-
-fn facet<'a>(rows: &'a [Document], name: &str) -> Vec<&'a Document> {
-    rows.first()
-        .and_then(|d| d.get_array(name).ok())
-        .map(|a| a.iter().filter_map(Bson::as_document).collect())
-        .unwrap_or_default()
-}
-
-fn facet_count(rows: &[Document], name: &str) -> i64 {
-    facet(rows, name).first().map(|d| int(d, "n")).unwrap_or(0)
-}
-
-/// `(key, n)` by `n` descending, then key.
-fn by_count_desc(rows: Vec<&Document>) -> Vec<(String, i64)> {
-    let mut v: Vec<(String, i64)> = rows.iter().map(|r| (id_str(r), int(r, "n"))).collect();
+/// `(group, patients)` by `patients` descending, then group.
+fn by_count_desc(rows: Vec<PatientCount>) -> Vec<(String, i64)> {
+    let mut v: Vec<(String, i64)> = rows.into_iter().map(|r| (r.group, r.patients)).collect();
     v.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     v
 }
@@ -396,20 +351,14 @@ pub fn period_starts(
 }
 
 async fn earnings(state: &AppState, range: Range, g: Granularity) -> Result<Table, AppError> {
-    let rows = state
-        .repos
-        .reports
-        .earnings(pipelines::earnings(range, period_of(g)))
-        .await?;
+    let rows = state.repos.reports.earnings(range, period_of(g)).await?;
     let mut found: HashMap<(NaiveDate, String), (i64, i64)> = HashMap::new();
     let mut currencies = BTreeSet::new();
-    for row in &rows {
-        let key = parts(&id_str(row), 2);
-        let day = NaiveDate::parse_from_str(&key[0], "%Y-%m-%d").map_err(AppError::internal)?;
-        currencies.insert(key[1].clone());
+    for row in rows {
+        currencies.insert(row.currency.clone());
         found.insert(
-            (day, key[1].clone()),
-            (int(row, "amount_minor"), int(row, "treatments")),
+            (row.period_start, row.currency),
+            (row.amount_minor, row.treatments),
         );
     }
     let mut table = Table::new(&[
@@ -455,14 +404,14 @@ async fn by_disease(
     range: Range,
     country: Option<&str>,
 ) -> Result<Table, AppError> {
-    let rows = state
+    let counts = state
         .repos
         .reports
-        .patients(pipelines::patients_by_disease(range, country))
+        .patients_by_disease(range, country)
         .await?;
-    let total = facet_count(&rows, "total");
+    let total = counts.patients;
     let mut table = Table::new(&[col("disease"), col("patients"), col("share")]);
-    for (disease, n) in by_count_desc(facet(&rows, "rows")) {
+    for (disease, n) in by_count_desc(counts.conditions) {
         table.push(vec![Cell::Text(disease), Cell::Int(n), ratio(n, total)]);
     }
     Ok(table)
@@ -476,7 +425,7 @@ async fn by_country(
     let rows = state
         .repos
         .reports
-        .patients(pipelines::patients_by_country(range, country))
+        .patients_by_country(range, country)
         .await?;
     let mut table = Table::new(&[
         col("country"),
@@ -484,10 +433,10 @@ async fn by_country(
         col("completed"),
         col("completion_rate"),
     ]);
-    for r in &rows {
-        let (n, done) = (int(r, "patients"), int(r, "completed"));
+    for r in rows {
+        let (n, done) = (r.patients, r.completed);
         table.push(vec![
-            Cell::Text(id_str(r)),
+            Cell::Text(r.country),
             Cell::Int(n),
             Cell::Int(done),
             ratio(done, n),
@@ -513,17 +462,17 @@ async fn by_status(
     let rows = state
         .repos
         .reports
-        .patients(pipelines::patients_by_status(range, country))
+        .patients_by_status(range, country)
         .await?;
-    let counts: HashMap<String, i64> = rows
-        .iter()
-        .map(|r| (id_str(r), int(r, "patients")))
+    let counts: HashMap<(String, String), i64> = rows
+        .into_iter()
+        .map(|r| ((r.status, r.treatment_status), r.patients))
         .collect();
     let mut table = Table::new(&[col("status"), col("treatment_status"), col("patients")]);
     for s in STATUSES {
         for t in TREATMENT_STATUSES {
             let n = counts
-                .get(&format!("{s}|{}", t.as_str()))
+                .get(&(s.to_owned(), t.as_str().to_owned()))
                 .copied()
                 .unwrap_or(0);
             table.push(vec![
@@ -545,20 +494,18 @@ async fn by_age(
     let rows = state
         .repos
         .reports
-        .patients(pipelines::patients_by_age(range, country, today))
+        .patients_by_age(range, country, today)
         .await?;
     // country -> band -> patients; "" is every country.
     let mut counts: BTreeMap<String, HashMap<String, i64>> = BTreeMap::new();
     counts.insert(String::new(), HashMap::new());
-    for r in &rows {
-        let key = parts(&id_str(r), 2);
-        let n = int(r, "patients");
-        for c in [String::new(), key[0].clone()] {
+    for r in rows {
+        for c in [String::new(), r.country.clone()] {
             *counts
                 .entry(c)
                 .or_default()
-                .entry(key[1].clone())
-                .or_default() += n;
+                .entry(r.band.clone())
+                .or_default() += r.patients;
         }
     }
     let bands: Vec<&str> = AGE_BANDS
@@ -591,33 +538,35 @@ struct HospitalFigures {
 async fn hospital_performance(state: &AppState, range: Range) -> Result<Table, AppError> {
     let reports = &state.repos.reports;
     let (patients, treatments, ledger, hospitals) = tokio::try_join!(
-        reports.patients(pipelines::hospital_patients(range)),
-        reports.treatments(pipelines::hospital_treatments(range)),
-        reports.earnings(pipelines::hospital_earnings(range)),
+        reports.hospital_patients(range),
+        reports.hospital_treatments(range),
+        reports.hospital_earnings(range),
         state.repos.hospitals.all(),
     )?;
-    let mut figures: HashMap<String, HospitalFigures> = HashMap::new();
-    for r in &patients {
-        let f = figures.entry(id_str(r)).or_default();
-        f.patients = int(r, "patients");
-        let completed = int(r, "completed");
-        f.hours_to_complete = float(r, "hours_to_complete")
+    let mut figures: HashMap<HospitalId, HospitalFigures> = HashMap::new();
+    for r in patients {
+        let Some(id) = r.hospital_id else { continue };
+        let f = figures.entry(id).or_default();
+        f.patients = r.patients;
+        let completed = r.completed;
+        f.hours_to_complete = r
+            .hours_to_complete
             .filter(|_| completed > 0)
             .map(|h| h / completed as f64);
     }
-    for r in &treatments {
-        let key = parts(&id_str(r), 3);
-        let f = figures.entry(key[0].clone()).or_default();
-        *f.by_status.entry(key[1].clone()).or_default() += int(r, "treatments");
-        let money = f.money.entry(key[2].clone()).or_default();
-        if key[1] == "completed" {
-            money.0 += int(r, "cost_minor");
+    for r in treatments {
+        let Some(id) = r.hospital_id else { continue };
+        let f = figures.entry(id).or_default();
+        *f.by_status.entry(r.status.clone()).or_default() += r.treatments;
+        let money = f.money.entry(r.currency).or_default();
+        if r.status == "completed" {
+            money.0 += r.cost_minor;
         }
     }
-    for r in &ledger {
-        let key = parts(&id_str(r), 2);
-        let f = figures.entry(key[0].clone()).or_default();
-        f.money.entry(key[1].clone()).or_default().1 += int(r, "amount_minor");
+    for r in ledger {
+        let Some(id) = r.hospital_id else { continue };
+        let f = figures.entry(id).or_default();
+        f.money.entry(r.currency).or_default().1 += r.amount_minor;
     }
     let mut table = Table::new(&[
         col("hospital_id"),
@@ -635,7 +584,7 @@ async fn hospital_performance(state: &AppState, range: Range) -> Result<Table, A
     ]);
     let empty = HospitalFigures::default();
     for h in &hospitals {
-        let f = figures.get(&h.id.to_string()).unwrap_or(&empty);
+        let f = figures.get(&h.id).unwrap_or(&empty);
         let status = |s: &str| Cell::Int(f.by_status.get(s).copied().unwrap_or(0));
         let head = vec![
             Cell::Text(h.id.to_string()),
@@ -669,11 +618,7 @@ async fn hospital_performance(state: &AppState, range: Range) -> Result<Table, A
 }
 
 async fn treatments_by_type(state: &AppState, range: Range) -> Result<Table, AppError> {
-    let rows = state
-        .repos
-        .reports
-        .treatments(pipelines::treatments_by_type(range))
-        .await?;
+    let rows = state.repos.reports.treatments_by_type(range).await?;
     let mut table = Table::new(&[
         col("treatment_type"),
         col("currency"),
@@ -683,57 +628,44 @@ async fn treatments_by_type(state: &AppState, range: Range) -> Result<Table, App
         money("cost_minor", "cost"),
         money("earnings_minor", "earnings"),
     ]);
-    for r in &rows {
-        let key = parts(&id_str(r), 2);
-        let (kind, currency) = (&key[0], &key[1]);
+    for r in rows {
         table.push(vec![
-            Cell::Text(kind.clone()),
-            Cell::Text(currency.clone()),
-            Cell::Int(int(r, "treatments")),
-            Cell::Int(int(r, "completed")),
-            Cell::Int(int(r, "cancelled")),
-            Cell::Money(int(r, "cost_minor"), currency.clone()),
-            Cell::Money(int(r, "earnings_minor"), currency.clone()),
+            Cell::Text(r.treatment_type),
+            Cell::Text(r.currency.clone()),
+            Cell::Int(r.treatments),
+            Cell::Int(r.completed),
+            Cell::Int(r.cancelled),
+            Cell::Money(r.cost_minor, r.currency.clone()),
+            Cell::Money(r.earnings_minor, r.currency),
         ]);
     }
     Ok(table)
 }
 
 async fn funnel(state: &AppState, range: Range, country: Option<&str>) -> Result<Table, AppError> {
-    let rows = state
-        .repos
-        .reports
-        .patients(pipelines::funnel(range, country))
-        .await?;
-    let stage_names: Vec<&str> = FUNNEL
-        .iter()
-        .chain([&TreatmentStatus::Denied])
-        .map(|s| s.as_str())
-        .collect();
+    let rows = state.repos.reports.funnel(range, country).await?;
+    let stage_names: Vec<&str> = STAGES.iter().map(|s| s.as_str()).collect();
     // country -> stage counts ("" is every country), and denial reasons.
     let mut stages: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     stages.insert(String::new(), vec![0; stage_names.len()]);
-    for r in facet(&rows, "stages") {
-        let counts: Vec<i64> = stage_names.iter().map(|s| int(r, s)).collect();
-        for c in [String::new(), id_str(r)] {
+    for r in &rows.stages {
+        for c in [String::new(), r.country.clone()] {
             let entry = stages
                 .entry(c)
                 .or_insert_with(|| vec![0; stage_names.len()]);
-            for (e, n) in entry.iter_mut().zip(&counts) {
+            for (e, n) in entry.iter_mut().zip(&r.reached) {
                 *e += n;
             }
         }
     }
     let mut reasons: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
-    for r in facet(&rows, "reasons") {
-        let key = parts(&id_str(r), 2);
-        let n = int(r, "patients");
-        for c in [String::new(), key[0].clone()] {
+    for r in &rows.denials {
+        for c in [String::new(), r.country.clone()] {
             *reasons
                 .entry(c)
                 .or_default()
-                .entry(key[1].clone())
-                .or_default() += n;
+                .entry(r.reason.clone())
+                .or_default() += r.patients;
         }
     }
     let mut table = Table::new(&[
@@ -1003,15 +935,6 @@ pub fn clock(now: DateTime<Utc>) -> Clock {
     }
 }
 
-fn monies(rows: &[Document]) -> Vec<Money> {
-    rows.iter()
-        .map(|r| Money {
-            amount_minor: int(r, "amount_minor"),
-            currency: id_str(r),
-        })
-        .collect()
-}
-
 /// The dashboard's figures at `now`: every count and group is issued at
 /// once; only the top hospitals wait, for the currencies they rank in.
 pub async fn figures(
@@ -1021,56 +944,29 @@ pub async fn figures(
 ) -> Result<DashboardResponse, AppError> {
     let clock = clock(now);
     let reports = &state.repos.reports;
-    let counts = pipelines::dashboard_counts(clock, period);
-    let count_all = futures::future::try_join_all(
-        counts
-            .iter()
-            .map(|(_, filter)| reports.count_patients(filter.clone())),
-    );
     let money_range = |from: Option<BsonDateTime>| Range { from, before: None };
     let ranked = period.unwrap_or(money_range(Some(clock.year_start)));
-    let (counted, statuses, countries, diseases, all_time, this_month, this_year, in_range) = tokio::try_join!(
-        count_all,
-        reports.patients(pipelines::dashboard_statuses()),
-        reports.patients(pipelines::dashboard_top_countries(period)),
-        reports.patients(pipelines::dashboard_diseases(period)),
-        reports.earnings(pipelines::earnings_by_currency(Range::default())),
-        reports.earnings(pipelines::earnings_by_currency(money_range(Some(
-            clock.month_start
-        )))),
-        reports.earnings(pipelines::earnings_by_currency(money_range(Some(
-            clock.year_start
-        )))),
-        reports.earnings(pipelines::earnings_by_currency(ranked)),
+    let (counts, statuses, countries, diseases, all_time, this_month, this_year, in_range) = tokio::try_join!(
+        reports.patient_counts(clock, period),
+        reports.treatment_status_counts(),
+        reports.top_countries(period),
+        reports.disease_counts(period),
+        reports.earnings_by_currency(Range::default()),
+        reports.earnings_by_currency(money_range(Some(clock.month_start))),
+        reports.earnings_by_currency(money_range(Some(clock.year_start))),
+        reports.earnings_by_currency(ranked),
     )?;
-    let count = |name: &str| {
-        counts
-            .iter()
-            .zip(&counted)
-            .find(|((n, _), _)| *n == name)
-            .map(|(_, c)| *c as i64)
-    };
-    let ranked_in: Vec<String> = in_range.iter().map(id_str).collect();
     let tops = futures::future::try_join_all(
-        ranked_in
+        in_range
             .iter()
-            .map(|c| reports.earnings(pipelines::top_hospitals(ranked, c))),
+            .map(|m| reports.top_hospitals(ranked, &m.currency)),
     )
     .await?;
-    let mut top: Vec<(HospitalId, Money)> = Vec::new();
-    for (currency, rows) in ranked_in.iter().zip(&tops) {
-        for r in rows {
-            if let Ok(id) = id_str(r).parse::<HospitalId>() {
-                top.push((
-                    id,
-                    Money {
-                        amount_minor: int(r, "amount_minor"),
-                        currency: currency.clone(),
-                    },
-                ));
-            }
-        }
-    }
+    let top: Vec<(HospitalId, Money)> = tops
+        .into_iter()
+        .flatten()
+        .map(|t| (t.hospital_id, t.earnings))
+        .collect();
     let ids: Vec<HospitalId> = top.iter().map(|(id, _)| *id).collect();
     let names: HashMap<HospitalId, String> = if ids.is_empty() {
         HashMap::new()
@@ -1084,10 +980,11 @@ pub async fn figures(
             .map(|h| (h.id, h.name))
             .collect()
     };
-    let statuses: HashMap<String, i64> =
-        statuses.iter().map(|r| (id_str(r), int(r, "n"))).collect();
+    let statuses: HashMap<String, i64> = statuses
+        .into_iter()
+        .map(|r| (r.group, r.patients))
+        .collect();
     let status = |s: TreatmentStatus| statuses.get(s.as_str()).copied().unwrap_or(0);
-    let diseases: Vec<&Document> = diseases.iter().collect();
     Ok(DashboardResponse {
         generated_at: now,
         period: period.map(|r| PeriodBounds {
@@ -1095,10 +992,10 @@ pub async fn figures(
             to: r.before.map(|d| d.to_chrono()),
         }),
         patients: PatientFigures {
-            total: count("total").unwrap_or(0),
-            new_this_week: count("new_this_week").unwrap_or(0),
-            new_this_month: count("new_this_month").unwrap_or(0),
-            new_in_period: count("new_in_period"),
+            total: counts.total,
+            new_this_week: counts.new_this_week,
+            new_this_month: counts.new_this_month,
+            new_in_period: counts.new_in_period,
             by_treatment_status: ByTreatmentStatus {
                 inquiry: status(TreatmentStatus::Inquiry),
                 ready: status(TreatmentStatus::Ready),
@@ -1109,20 +1006,20 @@ pub async fn figures(
             open_inquiries: status(TreatmentStatus::Inquiry),
         },
         follow_ups: FollowUpFigures {
-            due_today: count("follow_ups_due_today").unwrap_or(0),
-            overdue: count("follow_ups_overdue").unwrap_or(0),
+            due_today: counts.follow_ups_due_today,
+            overdue: counts.follow_ups_overdue,
         },
         earnings: EarningsFigures {
-            all_time: monies(&all_time),
-            this_month: monies(&this_month),
-            this_year: monies(&this_year),
-            in_period: period.map(|_| monies(&in_range)),
+            all_time,
+            this_month,
+            this_year,
+            in_period: period.map(|_| in_range),
         },
         top_countries: countries
-            .iter()
+            .into_iter()
             .map(|r| CountryCount {
-                country: id_str(r),
-                patients: int(r, "n"),
+                country: r.group,
+                patients: r.patients,
             })
             .collect(),
         top_diseases: by_count_desc(diseases)

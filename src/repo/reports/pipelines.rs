@@ -1,29 +1,12 @@
-//! Reports and the dashboard: the aggregation pipelines, each built by a pure
-//! function (unit-tested below) and run by [`ReportsRepo`].
-//!
-//! Every pipeline opens with a `$match` on the period field (`created_at`
-//! for patients and treatments, `booked_at` for the ledger) so MongoDB can
-//! use that index. Groups are on one string key (`a|b`) because the stand-in
-//! groups on single expressions only; the caller splits the key. Date tests
-//! inside expressions are made on `$dateToString` strings, which compare the
-//! same on both servers.
+//! The eight period reports' aggregation pipelines, each built by a pure
+//! function (unit-tested below) so its shape can be read and checked
+//! without a server.
 
 use chrono::{Months, NaiveDate};
-use futures::TryStreamExt;
-use mongodb::{
-    bson::{doc, Bson, DateTime, Document},
-    Collection, Database,
-};
+use mongodb::bson::{doc, Bson, Document};
 
-use super::{add_date_range, treatments::Period};
-use crate::{domain::patient::TreatmentStatus, error::Result};
-
-/// A half-open period `[from, before)`; either end may be open.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
-pub struct Range {
-    pub from: Option<DateTime>,
-    pub before: Option<DateTime>,
-}
+use super::{add_date_range, range_match, Range};
+use crate::{domain::patient::TreatmentStatus, repo::treatments::Period};
 
 /// Live (not soft-deleted) patients registered in `range`, optionally from
 /// one country.
@@ -34,12 +17,6 @@ pub fn patients_match(range: Range, country: Option<&str>) -> Document {
     if let Some(c) = country {
         m.insert("country", c);
     }
-    doc! { "$match": m }
-}
-
-fn range_match(field: &str, range: Range) -> Document {
-    let mut m = doc! {};
-    add_date_range(&mut m, field, range.from, range.before);
     doc! { "$match": m }
 }
 
@@ -95,12 +72,21 @@ pub fn reached_expr(stage: TreatmentStatus) -> Document {
     doc! { "$or": any }
 }
 
+/// [`FUNNEL`] then `denied`: the order of a funnel row's stage counts.
+pub const STAGES: [TreatmentStatus; 5] = [
+    FUNNEL[0],
+    FUNNEL[1],
+    FUNNEL[2],
+    FUNNEL[3],
+    TreatmentStatus::Denied,
+];
+
 /// Earnings series: net amount and net treatment count per period start
 /// and currency, from the ledger (reversals are negative entries).
 pub fn earnings(range: Range, period: Period) -> Vec<Document> {
     let mut filter = doc! {};
     add_date_range(&mut filter, "booked_at", range.from, range.before);
-    super::treatments::summary_pipeline(filter, period)
+    crate::repo::treatments::summary_pipeline(filter, period)
 }
 
 /// Patients per condition (a patient with two conditions counts in both,
@@ -288,156 +274,12 @@ pub fn funnel(range: Range, country: Option<&str>) -> Vec<Document> {
     ]
 }
 
-/// The moments the dashboard counts from.
-#[derive(Debug, Clone, Copy)]
-pub struct Clock {
-    /// Midnight UTC today.
-    pub today: DateTime,
-    pub tomorrow: DateTime,
-    /// Monday of this week, midnight UTC.
-    pub week_start: DateTime,
-    pub month_start: DateTime,
-    pub year_start: DateTime,
-}
-
-/// The dashboard is many small queries run together rather than one
-/// `$facet`: each is a count or a `$group` on a plain field, which both
-/// servers answer from indexes (the stand-in runs `$facet` and expression
-/// groups in Python, 30x slower; README notes).
-fn live_since(field: &str, from: Option<DateTime>, before: Option<DateTime>) -> Document {
-    let mut m = doc! { "deleted_at": { "$eq": Bson::Null } };
-    add_date_range(&mut m, field, from, before);
-    m
-}
-
-/// Named patient counts for the dashboard, each a `count` filter.
-pub fn dashboard_counts(clock: Clock, period: Option<Range>) -> Vec<(&'static str, Document)> {
-    let mut counts = vec![
-        ("total", live_since("created_at", None, None)),
-        (
-            "new_this_week",
-            live_since("created_at", Some(clock.week_start), None),
-        ),
-        (
-            "new_this_month",
-            live_since("created_at", Some(clock.month_start), None),
-        ),
-        (
-            "follow_ups_due_today",
-            live_since("next_follow_up", Some(clock.today), Some(clock.tomorrow)),
-        ),
-        (
-            "follow_ups_overdue",
-            live_since("next_follow_up", None, Some(clock.today)),
-        ),
-    ];
-    if let Some(r) = period {
-        counts.push(("new_in_period", live_since("created_at", r.from, r.before)));
-    }
-    counts
-}
-
-/// Live patients per treatment status.
-pub fn dashboard_statuses() -> Vec<Document> {
-    vec![
-        doc! { "$match": live_since("created_at", None, None) },
-        doc! { "$group": { "_id": "$treatment_status", "n": { "$sum": 1 } } },
-    ]
-}
-
-/// The five countries with the most live patients (registered in `period`).
-pub fn dashboard_top_countries(period: Option<Range>) -> Vec<Document> {
-    let r = period.unwrap_or_default();
-    vec![
-        doc! { "$match": live_since("created_at", r.from, r.before) },
-        doc! { "$group": { "_id": "$country", "n": { "$sum": 1 } } },
-        doc! { "$sort": { "n": -1, "_id": 1 } },
-        doc! { "$limit": 5 },
-    ]
-}
-
-/// Live patients per condition (registered in `period`). No `$sort` or
-/// `$limit`: the stand-in ignores a `$sort` after `$unwind` and `$group`,
-/// so the caller ranks the (few) conditions and keeps five.
-pub fn dashboard_diseases(period: Option<Range>) -> Vec<Document> {
-    let r = period.unwrap_or_default();
-    vec![
-        doc! { "$match": live_since("created_at", r.from, r.before) },
-        doc! { "$unwind": "$medical_history_lower" },
-        doc! { "$group": { "_id": "$medical_history_lower", "n": { "$sum": 1 } } },
-    ]
-}
-
-/// Net ledger earnings per currency booked in `range`.
-pub fn earnings_by_currency(range: Range) -> Vec<Document> {
-    vec![
-        range_match("booked_at", range),
-        doc! { "$group": { "_id": "$currency", "amount_minor": { "$sum": "$amount_minor" } } },
-        doc! { "$sort": { "_id": 1 } },
-    ]
-}
-
-/// The five hospitals with the most net earnings in `currency` in `range`.
-pub fn top_hospitals(range: Range, currency: &str) -> Vec<Document> {
-    let mut m = doc! { "currency": currency };
-    add_date_range(&mut m, "booked_at", range.from, range.before);
-    vec![
-        doc! { "$match": m },
-        doc! { "$group": { "_id": "$hospital_id", "amount_minor": { "$sum": "$amount_minor" } } },
-        doc! { "$sort": { "amount_minor": -1, "_id": 1 } },
-        doc! { "$limit": 5 },
-    ]
-}
-
-/// Runs the report pipelines against their collections.
-#[derive(Clone)]
-pub struct ReportsRepo {
-    patients: Collection<Document>,
-    treatments: Collection<Document>,
-    earnings: Collection<Document>,
-}
-
-impl ReportsRepo {
-    pub fn new(db: &Database) -> Self {
-        ReportsRepo {
-            patients: db.collection("patients"),
-            treatments: db.collection("treatments"),
-            earnings: db.collection("earnings"),
-        }
-    }
-
-    async fn run(coll: &Collection<Document>, pipeline: Vec<Document>) -> Result<Vec<Document>> {
-        Ok(coll.aggregate(pipeline).await?.try_collect().await?)
-    }
-
-    pub async fn patients(&self, pipeline: Vec<Document>) -> Result<Vec<Document>> {
-        Self::run(&self.patients, pipeline).await
-    }
-
-    pub async fn treatments(&self, pipeline: Vec<Document>) -> Result<Vec<Document>> {
-        Self::run(&self.treatments, pipeline).await
-    }
-
-    pub async fn earnings(&self, pipeline: Vec<Document>) -> Result<Vec<Document>> {
-        Self::run(&self.earnings, pipeline).await
-    }
-
-    /// Patients matching `filter`, by the `count` command.
-    pub async fn count_patients(&self, filter: Document) -> Result<u64> {
-        Ok(crate::db::count(&self.patients, filter).await?)
-    }
-}
-
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use mongodb::bson::DateTime;
 
-    fn range() -> Range {
-        Range {
-            from: Some(DateTime::from_millis(1_000)),
-            before: Some(DateTime::from_millis(2_000)),
-        }
-    }
+    use super::*;
+    use crate::repo::reports::testing::{range, stage_names};
 
     /// The leading `$match` bounds the period field with `$and` clauses and
     /// excludes soft-deleted patients.
@@ -453,12 +295,6 @@ mod tests {
             &doc! { field: { "$lt": DateTime::from_millis(2_000) } }
         );
         assert_eq!(m.contains_key("deleted_at"), live);
-    }
-
-    fn stage_names(p: &[Document]) -> Vec<String> {
-        p.iter()
-            .map(|s| s.keys().next().cloned().unwrap_or_default())
-            .collect()
     }
 
     #[test]
@@ -584,65 +420,5 @@ mod tests {
             g.get_document("earnings_minor").expect("earnings"),
             &doc! { "$sum": { "$cond": [ { "$eq": ["$status", "completed"] }, "$earnings.amount_minor", 0 ] } }
         );
-    }
-
-    #[test]
-    fn the_dashboard_queries_are_counts_and_plain_groups() {
-        let d = |y, m, day| {
-            DateTime::from_chrono(
-                NaiveDate::from_ymd_opt(y, m, day)
-                    .expect("date")
-                    .and_hms_opt(0, 0, 0)
-                    .expect("time")
-                    .and_utc(),
-            )
-        };
-        let clock = Clock {
-            today: d(2026, 11, 23),
-            tomorrow: d(2026, 11, 24),
-            week_start: d(2026, 11, 23),
-            month_start: d(2026, 11, 1),
-            year_start: d(2026, 1, 1),
-        };
-        let counts = dashboard_counts(clock, None);
-        let names: Vec<&str> = counts.iter().map(|(n, _)| *n).collect();
-        assert_eq!(
-            names,
-            [
-                "total",
-                "new_this_week",
-                "new_this_month",
-                "follow_ups_due_today",
-                "follow_ups_overdue"
-            ]
-        );
-        assert_eq!(
-            counts[4].1,
-            doc! { "deleted_at": { "$eq": Bson::Null },
-            "$and": [ { "next_follow_up": { "$lt": d(2026, 11, 23) } } ] }
-        );
-        assert_eq!(dashboard_counts(clock, Some(range())).len(), 6);
-        // Groups on plain fields, no expressions.
-        for p in [
-            dashboard_statuses(),
-            dashboard_top_countries(None),
-            dashboard_diseases(None),
-        ] {
-            let g = p
-                .iter()
-                .find_map(|s| s.get_document("$group").ok())
-                .expect("group");
-            assert!(g.get_str("_id").is_ok(), "{g}");
-        }
-        let top = top_hospitals(range(), "EUR");
-        assert_eq!(
-            top[0]
-                .get_document("$match")
-                .expect("match")
-                .get_str("currency")
-                .ok(),
-            Some("EUR")
-        );
-        assert_eq!(stage_names(&top), ["$match", "$group", "$sort", "$limit"]);
     }
 }
