@@ -29,7 +29,6 @@ pub struct AppState {
     pub principals: PrincipalCache,
     pub permissions: PermissionCache,
     pub auth_rate_limit: RateLimiter,
-    pub dashboard: crate::http::routes::reports::DashboardCache,
     /// Writes finished after the response (audit events); shutdown waits
     /// for them.
     pub background: tokio_util::task::TaskTracker,
@@ -50,7 +49,6 @@ impl AppState {
                 config.auth_rate_limit_per_minute,
                 Duration::from_secs(60),
             ),
-            dashboard: Default::default(),
             background: tokio_util::task::TaskTracker::new(),
             db,
             config,

@@ -24,7 +24,6 @@ use healthcrm::{
         PatientId, UserId,
     },
     error::AppError,
-    http::routes::reports::cached_figures,
     repo::{
         audit::AuditEvent,
         patients::{PatientFilter, PatientSort},
@@ -383,7 +382,7 @@ async fn run(args: Args) -> Result<(), String> {
         let direct = bench::measure_fn(c, dash_n, move |_| {
             let st = st.clone();
             async move {
-                cached_figures(&st, None).await?;
+                workflow::reports::dashboard(&st.workflows, None).await?;
                 audited(&st, admin, "/api/v1/dashboard", None).await
             }
         })

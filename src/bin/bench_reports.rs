@@ -12,7 +12,7 @@ use std::process::ExitCode;
 use healthcrm::{
     bench::{self, cli, data, ms},
     domain::{patient::Patient, treatment::Treatment},
-    http::routes::reports::REPORTS,
+    workflow::reports::REPORTS,
 };
 use mongodb::bson::doc;
 use rand::{rngs::StdRng, SeedableRng};

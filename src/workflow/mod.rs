@@ -15,6 +15,7 @@ pub mod history;
 pub mod hospitals;
 pub mod idempotency;
 pub mod patients;
+pub mod reports;
 pub mod treatments;
 pub mod tx;
 pub mod users;
@@ -65,6 +66,8 @@ pub struct Ctx {
     pub clock: Clock,
     pub faults: Faults,
     pub gate: tx::Gate,
+    /// Shared by every clone, so all requests reuse the same figures.
+    pub dashboard: reports::DashboardCache,
 }
 
 impl Ctx {
@@ -75,6 +78,7 @@ impl Ctx {
             clock: Clock::system(),
             faults: Faults::default(),
             gate: tx::Gate::new(db.client().clone(), config.transaction_gate),
+            dashboard: reports::DashboardCache::default(),
             config,
         }
     }

@@ -1,0 +1,179 @@
+//! Reports and the dashboard: which reports there are, the rules on their
+//! parameters, and each report laid out as a flat [`Table`] from the
+//! repository's typed rows (zero-filled where a chart needs every period
+//! or group); the dashboard's figures and their cache.
+//!
+//! The HTTP layer parses the request, calls [`report`] or [`dashboard`]
+//! and writes the result as JSON or CSV; nothing here knows the format.
+
+pub mod calendar;
+pub mod dashboard;
+pub mod patients;
+pub mod table;
+pub mod treatments;
+
+use chrono::{DateTime, Utc};
+
+use super::Ctx;
+use crate::{
+    domain::iso,
+    error::{AppError, Result},
+};
+
+pub use crate::repo::reports::{PatientCount, PatientCounts, Range};
+pub use calendar::{period_start, period_starts, Granularity};
+pub use dashboard::{
+    dashboard, figures, Dashboard, DashboardCache, Earnings, RankedHospital, StatusCounts,
+};
+pub use table::{Cell, Column, Table};
+
+/// The report names `/reports/{name}` serves.
+pub const REPORTS: [&str; 8] = [
+    "earnings",
+    "patients-by-disease",
+    "patients-by-country",
+    "patients-by-status",
+    "patients-by-age",
+    "hospital-performance",
+    "treatments-by-type",
+    "funnel",
+];
+
+/// One of [`REPORTS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Earnings,
+    PatientsByDisease,
+    PatientsByCountry,
+    PatientsByStatus,
+    PatientsByAge,
+    HospitalPerformance,
+    TreatmentsByType,
+    Funnel,
+}
+
+impl Kind {
+    const ALL: [Kind; 8] = [
+        Kind::Earnings,
+        Kind::PatientsByDisease,
+        Kind::PatientsByCountry,
+        Kind::PatientsByStatus,
+        Kind::PatientsByAge,
+        Kind::HospitalPerformance,
+        Kind::TreatmentsByType,
+        Kind::Funnel,
+    ];
+
+    pub fn name(self) -> &'static str {
+        REPORTS[self as usize]
+    }
+
+    /// The report called `name`; any other name is a 404 that lists them.
+    pub fn from_name(name: &str) -> Result<Kind> {
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.name() == name)
+            .ok_or_else(|| {
+                AppError::NotFound(format!(
+                    "no report named {name:?}; reports: {}",
+                    REPORTS.join(", ")
+                ))
+            })
+    }
+
+    /// The reports that count patients, and so can narrow to a country.
+    fn per_patient(self) -> bool {
+        matches!(
+            self,
+            Kind::PatientsByDisease
+                | Kind::PatientsByCountry
+                | Kind::PatientsByStatus
+                | Kind::PatientsByAge
+                | Kind::Funnel
+        )
+    }
+}
+
+/// What to report on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportRequest {
+    pub kind: Kind,
+    pub range: Range,
+    /// `earnings` only; a month when absent.
+    pub granularity: Option<Granularity>,
+    /// The patient reports and the funnel only: ISO 3166-1 alpha-2.
+    pub country: Option<String>,
+}
+
+/// A report, ready to be written in any format.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Report {
+    pub kind: Kind,
+    pub range: Range,
+    pub generated_at: DateTime<Utc>,
+    pub table: Table,
+}
+
+fn check(req: &ReportRequest) -> Result<()> {
+    if let Some(c) = &req.country {
+        if !iso::is_country(c) {
+            return Err(AppError::BadRequest(
+                "country must be an ISO 3166-1 alpha-2 code such as DE".into(),
+            ));
+        }
+    }
+    if req.granularity.is_some() && req.kind != Kind::Earnings {
+        return Err(AppError::BadRequest(
+            "granularity applies to the earnings report only".into(),
+        ));
+    }
+    if req.country.is_some() && !req.kind.per_patient() {
+        return Err(AppError::BadRequest(
+            "country applies to the patient reports and the funnel only".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// Builds the report `req` asks for, after checking that its parameters
+/// apply to it.
+pub async fn report(ctx: &Ctx, req: ReportRequest) -> Result<Report> {
+    check(&req)?;
+    let (range, country) = (req.range, req.country.as_deref());
+    let table = match req.kind {
+        Kind::Earnings => {
+            let g = req.granularity.unwrap_or(Granularity::Month);
+            treatments::earnings(ctx, range, g).await
+        }
+        Kind::PatientsByDisease => patients::by_disease(ctx, range, country).await,
+        Kind::PatientsByCountry => patients::by_country(ctx, range, country).await,
+        Kind::PatientsByStatus => patients::by_status(ctx, range, country).await,
+        Kind::PatientsByAge => patients::by_age(ctx, range, country, ctx.clock.today()).await,
+        Kind::HospitalPerformance => treatments::hospital_performance(ctx, range).await,
+        Kind::TreatmentsByType => treatments::treatments_by_type(ctx, range).await,
+        Kind::Funnel => patients::funnel(ctx, range, country).await,
+    }?;
+    Ok(Report {
+        kind: req.kind,
+        range,
+        generated_at: ctx.clock.now(),
+        table,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_report_name_is_one_kind() {
+        for (kind, name) in Kind::ALL.into_iter().zip(REPORTS) {
+            assert_eq!(kind.name(), name);
+            assert_eq!(Kind::from_name(name).ok(), Some(kind));
+        }
+        assert!(matches!(
+            Kind::from_name("nope"),
+            Err(AppError::NotFound(_))
+        ));
+    }
+}
