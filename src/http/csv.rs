@@ -2,97 +2,112 @@
 //! money in major units, and text that a spreadsheet would run as a
 //! formula defused; the body is encoded as the client reads it.
 
-use axum::body::Body;
+use std::borrow::Cow;
+
+use axum::body::{Body, Bytes};
+// `::csv`: the crate, not this module of the same name.
+use ::csv::{QuoteStyle, Terminator, Writer, WriterBuilder};
 
 use crate::{
     domain::iso,
-    workflow::reports::{Cell, Table},
+    workflow::reports::{Cell, Column, Table},
 };
 
-fn cell_csv(cell: &Cell, out: &mut String) {
-    match cell {
-        Cell::Null => {}
-        Cell::Text(s) => csv_text(s, out),
-        Cell::Int(n) => out.push_str(&n.to_string()),
-        Cell::Decimal(x) => out.push_str(&x.to_string()),
-        Cell::Date(d) => out.push_str(&d.format("%Y-%m-%d").to_string()),
-        Cell::Money(minor, currency) => out.push_str(&iso::format_major(*minor, currency)),
-    }
+/// Rows encoded per chunk of the body.
+const BATCH: usize = 256;
+
+fn writer() -> Writer<Vec<u8>> {
+    WriterBuilder::new()
+        .terminator(Terminator::CRLF)
+        .quote_style(QuoteStyle::Necessary)
+        // The writer quotes a field only when it holds a special byte, and
+        // the `'` that `guard` adds must sit inside quotes (a quoted cell is
+        // read as text). Declaring `'` the comment byte makes it special:
+        // the writer then quotes any field holding one, as documented for
+        // `comment`. Other text with an apostrophe is quoted too, which
+        // reads back the same.
+        .comment(Some(b'\''))
+        .from_writer(Vec::new())
 }
 
-/// RFC 4180 quoting. Text that a spreadsheet would run as a formula
-/// (`=`, `+`, `-`, `@`, tab, CR first) gets a leading `'`: these cells hold
-/// what patients and staff typed.
-fn csv_text(s: &str, out: &mut String) {
-    let guarded = matches!(s.chars().next(), Some('=' | '+' | '-' | '@' | '\t' | '\r'));
-    let quote = guarded || s.contains([',', '"', '\r', '\n']);
-    if quote {
-        out.push('"');
-    }
-    if guarded {
-        out.push('\'');
-    }
-    if quote {
-        out.push_str(&s.replace('"', "\"\""));
-        out.push('"');
+/// Text that a spreadsheet would run as a formula (`=`, `+`, `-`, `@`,
+/// tab, CR first) gets a leading `'`: these cells hold what patients and
+/// staff typed.
+fn guard(s: &str) -> Cow<'_, str> {
+    if matches!(s.chars().next(), Some('=' | '+' | '-' | '@' | '\t' | '\r')) {
+        Cow::Owned(format!("'{s}"))
     } else {
-        out.push_str(s);
+        Cow::Borrowed(s)
     }
 }
 
-fn csv_line(cells: impl Iterator<Item = impl FnOnce(&mut String)>, out: &mut String) {
-    for (i, write) in cells.enumerate() {
-        if i > 0 {
-            out.push(',');
+fn field(cell: &Cell) -> Cow<'_, str> {
+    match cell {
+        Cell::Null => Cow::Borrowed(""),
+        Cell::Text(s) => guard(s),
+        Cell::Int(n) => Cow::Owned(n.to_string()),
+        Cell::Decimal(x) => Cow::Owned(x.to_string()),
+        Cell::Date(d) => Cow::Owned(d.format("%Y-%m-%d").to_string()),
+        Cell::Money(minor, currency) => Cow::Owned(iso::format_major(*minor, currency)),
+    }
+}
+
+/// Encodes each of `records` as one CSV line.
+fn encode<'a>(
+    records: impl IntoIterator<Item = impl IntoIterator<Item = Cow<'a, str>>>,
+) -> Result<Bytes, ::csv::Error> {
+    let mut w = writer();
+    for record in records {
+        for f in record {
+            w.write_field(f.as_bytes())?;
         }
-        write(out);
+        // An empty record ends the one the fields above began.
+        w.write_record(None::<&[u8]>)?;
     }
-    out.push_str("\r\n");
+    let out = w.into_inner().map_err(|e| e.into_error())?;
+    Ok(Bytes::from(out))
 }
 
-/// The CSV body, encoded a batch of rows at a time as the client reads.
+fn header(columns: &[Column]) -> Result<Bytes, ::csv::Error> {
+    encode([columns.iter().map(|c| guard(c.csv))])
+}
+
+fn rows(rows: &[Vec<Cell>]) -> Result<Bytes, ::csv::Error> {
+    encode(rows.iter().map(|row| row.iter().map(field)))
+}
+
+/// The CSV body: the header, then `BATCH` rows at a time, each batch
+/// encoded only when the client is ready for it.
 pub fn body(table: Table) -> Body {
-    const BATCH: usize = 256;
     let stream = futures::stream::unfold((table, None::<usize>), |(table, next)| async move {
-        let mut out = String::new();
-        let start = match next {
-            None => {
-                csv_line(
-                    table
-                        .columns
-                        .iter()
-                        .map(|c| move |o: &mut String| csv_text(c.csv, o)),
-                    &mut out,
-                );
-                0
-            }
+        let (chunk, start) = match next {
+            None => (header(&table.columns), 0),
             Some(i) if i >= table.rows.len() => return None,
             Some(i) => {
-                for row in &table.rows[i..(i + BATCH).min(table.rows.len())] {
-                    csv_line(
-                        row.iter().map(|c| move |o: &mut String| cell_csv(c, o)),
-                        &mut out,
-                    );
-                }
-                i + BATCH
+                let end = (i + BATCH).min(table.rows.len());
+                (rows(&table.rows[i..end]), end)
             }
         };
-        Some((
-            Ok::<_, std::convert::Infallible>(bytes_of(out)),
-            (table, Some(start)),
-        ))
+        if let Err(e) = &chunk {
+            // The response has begun, so the client sees a cut-off body.
+            tracing::error!(error = %e, "a CSV body could not be encoded");
+        }
+        Some((chunk, (table, Some(start))))
     });
     Body::from_stream(stream)
-}
-
-fn bytes_of(s: String) -> axum::body::Bytes {
-    axum::body::Bytes::from(s)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::workflow::reports::table::{col, money};
+
+    /// One cell as its CSV line would hold it.
+    fn csv_text(s: &str, out: &mut String) {
+        let line = rows(&[vec![Cell::Text(s.into())]]).expect("encoded");
+        let line = String::from_utf8(line.to_vec()).expect("utf8");
+        out.push_str(line.strip_suffix("\r\n").expect("a CRLF line end"));
+    }
 
     #[test]
     fn csv_quotes_per_rfc_4180_and_defuses_formulas() {
@@ -113,9 +128,23 @@ mod tests {
             out,
             "plain|\"a,b\"|\"say \"\"hi\"\"\"|\"two\nlines\"|\"'=1+1\"|\"'-3\"|\"'@x\"|"
         );
-        let mut money = String::new();
-        cell_csv(&Cell::Money(-125_050, "EUR".into()), &mut money);
-        assert_eq!(money, "-1250.50");
+        let money = Cell::Money(-125_050, "EUR".into());
+        assert_eq!(field(&money), "-1250.50");
+    }
+
+    #[test]
+    fn what_is_written_reads_back_with_only_the_guard_added() {
+        let texts = ["Crohn's disease", "=HYPERLINK(\"x\")", "a\r\nb", "", "+1"];
+        let line =
+            rows(&[texts.iter().map(|t| Cell::Text((*t).into())).collect()]).expect("encoded");
+        let mut reader = ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            .from_reader(&line[..]);
+        let record = reader.records().next().expect("a record").expect("valid");
+        assert_eq!(
+            record.iter().collect::<Vec<_>>(),
+            ["Crohn's disease", "'=HYPERLINK(\"x\")", "a\r\nb", "", "'+1"]
+        );
     }
 
     #[tokio::test]
