@@ -45,6 +45,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 // ---- request -------------------------------------------------------------
 
+/// `?granularity=` as sent; [`reports::Granularity`] is what the report uses.
 #[derive(Debug, Clone, Copy, Deserialize, ToSchema, PartialEq)]
 #[serde(rename_all = "lowercase")]
 pub enum Granularity {
