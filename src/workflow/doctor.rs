@@ -94,7 +94,7 @@ async fn check_ledger(
     hospitals: &HashSet<HospitalId>,
     report: &mut Report,
 ) -> Result<Vec<Treatment>> {
-    let mut booked: HashMap<(TreatmentId, EntryKind), (i64, String, usize)> = HashMap::new();
+    let mut booked = Booked::new();
     let mut entries = ctx.repos.treatments.scan_ledger().await?;
     while let Some(e) = entries.try_next().await? {
         let slot = booked
@@ -119,62 +119,7 @@ async fn check_ledger(
                 false,
             ));
         }
-        let due = treatments::entries_due(&t);
-        let mut lacking = false;
-        for entry in &due {
-            match booked.get(&(t.id, entry.kind)) {
-                None => {
-                    lacking = true;
-                    let kind = match entry.kind {
-                        EntryKind::Credit => "missing_credit",
-                        EntryKind::Reversal => "missing_reversal",
-                    };
-                    report.violations.push(violation(
-                        kind,
-                        format!(
-                            "treatment {} is {} but has no {}",
-                            t.id,
-                            t.status.as_str(),
-                            crate::repo::treatments::kind_str(entry.kind)
-                        ),
-                        true,
-                    ));
-                }
-                Some((sum, currency, n))
-                    if *sum != entry.amount_minor || *currency != entry.currency || *n != 1 =>
-                {
-                    report.violations.push(violation(
-                        "ledger_mismatch",
-                        format!(
-                            "treatment {}: {} entries of {} {currency} booked as {}, expected one of {} {}",
-                            t.id,
-                            n,
-                            sum,
-                            crate::repo::treatments::kind_str(entry.kind),
-                            entry.amount_minor,
-                            entry.currency
-                        ),
-                        false,
-                    ));
-                }
-                Some(_) => {}
-            }
-        }
-        for kind in [EntryKind::Credit, EntryKind::Reversal] {
-            if booked.contains_key(&(t.id, kind)) && !due.iter().any(|e| e.kind == kind) {
-                report.violations.push(violation(
-                    "unexpected_entry",
-                    format!(
-                        "treatment {} is {} but has a {}",
-                        t.id,
-                        t.status.as_str(),
-                        crate::repo::treatments::kind_str(kind)
-                    ),
-                    false,
-                ));
-            }
-        }
-        if lacking {
+        if check_entries(&t, &booked, report) {
             short.push(t);
         }
     }
@@ -191,6 +136,69 @@ async fn check_ledger(
         }
     }
     Ok(short)
+}
+
+/// Ledger entries booked per (treatment, kind): their sum, currency, count.
+type Booked = HashMap<(TreatmentId, EntryKind), (i64, String, usize)>;
+
+/// Checks one treatment's entries; true when some are missing.
+fn check_entries(t: &Treatment, booked: &Booked, report: &mut Report) -> bool {
+    let due = treatments::entries_due(t);
+    let mut lacking = false;
+    for entry in &due {
+        match booked.get(&(t.id, entry.kind)) {
+            None => {
+                lacking = true;
+                let kind = match entry.kind {
+                    EntryKind::Credit => "missing_credit",
+                    EntryKind::Reversal => "missing_reversal",
+                };
+                report.violations.push(violation(
+                    kind,
+                    format!(
+                        "treatment {} is {} but has no {}",
+                        t.id,
+                        t.status.as_str(),
+                        crate::repo::treatments::kind_str(entry.kind)
+                    ),
+                    true,
+                ));
+            }
+            Some((sum, currency, n))
+                if *sum != entry.amount_minor || *currency != entry.currency || *n != 1 =>
+            {
+                report.violations.push(violation(
+                    "ledger_mismatch",
+                    format!(
+                        "treatment {}: {} entries of {} {currency} booked as {}, expected one of {} {}",
+                        t.id,
+                        n,
+                        sum,
+                        crate::repo::treatments::kind_str(entry.kind),
+                        entry.amount_minor,
+                        entry.currency
+                    ),
+                    false,
+                ));
+            }
+            Some(_) => {}
+        }
+    }
+    for kind in [EntryKind::Credit, EntryKind::Reversal] {
+        if booked.contains_key(&(t.id, kind)) && !due.iter().any(|e| e.kind == kind) {
+            report.violations.push(violation(
+                "unexpected_entry",
+                format!(
+                    "treatment {} is {} but has a {}",
+                    t.id,
+                    t.status.as_str(),
+                    crate::repo::treatments::kind_str(kind)
+                ),
+                false,
+            ));
+        }
+    }
+    lacking
 }
 
 /// The treatment statuses each patient's history says they reached.

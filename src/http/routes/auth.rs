@@ -173,28 +173,21 @@ pub async fn login(
         .await?
     else {
         state.hasher.verify_dummy(&password).await?;
-        ctx.record(
-            &state,
-            ctx.event("auth.login_failed", None, 401, vec![], None),
-        )
-        .await;
+        let event = ctx.event("auth.login_failed", None, 401, vec![], None);
+        ctx.record(&state, event).await;
         return Err(invalid_credentials());
     };
     if let Some(until) = user.locked_until(state.config.lockout_duration, DateTime::now()) {
-        ctx.record(
+        let until = until.try_to_rfc3339_string().unwrap_or_default();
+        return refuse(
             &state,
-            ctx.event(
-                "auth.login_locked",
-                None,
-                423,
-                vec![user.id.to_string()],
-                None,
-            ),
+            &ctx,
+            &user,
+            "auth.login_locked",
+            423,
+            AppError::AccountLocked { until },
         )
         .await;
-        return Err(AppError::AccountLocked {
-            until: until.try_to_rfc3339_string().unwrap_or_default(),
-        });
     }
     if !state.hasher.verify(&password, &hash).await? {
         state
@@ -202,48 +195,46 @@ pub async fn login(
             .users
             .record_failed_login(user.id, state.config.lockout_threshold)
             .await?;
-        ctx.record(
+        return refuse(
             &state,
-            ctx.event(
-                "auth.login_failed",
-                None,
-                401,
-                vec![user.id.to_string()],
-                None,
-            ),
+            &ctx,
+            &user,
+            "auth.login_failed",
+            401,
+            invalid_credentials(),
         )
         .await;
-        return Err(invalid_credentials());
     }
     if !user.active {
-        ctx.record(
-            &state,
-            ctx.event(
-                "auth.login_inactive",
-                None,
-                403,
-                vec![user.id.to_string()],
-                None,
-            ),
-        )
-        .await;
-        return Err(AppError::Forbidden("the account is deactivated".into()));
+        let error = AppError::Forbidden("the account is deactivated".into());
+        return refuse(&state, &ctx, &user, "auth.login_inactive", 403, error).await;
     }
     state.repos.users.record_successful_login(user.id).await?;
     let pair = issue_pair(&state, &user, &refresh::new_family()).await?;
     let actor = Principal::from(&user);
-    ctx.record(
-        &state,
-        ctx.event(
-            "auth.login",
-            Some(&actor),
-            200,
-            vec![user.id.to_string()],
-            None,
-        ),
-    )
-    .await;
+    let event = ctx.event(
+        "auth.login",
+        Some(&actor),
+        200,
+        vec![user.id.to_string()],
+        None,
+    );
+    ctx.record(&state, event).await;
     Ok(Json(pair))
+}
+
+/// Records a refused login of `user` and returns its error.
+async fn refuse(
+    state: &AppState,
+    ctx: &AuditCtx,
+    user: &User,
+    action: &str,
+    status: u16,
+    error: AppError,
+) -> Result<Json<TokenResponse>, AppError> {
+    let event = ctx.event(action, None, status, vec![user.id.to_string()], None);
+    ctx.record(state, event).await;
+    Err(error)
 }
 
 /// Exchange a refresh token for a new pair. The presented token is spent;
