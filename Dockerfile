@@ -1,4 +1,4 @@
-# Release build of the server and the seed binary on a slim runtime image.
+# Release build of the server, the seed and the doctor on a slim runtime image.
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
@@ -12,7 +12,7 @@ RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates
     && rm -rf /var/lib/apt/lists/* \
     && useradd --system --uid 10001 healthcrm
 COPY --from=build /src/target/release/healthcrm /usr/local/bin/healthcrm
-COPY --from=build /src/target/release/seed* /usr/local/bin/
+COPY --from=build /src/target/release/seed /src/target/release/doctor /usr/local/bin/
 COPY seeds /app/seeds
 WORKDIR /app
 USER healthcrm
