@@ -69,10 +69,21 @@ async fn doctor_on_start(state: &AppState) -> Result<(), String> {
     let report = workflow::doctor::check(&state.workflows, repair)
         .await
         .map_err(|e| format!("consistency check failed: {e}"))?;
-    for v in &report.violations {
+    // The first few in full, then a count per kind: `doctor` prints them all.
+    for v in report.violations.iter().take(20) {
         tracing::warn!(kind = v.kind, "consistency: {}", v.detail);
     }
-    for r in &report.repaired {
+    if report.violations.len() > 20 {
+        let mut per_kind = std::collections::BTreeMap::<&str, usize>::new();
+        for v in &report.violations {
+            *per_kind.entry(v.kind).or_default() += 1;
+        }
+        tracing::warn!(
+            ?per_kind,
+            "consistency: more violations; the doctor binary lists them"
+        );
+    }
+    for r in report.repaired.iter().take(20) {
         tracing::warn!("consistency: repaired: {r}");
     }
     tracing::info!(

@@ -59,9 +59,18 @@ pub async fn read_key(State(state): State<AppState>, req: Request, next: Next) -
         .extensions
         .get::<OriginalUri>()
         .map_or_else(|| parts.uri.path().to_owned(), |o| o.0.path().to_owned());
+    let fingerprint = match fingerprint(
+        state.config.jwt_secret_bytes(),
+        parts.method.as_str(),
+        &path,
+        &bytes,
+    ) {
+        Ok(f) => f,
+        Err(e) => return e.into_response(),
+    };
     let keyed = KeyedRequest {
         key: String::from_utf8_lossy(key.as_bytes()).into_owned(),
-        fingerprint: fingerprint(parts.method.as_str(), &path, &bytes),
+        fingerprint,
     };
     parts.extensions.insert(keyed);
     next.run(Request::from_parts(parts, Body::from(bytes)))

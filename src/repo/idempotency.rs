@@ -59,13 +59,17 @@ impl IdempotencyRepo {
         Ok(self.coll.find_one(doc! { "_id": id }).await?)
     }
 
-    /// Takes over an abandoned or expired record held by `old_token`;
-    /// `false` when someone else changed it first.
-    pub async fn take_over(&self, old_token: &str, record: &KeyRecord) -> Result<bool> {
-        let res = self
-            .coll
-            .replace_one(doc! { "_id": &record.id, "token": old_token }, record)
-            .await?;
+    /// Takes over an abandoned or expired record, as it was seen (`old`);
+    /// `false` when it changed meanwhile (for instance its request
+    /// finished and stored a response).
+    pub async fn take_over(&self, old: &KeyRecord, record: &KeyRecord) -> Result<bool> {
+        let seen = doc! {
+            "_id": &record.id,
+            "token": &old.token,
+            "state": &old.state,
+            "expires_at": old.expires_at,
+        };
+        let res = self.coll.replace_one(seen, record).await?;
         Ok(res.matched_count == 1)
     }
 

@@ -51,9 +51,10 @@ pub async fn load(ctx: &Ctx, id: AppointmentId) -> Result<Appointment> {
         .find(id)
         .await?
         .ok_or_else(|| AppError::not_found("appointment"))?;
-    patients::load(ctx, a.patient_id)
-        .await
-        .map_err(|_| AppError::not_found("appointment"))?;
+    match patients::load(ctx, a.patient_id).await {
+        Err(AppError::NotFound(_)) => return Err(AppError::not_found("appointment")),
+        other => other?,
+    };
     Ok(a)
 }
 
@@ -130,12 +131,13 @@ async fn log_claimed(
             .insert(tx.session(), &appointment)
             .await?;
         tx.point("appointment.log:insert")?;
+        // Done as soon as the appointment exists (see treatments::record).
+        idempotency::complete(ctx, &mut tx, claim, idem, &appointment).await?;
         record_history(ctx, &mut tx, None, &appointment, "create", actor).await?;
         tx.point("appointment.log:history")?;
         if let Some(date) = appointment.next_follow_up {
             patients::set_next_follow_up(ctx, &mut tx, patient_id, date, actor).await?;
         }
-        idempotency::complete(ctx, &mut tx, claim, idem, &appointment).await?;
         Ok(appointment.clone())
     })
 }

@@ -17,7 +17,7 @@ use mongodb::bson::Bson;
 use super::{treatments, Ctx};
 use crate::{
     domain::{
-        patient::TreatmentStatus,
+        patient::{Patient, TreatmentStatus},
         treatment::{EntryKind, Treatment},
         HospitalId, TreatmentId, UserId,
     },
@@ -48,7 +48,12 @@ pub struct Report {
 impl Report {
     /// Violations the repair did not (or could not) fix.
     pub fn remaining(&self) -> usize {
-        self.violations.len() - self.repaired.len()
+        let fixed = if self.repaired.is_empty() {
+            0
+        } else {
+            self.violations.iter().filter(|v| v.repairable).count()
+        };
+        self.violations.len() - fixed
     }
 }
 
@@ -239,6 +244,12 @@ async fn check_patients(
                 false,
             ));
         }
+        // Patients stored before `reached` existed have none: nothing to
+        // compare (the reports read their current status instead).
+        if p.reached.is_empty() {
+            check_references(&p, hospitals, users, report);
+            continue;
+        }
         let reached: HashSet<&str> = p.reached.iter().map(|s| s.as_str()).collect();
         for s in &statuses {
             if !reached.contains(s.as_str()) {
@@ -256,34 +267,40 @@ async fn check_patients(
                 false,
             ));
         }
-        if let Some(h) = p.hospital_id.filter(|h| !hospitals.contains(h)) {
-            report.violations.push(violation(
-                "missing_hospital",
-                format!(
-                    "patient {} is assigned to hospital {h}, which does not exist",
-                    p.id
-                ),
-                false,
-            ));
-        }
-        let people = [
-            ("assigned_to", p.assigned_to),
-            ("created_by", Some(p.created_by)),
-        ];
-        for (field, user) in people {
-            if let Some(u) = user.filter(|u| !users.contains(u)) {
-                report.violations.push(violation(
-                    "missing_user",
-                    format!(
-                        "patient {}: {field} names user {u}, which does not exist",
-                        p.id
-                    ),
-                    false,
-                ));
-            }
-        }
+        check_references(&p, hospitals, users, report);
     }
     Ok(())
+}
+
+/// The patient's hospital and the staff member it is assigned to exist.
+/// (`created_by` and `updated_by` record who acted, and may name an account
+/// deleted since: that is history, not a broken reference.)
+fn check_references(
+    p: &Patient,
+    hospitals: &HashSet<HospitalId>,
+    users: &HashSet<UserId>,
+    report: &mut Report,
+) {
+    if let Some(h) = p.hospital_id.filter(|h| !hospitals.contains(h)) {
+        report.violations.push(violation(
+            "missing_hospital",
+            format!(
+                "patient {} is assigned to hospital {h}, which does not exist",
+                p.id
+            ),
+            false,
+        ));
+    }
+    if let Some(u) = p.assigned_to.filter(|u| !users.contains(u)) {
+        report.violations.push(violation(
+            "missing_user",
+            format!(
+                "patient {}: assigned_to names user {u}, which does not exist",
+                p.id
+            ),
+            false,
+        ));
+    }
 }
 
 async fn check_appointments(

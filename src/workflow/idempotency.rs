@@ -88,9 +88,18 @@ fn hex_sha256(parts: &[&[u8]]) -> String {
     format!("{:x}", h.finalize())
 }
 
-/// The fingerprint of a request: its method, path and body.
-pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
-    hex_sha256(&[method.as_bytes(), path.as_bytes(), body])
+/// The fingerprint of a request: its method, path and body, keyed with
+/// `key` (HMAC-SHA256). Keyed because a body can hold a password (`POST
+/// /users`): a plain hash kept for a day would let anyone who reads the
+/// collection test guesses offline.
+pub fn fingerprint(key: &[u8], method: &str, path: &str, body: &[u8]) -> Result<String> {
+    use hmac::{Hmac, Mac};
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(key).map_err(AppError::internal)?;
+    for part in [method.as_bytes(), path.as_bytes(), body] {
+        mac.update(&(part.len() as u64).to_be_bytes());
+        mac.update(part);
+    }
+    Ok(format!("{:x}", mac.finalize().into_bytes()))
 }
 
 fn chrono(d: std::time::Duration) -> ChronoDuration {
@@ -145,7 +154,7 @@ pub async fn claim(ctx: &Ctx, actor: UserId, request: Option<&KeyedRequest>) -> 
         }
         let abandoned = existing.state == "running" && existing.lease_until <= now;
         if expired || abandoned {
-            if repo.take_over(&existing.token, &record).await? {
+            if repo.take_over(&existing, &record).await? {
                 return Ok(Claimed::Proceed(Some(held)));
             }
             continue;

@@ -221,8 +221,11 @@ pub async fn register(
     let result = async {
         let patient = build(ctx, actor, input).await?;
         transaction!(ctx, |tx| {
-            insert(ctx, &mut tx, &patient, actor).await?;
+            ctx.repos.patients.insert(tx.session(), &patient).await?;
+            tx.point("patient.register:insert")?;
+            // Done as soon as the patient exists (see treatments::record).
             idempotency::complete(ctx, &mut tx, claim.as_ref(), &idem, &patient).await?;
+            record_created(ctx, &mut tx, &patient, actor).await?;
             Ok(patient.clone())
         })
     }
@@ -234,6 +237,11 @@ pub async fn register(
 pub async fn insert(ctx: &Ctx, tx: &mut Tx, patient: &Patient, actor: UserId) -> Result<()> {
     ctx.repos.patients.insert(tx.session(), patient).await?;
     tx.point("patient.register:insert")?;
+    record_created(ctx, tx, patient, actor).await
+}
+
+/// The `create` history entry of a new patient, in `tx`.
+async fn record_created(ctx: &Ctx, tx: &mut Tx, patient: &Patient, actor: UserId) -> Result<()> {
     history::record(
         ctx,
         tx,

@@ -197,9 +197,10 @@ pub async fn load(ctx: &Ctx, id: TreatmentId) -> Result<Treatment> {
         .find(id)
         .await?
         .ok_or_else(|| AppError::not_found("treatment"))?;
-    patients::load(ctx, t.patient_id)
-        .await
-        .map_err(|_| AppError::not_found("treatment"))?;
+    match patients::load(ctx, t.patient_id).await {
+        Err(AppError::NotFound(_)) => return Err(AppError::not_found("treatment")),
+        other => other?,
+    };
     Ok(t)
 }
 
@@ -269,13 +270,17 @@ async fn record_claimed(
             .insert(tx.session(), &treatment)
             .await?;
         tx.point("treatment.record:insert")?;
+        // The key is done as soon as the treatment exists: a process that
+        // dies later in this transaction (the stand-in keeps its writes)
+        // leaves at most a missing credit, which the doctor books, never a
+        // key a retry could use to record the treatment twice.
+        idempotency::complete(ctx, &mut tx, claim, idem, &treatment).await?;
         record_history(ctx, &mut tx, None, &treatment, "create", actor).await?;
         tx.point("treatment.record:history")?;
         if mark_repeat {
             patients::mark_repeat(ctx, &mut tx, patient_id, actor).await?;
         }
         settle(ctx, &mut tx, &treatment).await?;
-        idempotency::complete(ctx, &mut tx, claim, idem, &treatment).await?;
         Ok(treatment.clone())
     })
 }

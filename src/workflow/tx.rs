@@ -184,12 +184,15 @@ impl Gate {
     }
 
     async fn lock(&self) -> Option<Arc<RwLock<()>>> {
-        self.lock
-            .get_or_init(|| async {
+        let decided = self
+            .lock
+            .get_or_try_init(|| async {
                 let serial = match self.mode {
                     TransactionGate::Serial => true,
                     TransactionGate::Open => false,
-                    TransactionGate::Auto => !isolates(&self.client).await,
+                    // Undecided while the server cannot be asked: the
+                    // caller's own request fails on that anyway.
+                    TransactionGate::Auto => !isolates(&self.client).await?,
                 };
                 if serial {
                     tracing::warn!(
@@ -197,10 +200,10 @@ impl Gate {
                          running them one at a time"
                     );
                 }
-                serial.then(|| Arc::new(RwLock::new(())))
+                Ok::<_, Error>(serial.then(|| Arc::new(RwLock::new(()))))
             })
-            .await
-            .clone()
+            .await;
+        decided.ok().cloned().flatten()
     }
 
     /// Whether transactions run one at a time (decided on first use).
@@ -226,17 +229,13 @@ impl Gate {
 }
 
 /// True for a replica set member or a mongos, as `hello` describes the
-/// server. A failed `hello` counts as isolated: the caller's own request
-/// will report the outage.
-async fn isolates(client: &Client) -> bool {
-    match client
+/// server.
+async fn isolates(client: &Client) -> std::result::Result<bool, Error> {
+    let reply = client
         .database("admin")
         .run_command(doc! { "hello": 1 })
-        .await
-    {
-        Ok(reply) => reply.contains_key("setName") || reply.get_str("msg") == Ok("isdbgrid"),
-        Err(_) => true,
-    }
+        .await?;
+    Ok(reply.contains_key("setName") || reply.get_str("msg") == Ok("isdbgrid"))
 }
 
 fn is_unknown_commit(e: &Error) -> bool {

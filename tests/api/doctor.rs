@@ -98,6 +98,19 @@ async fn a_consistent_database_has_no_violations() {
     let cancelled = treatment(&w, "completed").await;
     cancel(&w, &cancelled).await;
     treatment(&w, "planned").await;
+    // A patient stored before `reached` existed, created by an account
+    // deleted since: history, not a broken reference.
+    let mut legacy = coll(&w, "patients")
+        .find_one(doc! { "_id": &w.patient })
+        .await
+        .expect("find")
+        .expect("patient");
+    legacy.insert("reached", Vec::<String>::new());
+    legacy.insert("created_by", ObjectId::new().to_hex());
+    coll(&w, "patients")
+        .replace_one(doc! { "_id": &w.patient }, legacy)
+        .await
+        .expect("plant");
     assert_eq!(kinds(&w, false).await, (vec![], 0));
 }
 

@@ -115,10 +115,12 @@ async fn plant_claim(app: &TestApp, s: &Session, key: &str, body: &Value, lease_
         id: record_id(s.id, key),
         user_id: s.id,
         fingerprint: fingerprint(
+            app.config.jwt_secret_bytes(),
             "POST",
             "/api/v1/patients",
             &serde_json::to_vec(body).expect("json"),
-        ),
+        )
+        .expect("fingerprint"),
         state: "running".into(),
         token: "someone-else".into(),
         status: None,
