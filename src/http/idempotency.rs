@@ -104,7 +104,13 @@ pub fn created<T>(outcome: Created<T>, fresh: impl FnOnce(T) -> Response) -> Res
     }
 }
 
-fn replayed(Replay { status, body }: Replay) -> Response {
+/// The `id` in a stored response body, if it has one.
+pub fn replayed_id(replay: &Replay) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_str(&replay.body).ok()?;
+    body.get("id")?.as_str().map(str::to_owned)
+}
+
+pub fn replayed(Replay { status, body }: Replay) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     (
         status,

@@ -36,24 +36,28 @@ impl Modify for BearerAuth {
     }
 }
 
+/// An error response in the contract's shape.
+fn error(description: &str) -> utoipa::openapi::Response {
+    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
+    ResponseBuilder::new()
+        .description(description)
+        .content(
+            "application/json",
+            ContentBuilder::new()
+                .schema(Some(Ref::from_schema_name("ErrorResponse")))
+                .build(),
+        )
+        .build()
+}
+
 /// Documents the `Idempotency-Key` header, and the 409 and 422 it can
 /// cause, on every creating POST.
 pub fn document_idempotency(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{
+        header::HeaderBuilder,
         path::{ParameterBuilder, ParameterIn},
         schema::{ObjectBuilder, Type},
-        ContentBuilder, Ref, Required, ResponseBuilder,
-    };
-    let error = |description: &str| {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorResponse")))
-                    .build(),
-            )
-            .build()
+        RefOr, Required,
     };
     for path in super::idempotency::CREATING {
         let Some(op) = doc
@@ -82,6 +86,17 @@ pub fn document_idempotency(doc: &mut utoipa::openapi::OpenApi) {
             ))
             .build();
         op.parameters.get_or_insert_with(Vec::new).push(header);
+        if let Some(RefOr::T(created)) = op.responses.responses.get_mut("201") {
+            created.headers.insert(
+                "idempotent-replayed".to_owned(),
+                HeaderBuilder::new()
+                    .schema(ObjectBuilder::new().schema_type(Type::String))
+                    .description(Some(
+                        "`true` when this is the stored first response to the same key",
+                    ))
+                    .build(),
+            );
+        }
         let responses = &mut op.responses.responses;
         responses.insert(
             "409".to_owned(),
@@ -100,18 +115,6 @@ pub fn document_idempotency(doc: &mut utoipa::openapi::OpenApi) {
 /// operations behind authentication; 413, 415 and 422 on operations with a
 /// request body. Responses an operation documents itself are kept.
 pub fn document_common_errors(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{ContentBuilder, Ref, ResponseBuilder};
-    let error = |description: &str| {
-        ResponseBuilder::new()
-            .description(description)
-            .content(
-                "application/json",
-                ContentBuilder::new()
-                    .schema(Some(Ref::from_schema_name("ErrorResponse")))
-                    .build(),
-            )
-            .build()
-    };
     for (path, item) in doc.paths.paths.iter_mut() {
         if !path.starts_with(super::API_PREFIX) || path == super::OPENAPI_PATH {
             continue;

@@ -68,6 +68,19 @@ impl PermissionsRepo {
         Ok(self.coll.find_one(doc! { "role": role.as_str() }).await?)
     }
 
+    /// A role's rules as the transaction `s` sees them.
+    pub async fn for_role_in(
+        &self,
+        s: &mut ClientSession,
+        role: Role,
+    ) -> Result<Option<RoleRules>> {
+        Ok(self
+            .coll
+            .find_one(doc! { "role": role.as_str() })
+            .session(s)
+            .await?)
+    }
+
     /// Replaces a role's whole rule list (one single-document write).
     pub async fn replace(
         &self,

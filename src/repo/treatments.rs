@@ -159,9 +159,50 @@ impl TreatmentsRepo {
         Ok((items, total))
     }
 
-    /// Runs an aggregation over the ledger.
-    pub async fn aggregate_ledger(&self, pipeline: Vec<Document>) -> Result<Vec<Document>> {
-        Ok(self.ledger.aggregate(pipeline).await?.try_collect().await?)
+    /// Net earnings and net treatment count per period start and currency.
+    pub async fn summary(&self, f: &EarningsFilter, period: Period) -> Result<Vec<SummaryEntry>> {
+        let rows: Vec<Document> = self
+            .ledger
+            .aggregate(summary_pipeline(f.document(), period))
+            .await?
+            .try_collect()
+            .await?;
+        rows.iter().map(SummaryEntry::from_row).collect()
+    }
+}
+
+/// One row of the earnings summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SummaryEntry {
+    pub period_start: chrono::NaiveDate,
+    pub currency: String,
+    pub amount_minor: i64,
+    /// Credits minus reversals.
+    pub treatments: i64,
+}
+
+impl SummaryEntry {
+    /// Reads a `{_id: "YYYY-MM-DD|CUR", amount_minor, treatments}` group.
+    fn from_row(row: &Document) -> Result<SummaryEntry> {
+        let key = row.get_str("_id").map_err(AppError::internal)?;
+        let (day, currency) = key
+            .split_once('|')
+            .ok_or_else(|| AppError::internal(format!("bad summary key {key}")))?;
+        let number = |field: &str| match row.get(field) {
+            Some(mongodb::bson::Bson::Int32(v)) => i64::from(*v),
+            Some(mongodb::bson::Bson::Int64(v)) => *v,
+            // Sums of integers come back as doubles from some servers; they
+            // hold whole minor units well below 2^53.
+            Some(mongodb::bson::Bson::Double(v)) => v.round() as i64,
+            _ => 0,
+        };
+        Ok(SummaryEntry {
+            period_start: chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+                .map_err(AppError::internal)?,
+            currency: currency.to_owned(),
+            amount_minor: number("amount_minor"),
+            treatments: number("treatments"),
+        })
     }
 }
 

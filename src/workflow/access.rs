@@ -88,25 +88,58 @@ pub async fn ensure_admins_remain(ctx: &Ctx, change: AdminChange) -> Result<()> 
 }
 
 /// Sets some of `role`'s rules (adding or replacing per method and path),
-/// refused when no admin could manage permissions afterwards. The stored
-/// rules and the audit event (`audit`, given its details here) are written
-/// together. Returns the role's rules as stored.
+/// refused when no admin could manage permissions afterwards. The rules are
+/// read, merged and written, with the audit event (`audit`, given its
+/// details here), in one transaction: on MongoDB a concurrent change to the
+/// same role conflicts and the merge is redone on fresh rules. Returns the
+/// role's rules as stored.
 pub async fn set_role_rules(
     ctx: &Ctx,
     actor: UserId,
     role: Role,
     rules: &[Rule],
-    mut audit: AuditEvent,
+    audit: AuditEvent,
 ) -> Result<Vec<StoredRule>> {
-    let before = ctx
-        .repos
-        .permissions
-        .for_role(role)
-        .await?
-        .map(|r| r.rules)
-        .unwrap_or_default();
-    let now = ctx.clock.now_bson();
-    let mut after = before.clone();
+    transaction!(ctx, |tx| {
+        let before = ctx
+            .repos
+            .permissions
+            .for_role_in(tx.session(), role)
+            .await?
+            .map(|r| r.rules)
+            .unwrap_or_default();
+        let (after, changes) = merge(before, rules, actor, ctx.clock.now_bson());
+        let mut next = matrix(ctx).await?;
+        next.roles.insert(
+            role,
+            after.iter().map(|r| (r.rule().key(), r.allow)).collect(),
+        );
+        ensure_admins_remain(ctx, AdminChange::Matrix(next)).await?;
+        let mut audit = audit.clone();
+        audit.details = Some(doc! {
+            "role": role.as_str(),
+            "changes": to_bson(&changes).map_err(AppError::internal)?,
+        });
+        ctx.repos
+            .permissions
+            .replace(tx.session(), role, after.clone())
+            .await?;
+        tx.point("permissions.set:replace")?;
+        ctx.repos.audit.record_in(tx.session(), &audit).await?;
+        tx.point("permissions.set:audit")?;
+        Ok(after)
+    })
+}
+
+/// `before` with `rules` set (added, or replacing the rule for the same
+/// method and path), and the changes as `{method, path, before, after}`.
+fn merge(
+    before: Vec<StoredRule>,
+    rules: &[Rule],
+    actor: UserId,
+    now: mongodb::bson::DateTime,
+) -> (Vec<StoredRule>, Vec<mongodb::bson::Document>) {
+    let mut after = before;
     let mut changes = Vec::new();
     for rule in rules {
         let key = rule.key();
@@ -130,24 +163,5 @@ pub async fn set_role_rules(
             None => after.push(stored),
         }
     }
-    let mut next = matrix(ctx).await?;
-    next.roles.insert(
-        role,
-        after.iter().map(|r| (r.rule().key(), r.allow)).collect(),
-    );
-    ensure_admins_remain(ctx, AdminChange::Matrix(next)).await?;
-    audit.details = Some(doc! {
-        "role": role.as_str(),
-        "changes": to_bson(&changes).map_err(AppError::internal)?,
-    });
-    transaction!(ctx, |tx| {
-        ctx.repos
-            .permissions
-            .replace(tx.session(), role, after.clone())
-            .await?;
-        tx.point("permissions.set:replace")?;
-        ctx.repos.audit.record_in(tx.session(), &audit).await?;
-        tx.point("permissions.set:audit")
-    })?;
-    Ok(after)
+    (after, changes)
 }

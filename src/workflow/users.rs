@@ -4,7 +4,7 @@
 //! in one transaction. The guards: nobody deactivates, demotes or deletes
 //! themselves, and some active admin can always manage permissions.
 
-use mongodb::bson::doc;
+use mongodb::bson::{doc, to_bson};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
@@ -127,10 +127,16 @@ pub async fn update(
         bump_token_version: role_changes,
         ..Default::default()
     };
+    let overrides_after = changes
+        .permissions
+        .as_ref()
+        .unwrap_or(&user.permission_overrides);
     audit.details = Some(doc! {
         "role_before": user.role.as_str(),
         "role_after": changes.role.unwrap_or(user.role).as_str(),
         "overrides_changed": changes.permissions.is_some(),
+        "overrides_before": to_bson(&user.permission_overrides).map_err(AppError::internal)?,
+        "overrides_after": to_bson(overrides_after).map_err(AppError::internal)?,
     });
     transaction!(ctx, |tx| {
         let updated = apply(ctx, &mut tx, actor, id, update.clone()).await?;

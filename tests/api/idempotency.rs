@@ -45,6 +45,11 @@ async fn the_same_key_and_body_replays_the_first_response_and_creates_nothing() 
     assert_eq!(again.body, first.body, "byte for byte the first response");
     assert_eq!(count(&app, "patients", doc! {}).await, 1);
     assert_eq!(count(&app, "history", doc! {}).await, 1);
+    // Both responses showed the patient: both are in its access log.
+    app.settle_background().await;
+    let id = first.json()["id"].as_str().expect("id").to_owned();
+    let reads = doc! { "action": "patients.create", "patient_ids": { "$in": [id] } };
+    assert_eq!(count(&app, "audit_events", reads).await, 2);
 }
 
 #[tokio::test]
@@ -298,6 +303,10 @@ async fn the_openapi_document_names_the_header_on_every_creating_post() {
             params
                 .iter()
                 .any(|p| p["name"] == "Idempotency-Key" && p["in"] == "header"),
+            "{path}"
+        );
+        assert!(
+            op["responses"]["201"]["headers"]["idempotent-replayed"].is_object(),
             "{path}"
         );
         assert!(op["responses"]["409"].is_object(), "{path}");

@@ -19,7 +19,7 @@ use crate::{
         dto::{page_request, Page},
         extract::ApiQuery,
     },
-    repo::treatments::{summary_pipeline, EarningsFilter, Period},
+    repo::treatments::{EarningsFilter, Period},
     state::AppState,
 };
 
@@ -150,29 +150,15 @@ pub async fn earnings_summary(
         PeriodParam::Monthly => Period::Month,
         PeriodParam::Yearly => Period::Year,
     };
-    let rows = state
-        .repos
-        .treatments
-        .aggregate_ledger(summary_pipeline(f.document(), period))
-        .await?;
-    let mut out = Vec::with_capacity(rows.len());
-    for row in rows {
-        let key = row.get_str("_id").map_err(AppError::internal)?;
-        let (day, currency) = key
-            .split_once('|')
-            .ok_or_else(|| AppError::internal(format!("bad summary key {key}")))?;
-        let number = |field: &str| match row.get(field) {
-            Some(mongodb::bson::Bson::Int32(v)) => i64::from(*v),
-            Some(mongodb::bson::Bson::Int64(v)) => *v,
-            Some(mongodb::bson::Bson::Double(v)) => *v as i64,
-            _ => 0,
-        };
-        out.push(SummaryRow {
-            period_start: NaiveDate::parse_from_str(day, "%Y-%m-%d").map_err(AppError::internal)?,
-            amount_minor: number("amount_minor"),
-            currency: currency.to_owned(),
-            treatments: number("treatments"),
-        });
-    }
+    let rows = state.repos.treatments.summary(&f, period).await?;
+    let out = rows
+        .into_iter()
+        .map(|r| SummaryRow {
+            period_start: r.period_start,
+            amount_minor: r.amount_minor,
+            currency: r.currency,
+            treatments: r.treatments,
+        })
+        .collect();
     Ok(Json(out))
 }

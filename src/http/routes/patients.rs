@@ -27,13 +27,13 @@ use crate::{
         auth::CurrentUser,
         dto::{page_request, AccessLogEntry, Page, PatientResponse},
         extract::{ApiJson, ApiPath, ApiQuery},
-        idempotency::{created, json_body, IdempotencyKey},
+        idempotency::{json_body, replayed, replayed_id, IdempotencyKey},
         params::{nullable, parse_bound, PageOnly, PatientPath},
     },
     repo::patients::{PatientFilter, PatientSort},
     state::AppState,
     workflow::{
-        idempotency::Idem,
+        idempotency::{Created, Idem},
         patients::{self, NewPatient, PatientChanges},
     },
 };
@@ -337,14 +337,19 @@ pub async fn register_patient(
         render: &|p: &Patient| json_body(&PatientResponse::from(p)),
     };
     let outcome = patients::register(&state.workflows, me.id, body.into(), idem).await?;
-    Ok(created(outcome, |patient| {
-        (
+    Ok(match outcome {
+        Created::New(patient) => (
             StatusCode::CREATED,
             axum::Extension(audited(&[&patient])),
             Json(PatientResponse::from(&patient)),
         )
-            .into_response()
-    }))
+            .into_response(),
+        // A replay shows the patient again: its access log says so too.
+        Created::Replayed(replay) => {
+            let ids = replayed_id(&replay).into_iter().collect();
+            (axum::Extension(AuditPatients(ids)), replayed(replay)).into_response()
+        }
+    })
 }
 
 /// Read a patient.
