@@ -422,7 +422,7 @@ async fn run(args: Args) -> Result<(), String> {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "# Load benchmark\n\n{} patients (3 appointments and 2 treatments each), 20 staff, 50 hospitals; {} requests per route and level (list, login: a quarter; dashboard: an eighth). `direct/s` runs the same repository calls through the driver at the same concurrency; `ratio` is req/s over direct/s.\n",
+        "# Load benchmark\n\n{} patients (3 appointments and 2 treatments each), 20 staff, 50 hospitals; {} requests per route and level (list, login: a quarter; dashboard: an eighth). `direct/s` runs the same repository and workflow calls without HTTP (writes in the same transactions) at the same concurrency; `ratio` is req/s over direct/s.\n",
         ids.len(),
         n
     );
