@@ -104,7 +104,7 @@ pub async fn set_role_rules(
         let before = ctx
             .repos
             .permissions
-            .for_role_in(tx.session(), role)
+            .for_role_in(tx.session()?, role)
             .await?
             .map(|r| r.rules)
             .unwrap_or_default();
@@ -122,10 +122,10 @@ pub async fn set_role_rules(
         });
         ctx.repos
             .permissions
-            .replace(tx.session(), role, after.clone())
+            .replace(tx.session()?, role, after.clone())
             .await?;
         tx.point("permissions.set:replace")?;
-        ctx.repos.audit.record_in(tx.session(), &audit).await?;
+        ctx.repos.audit.record_in(tx.session()?, &audit).await?;
         tx.point("permissions.set:audit")?;
         Ok(after)
     })

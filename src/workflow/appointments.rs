@@ -128,7 +128,7 @@ async fn log_claimed(
     transaction!(ctx, |tx| {
         ctx.repos
             .appointments
-            .insert(tx.session(), &appointment)
+            .insert(tx.session()?, &appointment)
             .await?;
         tx.point("appointment.log:insert")?;
         // Done as soon as the appointment exists (see treatments::record).
@@ -191,7 +191,7 @@ pub async fn update(
         if !ctx
             .repos
             .appointments
-            .replace(tx.session(), &next, prev.version)
+            .replace(tx.session()?, &next, prev.version)
             .await?
         {
             return Err(AppError::conflict(

@@ -76,5 +76,5 @@ pub fn entry<T: Serialize>(ctx: &Ctx, change: Change<'_, T>) -> Result<HistoryEn
 /// Writes the history entry of `change` in `tx`.
 pub async fn record<T: Serialize>(ctx: &Ctx, tx: &mut Tx, change: Change<'_, T>) -> Result<()> {
     let entry = entry(ctx, change)?;
-    ctx.repos.history.record(tx.session(), entry).await
+    ctx.repos.history.record(tx.session()?, entry).await
 }

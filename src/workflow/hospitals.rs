@@ -70,7 +70,7 @@ pub async fn create(
         updated_by: Some(actor),
     };
     let result = transaction!(ctx, |tx| {
-        ctx.repos.hospitals.create(tx.session(), &hospital).await?;
+        ctx.repos.hospitals.create(tx.session()?, &hospital).await?;
         tx.point("hospital.create:insert")?;
         idempotency::complete(ctx, &mut tx, claim.as_ref(), &idem, &hospital).await?;
         Ok(hospital.clone())

@@ -190,7 +190,7 @@ pub async fn complete<T>(
     let held = ctx
         .repos
         .idempotency
-        .complete(tx.session(), &claim.id, &claim.token, idem.status, &body)
+        .complete(tx.session()?, &claim.id, &claim.token, idem.status, &body)
         .await?;
     if !held {
         // Our lease ran out and another request took the key over: let

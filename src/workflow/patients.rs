@@ -221,7 +221,7 @@ pub async fn register(
     let result = async {
         let patient = build(ctx, actor, input).await?;
         transaction!(ctx, |tx| {
-            ctx.repos.patients.insert(tx.session(), &patient).await?;
+            ctx.repos.patients.insert(tx.session()?, &patient).await?;
             tx.point("patient.register:insert")?;
             // Done as soon as the patient exists (see treatments::record).
             idempotency::complete(ctx, &mut tx, claim.as_ref(), &idem, &patient).await?;
@@ -235,7 +235,7 @@ pub async fn register(
 
 /// Inserts a new patient and its history in `tx`.
 pub async fn insert(ctx: &Ctx, tx: &mut Tx, patient: &Patient, actor: UserId) -> Result<()> {
-    ctx.repos.patients.insert(tx.session(), patient).await?;
+    ctx.repos.patients.insert(tx.session()?, patient).await?;
     tx.point("patient.register:insert")?;
     record_created(ctx, tx, patient, actor).await
 }
@@ -450,7 +450,7 @@ pub async fn save(
     if !ctx
         .repos
         .patients
-        .replace(tx.session(), &next, prev.version)
+        .replace(tx.session()?, &next, prev.version)
         .await?
     {
         return Err(AppError::conflict(
@@ -490,7 +490,7 @@ pub async fn change_in(
         let prev = ctx
             .repos
             .patients
-            .find_in(tx.session(), id)
+            .find_in(tx.session()?, id)
             .await?
             .filter(|p| p.deleted_at.is_none())
             .ok_or_else(|| AppError::not_found("patient"))?;

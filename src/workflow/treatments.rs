@@ -159,7 +159,7 @@ pub fn entries_due(t: &Treatment) -> Vec<EarningEntry> {
 /// already booked is left as it is.
 pub async fn settle(ctx: &Ctx, tx: &mut Tx, t: &Treatment) -> Result<()> {
     for entry in entries_due(t) {
-        ctx.repos.treatments.book(tx.session(), &entry).await?;
+        ctx.repos.treatments.book(tx.session()?, &entry).await?;
         tx.point("treatment.settle:book")?;
     }
     Ok(())
@@ -267,7 +267,7 @@ async fn record_claimed(
     transaction!(ctx, |tx| {
         ctx.repos
             .treatments
-            .insert(tx.session(), &treatment)
+            .insert(tx.session()?, &treatment)
             .await?;
         tx.point("treatment.record:insert")?;
         // The key is done as soon as the treatment exists: a process that
@@ -371,7 +371,7 @@ pub async fn update(
         if !ctx
             .repos
             .treatments
-            .replace(tx.session(), &next, prev.version)
+            .replace(tx.session()?, &next, prev.version)
             .await?
         {
             return Err(AppError::conflict(

@@ -23,7 +23,10 @@ use mongodb::{
 use tokio::sync::{OnceCell, OwnedRwLockReadGuard, OwnedRwLockWriteGuard, RwLock};
 
 use super::{faults::Faults, Ctx};
-use crate::{config::TransactionGate, error::Result};
+use crate::{
+    config::TransactionGate,
+    error::{AppError, Result},
+};
 
 /// How long one workflow keeps retrying a transaction before it gives up
 /// with the last error (well inside the request timeout).
@@ -55,10 +58,11 @@ impl Tx {
     }
 
     /// The session every read and write of the attempt goes through.
-    pub fn session(&mut self) -> &mut ClientSession {
+    pub fn session(&mut self) -> Result<&mut ClientSession> {
+        // `None` only while being dropped; never seen by a caller.
         self.session
             .as_mut()
-            .expect("the session lives as long as the Tx")
+            .ok_or_else(|| AppError::internal("transaction session already released"))
     }
 
     /// Starts an attempt.
@@ -71,7 +75,7 @@ impl Tx {
         let options = TransactionOptions::builder()
             .write_concern(WriteConcern::builder().w(Acknowledgment::Majority).build())
             .build();
-        self.session()
+        self.session()?
             .start_transaction()
             .with_options(options)
             .await?;
@@ -95,7 +99,9 @@ impl Tx {
             Err(e) => {
                 // The server aborts on its own when this fails; the
                 // original error is the one worth reporting.
-                let _ = self.session().abort_transaction().await;
+                if let Ok(session) = self.session() {
+                    let _ = session.abort_transaction().await;
+                }
                 self.open = false;
                 return if e.is_transient() && self.within_budget() {
                     Ok(None)
@@ -105,7 +111,7 @@ impl Tx {
             }
         };
         loop {
-            match self.session().commit_transaction().await {
+            match self.session()?.commit_transaction().await {
                 Ok(()) => {
                     self.open = false;
                     return Ok(Some(value));
@@ -118,7 +124,9 @@ impl Tx {
                 Err(e) => {
                     // Unknown outcome past the budget, or a definite
                     // failure: end the attempt either way.
-                    let _ = self.session().abort_transaction().await;
+                    if let Ok(session) = self.session() {
+                        let _ = session.abort_transaction().await;
+                    }
                     self.open = false;
                     return Err(e.into());
                 }

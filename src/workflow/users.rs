@@ -81,7 +81,11 @@ pub async fn create(
             created_by: Some(actor),
         };
         transaction!(ctx, |tx| {
-            let user = ctx.repos.users.create_in(tx.session(), new.clone()).await?;
+            let user = ctx
+                .repos
+                .users
+                .create_in(tx.session()?, new.clone())
+                .await?;
             tx.point("user.create:insert")?;
             idempotency::complete(ctx, &mut tx, claim.as_ref(), &idem, &user).await?;
             Ok(user)
@@ -144,7 +148,7 @@ pub async fn update(
             end_sessions(ctx, &mut tx, id).await?;
         }
         if access_change {
-            ctx.repos.audit.record_in(tx.session(), &audit).await?;
+            ctx.repos.audit.record_in(tx.session()?, &audit).await?;
             tx.point("user.update:audit")?;
         }
         Ok(updated)
@@ -161,7 +165,7 @@ async fn apply(
     let updated = ctx
         .repos
         .users
-        .update(tx.session(), id, changes, Some(actor))
+        .update(tx.session()?, id, changes, Some(actor))
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
     tx.point("user:update")?;
@@ -173,7 +177,7 @@ async fn apply(
 async fn end_sessions(ctx: &Ctx, tx: &mut Tx, id: UserId) -> Result<()> {
     ctx.repos
         .refresh_tokens
-        .revoke_all_for_user(tx.session(), id)
+        .revoke_all_for_user(tx.session()?, id)
         .await?;
     tx.point("user:end_sessions")
 }
@@ -197,11 +201,11 @@ pub async fn delete(ctx: &Ctx, actor: UserId, id: UserId, audit: AuditEvent) -> 
     ensure_admins_remain(ctx, AdminChange::Removed(id)).await?;
     transaction!(ctx, |tx| {
         end_sessions(ctx, &mut tx, id).await?;
-        if !ctx.repos.users.delete(tx.session(), id).await? {
+        if !ctx.repos.users.delete(tx.session()?, id).await? {
             return Err(AppError::not_found("user"));
         }
         tx.point("user.delete:delete")?;
-        ctx.repos.audit.record_in(tx.session(), &audit).await?;
+        ctx.repos.audit.record_in(tx.session()?, &audit).await?;
         tx.point("user.delete:audit")
     })?;
     if let Some(file) = user.avatar_file_id {
@@ -238,7 +242,7 @@ pub async fn set_active(
         if !active {
             end_sessions(ctx, &mut tx, id).await?;
         }
-        ctx.repos.audit.record_in(tx.session(), &audit).await?;
+        ctx.repos.audit.record_in(tx.session()?, &audit).await?;
         tx.point("user.set_active:audit")?;
         Ok(updated)
     })
@@ -263,7 +267,7 @@ pub async fn set_password(
     transaction!(ctx, |tx| {
         let updated = apply(ctx, &mut tx, actor, id, changes.clone()).await?;
         end_sessions(ctx, &mut tx, id).await?;
-        ctx.repos.audit.record_in(tx.session(), &audit).await?;
+        ctx.repos.audit.record_in(tx.session()?, &audit).await?;
         tx.point("user.set_password:audit")?;
         Ok(updated)
     })
