@@ -8,6 +8,7 @@ use crate::{
     auth::{
         cache::{PermissionCache, PrincipalCache},
         jwt::JwtKeys,
+        lockout::UnknownAccounts,
         password::Hasher,
         rate_limit::RateLimiter,
     },
@@ -29,6 +30,8 @@ pub struct AppState {
     pub principals: PrincipalCache,
     pub permissions: PermissionCache,
     pub auth_rate_limit: RateLimiter,
+    /// The lockout for emails with no account.
+    pub unknown_accounts: UnknownAccounts,
     /// Writes finished after the response (audit events); shutdown waits
     /// for them.
     pub background: tokio_util::task::TaskTracker,
@@ -49,6 +52,7 @@ impl AppState {
                 config.auth_rate_limit_per_minute,
                 Duration::from_secs(60),
             ),
+            unknown_accounts: UnknownAccounts::default(),
             background: tokio_util::task::TaskTracker::new(),
             db,
             config,

@@ -4,6 +4,7 @@
 
 pub mod cache;
 pub mod jwt;
+pub mod lockout;
 pub mod password;
 pub mod rate_limit;
 pub mod refresh;

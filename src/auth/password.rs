@@ -9,7 +9,13 @@
 //! each thread's malloc arena: the server's resident memory grew by about
 //! 10 MiB per login until every arena held one (measured by bench_load).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+        Arc,
+    },
+    time::Duration,
+};
 
 use argon2::{
     password_hash::{Output, PasswordHash, SaltString},
@@ -136,9 +142,50 @@ pub fn check_policy(password: &str, email: &str, field: &str) -> Result<(), AppE
     }
 }
 
+/// What the hasher has done, for tests, benchmarks and metrics.
+#[derive(Debug, Default)]
+pub struct HashStats {
+    /// Hashes and verifications computing right now.
+    running: AtomicUsize,
+    /// The most that ever computed at once.
+    peak: AtomicUsize,
+    /// Verifications computed (dummy ones for unknown accounts included).
+    verifications: AtomicU64,
+}
+
+impl HashStats {
+    pub fn running(&self) -> usize {
+        self.running.load(Ordering::SeqCst)
+    }
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
+    }
+    pub fn verifications(&self) -> u64 {
+        self.verifications.load(Ordering::SeqCst)
+    }
+}
+
+/// Counts one computation as running until dropped (a panic included).
+struct Running<'a>(&'a HashStats);
+
+impl<'a> Running<'a> {
+    fn start(stats: &'a HashStats) -> Self {
+        let now = stats.running.fetch_add(1, Ordering::SeqCst) + 1;
+        stats.peak.fetch_max(now, Ordering::SeqCst);
+        Running(stats)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 #[derive(Clone)]
 pub struct Hasher {
     permits: Arc<Semaphore>,
+    stats: Arc<HashStats>,
     /// One argon2 memory block set per permit in use, kept for reuse.
     memory: Arc<std::sync::Mutex<Vec<Blocks>>>,
     queue_timeout: Duration,
@@ -151,38 +198,51 @@ impl Hasher {
     pub fn new(concurrency: usize, queue_timeout: Duration) -> Self {
         Hasher {
             permits: Arc::new(Semaphore::new(concurrency.max(1))),
+            stats: Arc::default(),
             memory: Arc::default(),
             queue_timeout,
             dummy: Arc::new(OnceCell::new()),
         }
     }
 
+    pub fn stats(&self) -> &HashStats {
+        &self.stats
+    }
+
+    /// Runs `work` on the blocking pool once a permit is free.
+    ///
+    /// The permit and the memory travel into the blocking task and are
+    /// given back only when the computation ends: a request cancelled while
+    /// its hash runs (the client closed the socket) cannot free its turn
+    /// early and push more hashes than the cap onto the machine.
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&mut Blocks) -> T + Send + 'static,
     ) -> Result<T, AppError> {
-        let _permit = tokio::time::timeout(self.queue_timeout, self.permits.acquire())
+        let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
             .await
             .map_err(|_| AppError::ServiceUnavailable("password hashing queue is full".into()))?
             .map_err(AppError::internal)?;
-        // At most one set per permit exists: a permit holder takes one or,
-        // the first time, allocates it.
-        let mut blocks = self
-            .memory
-            .lock()
-            .ok()
-            .and_then(|mut pool| pool.pop())
-            .unwrap_or_default();
-        let (result, blocks) = tokio::task::spawn_blocking(move || {
+        let memory = self.memory.clone();
+        let stats = self.stats.clone();
+        tokio::task::spawn_blocking(move || {
+            let _permit = permit;
+            let _running = Running::start(&stats);
+            // At most one set per permit exists: a permit holder takes one
+            // or, the first time, allocates it.
+            let mut blocks = memory
+                .lock()
+                .ok()
+                .and_then(|mut pool| pool.pop())
+                .unwrap_or_default();
             let result = work(&mut blocks);
-            (result, blocks)
+            if let Ok(mut pool) = memory.lock() {
+                pool.push(blocks);
+            }
+            result
         })
         .await
-        .map_err(AppError::internal)?;
-        if let Ok(mut pool) = self.memory.lock() {
-            pool.push(blocks);
-        }
-        Ok(result)
+        .map_err(AppError::internal)
     }
 
     pub async fn hash(&self, password: &SecretString) -> Result<String, AppError> {
@@ -195,8 +255,12 @@ impl Hasher {
     pub async fn verify(&self, password: &SecretString, hash: &str) -> Result<bool, AppError> {
         let password = password.clone();
         let hash = hash.to_owned();
-        self.run(move |blocks| verify_with(password.expose_secret().as_bytes(), &hash, blocks))
-            .await
+        let stats = self.stats.clone();
+        self.run(move |blocks| {
+            stats.verifications.fetch_add(1, Ordering::SeqCst);
+            verify_with(password.expose_secret().as_bytes(), &hash, blocks)
+        })
+        .await
     }
 
     /// Spends the same work as a real verification, for logins of unknown

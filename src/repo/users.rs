@@ -38,8 +38,9 @@ struct UserDoc {
     token_version: i64,
     #[serde(default)]
     failed_logins: i32,
-    /// When the account was last locked (lockout ends `lockout_duration` later).
-    locked_at: Option<DateTime>,
+    /// When the latest counted login attempt began.
+    #[serde(default)]
+    login_attempt_at: Option<DateTime>,
     avatar_file_id: Option<ObjectId>,
     created_at: DateTime,
     created_by: Option<UserId>,
@@ -59,7 +60,7 @@ impl From<UserDoc> for User {
             active: d.active,
             token_version: d.token_version,
             failed_logins: d.failed_logins,
-            locked_at: d.locked_at,
+            login_attempt_at: d.login_attempt_at,
             avatar_file_id: d.avatar_file_id,
             created_at: d.created_at,
             created_by: d.created_by,
@@ -90,6 +91,15 @@ pub struct UserChanges {
     pub password_hash: Option<String>,
     /// Invalidates every access token issued so far.
     pub bump_token_version: bool,
+}
+
+/// The outcome of [`UsersRepo::claim_login_attempt`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LoginAttempt {
+    /// Counted: the password may be checked. The count includes this one.
+    Counted(i32),
+    /// Every attempt of the streak is spent (some may still be running).
+    Locked { until: DateTime },
 }
 
 #[derive(Debug, Default, Clone)]
@@ -130,7 +140,7 @@ impl UsersRepo {
             active: true,
             token_version: 0,
             failed_logins: 0,
-            locked_at: None,
+            login_attempt_at: None,
             avatar_file_id: None,
             created_at: now,
             created_by: new.created_by,
@@ -236,7 +246,7 @@ impl UsersRepo {
             set.insert("password_hash", hash);
             // A new password also lifts a lockout.
             set.insert("failed_logins", 0);
-            set.insert("locked_at", mongodb::bson::Bson::Null);
+            set.insert("login_attempt_at", mongodb::bson::Bson::Null);
         }
         let mut update = doc! { "$set": set, "$currentDate": { "updated_at": true } };
         if changes.bump_token_version {
@@ -265,30 +275,80 @@ impl UsersRepo {
             == 1)
     }
 
-    /// Counts a failed login; once `threshold` consecutive failures are
-    /// reached the account is locked (from now) and the count restarts.
-    /// Returns true when this failure locked the account.
-    pub async fn record_failed_login(&self, id: UserId, threshold: i32) -> Result<bool> {
+    /// Counts a password attempt before the password is checked, so a burst
+    /// of concurrent guesses cannot test more than `threshold` passwords:
+    /// the count and the check are one conditional update. A lockout whose
+    /// latest attempt is older than `lockout` is lifted first.
+    pub async fn claim_login_attempt(
+        &self,
+        id: UserId,
+        threshold: i32,
+        lockout: std::time::Duration,
+        now: DateTime,
+    ) -> Result<LoginAttempt> {
+        if let Some(count) = self.try_claim(id, threshold).await? {
+            return Ok(LoginAttempt::Counted(count));
+        }
+        let cutoff = DateTime::from_millis(
+            now.timestamp_millis()
+                .saturating_sub(i64::try_from(lockout.as_millis()).unwrap_or(i64::MAX)),
+        );
+        let lifted = self
+            .coll
+            .update_one(
+                doc! {
+                    "_id": id,
+                    "failed_logins": { "$gte": threshold },
+                    "login_attempt_at": { "$lte": cutoff },
+                },
+                doc! { "$set": { "failed_logins": 0 } },
+            )
+            .await?
+            .modified_count
+            == 1;
+        if lifted {
+            if let Some(count) = self.try_claim(id, threshold).await? {
+                return Ok(LoginAttempt::Counted(count));
+            }
+        }
+        let latest = self
+            .coll
+            .find_one(doc! { "_id": id })
+            .await?
+            .and_then(|d| d.login_attempt_at)
+            .unwrap_or(now);
+        Ok(LoginAttempt::Locked {
+            until: crate::domain::user::lockout_end(latest, lockout),
+        })
+    }
+
+    async fn try_claim(&self, id: UserId, threshold: i32) -> Result<Option<i32>> {
         let options = FindOneAndUpdateOptions::builder()
             .return_document(ReturnDocument::After)
             .build();
         let after = self
             .coll
-            .find_one_and_update(doc! { "_id": id }, doc! { "$inc": { "failed_logins": 1 } })
+            .find_one_and_update(
+                doc! { "_id": id, "failed_logins": { "$lt": threshold } },
+                doc! {
+                    "$inc": { "failed_logins": 1 },
+                    "$currentDate": { "login_attempt_at": true },
+                },
+            )
             .with_options(options)
             .await?;
-        match after {
-            Some(d) if d.failed_logins >= threshold => {
-                self.coll
-                    .update_one(
-                        doc! { "_id": id },
-                        doc! { "$set": { "failed_logins": 0 }, "$currentDate": { "locked_at": true } },
-                    )
-                    .await?;
-                Ok(true)
-            }
-            _ => Ok(false),
-        }
+        Ok(after.map(|d| d.failed_logins))
+    }
+
+    /// A correct password: the streak of counted attempts ends.
+    pub async fn reset_login_attempts(&self, id: UserId) -> Result<()> {
+        self.coll
+            .update_one(
+                doc! { "_id": id, "failed_logins": { "$ne": 0 } },
+                doc! { "$set": { "failed_logins": 0, "login_attempt_at": mongodb::bson::Bson::Null } },
+            )
+            .await?;
+        Ok(())
     }
 
     pub async fn record_successful_login(&self, id: UserId) -> Result<()> {
@@ -296,7 +356,7 @@ impl UsersRepo {
             .update_one(
                 doc! { "_id": id },
                 doc! {
-                    "$set": { "failed_logins": 0, "locked_at": mongodb::bson::Bson::Null },
+                    "$set": { "failed_logins": 0, "login_attempt_at": mongodb::bson::Bson::Null },
                     "$currentDate": { "last_login_at": true },
                 },
             )

@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod appointments;
+pub mod credentials;
 pub mod doctor;
 pub mod faults;
 pub mod history;

@@ -367,3 +367,150 @@ async fn me_lists_the_routes_the_user_may_call() {
         Some(healthcrm::http::protected_routes().len())
     );
 }
+
+/// A login request as the router receives it from `app`'s client address.
+fn login_request(
+    app: &TestApp,
+    email: &str,
+    password: &str,
+) -> axum::http::Request<axum::body::Body> {
+    let mut req = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from(
+            json!({"email": email, "password": password}).to_string(),
+        ))
+        .expect("request");
+    req.extensions_mut()
+        .insert(axum::extract::ConnectInfo(app.client_ip));
+    req
+}
+
+#[tokio::test]
+async fn concurrent_guesses_verify_at_most_the_threshold_then_lock() {
+    use tower::ServiceExt;
+    let app = TestApp::spawn_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "1000")]).await;
+    let (_, email) = app.create_user(Role::Staff).await;
+    let before = app.hasher.stats().verifications();
+    let guesses = (0..40).map(|i| {
+        let req = login_request(&app, &email, &format!("wrong password {i:02}"));
+        app.router.clone().oneshot(req)
+    });
+    let statuses: Vec<StatusCode> = futures::future::join_all(guesses)
+        .await
+        .into_iter()
+        .map(|r| r.expect("infallible").status())
+        .collect();
+    let verified = app.hasher.stats().verifications() - before;
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::LOCKED)
+        .count();
+    let wrong = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::UNAUTHORIZED)
+        .count();
+    assert_eq!(wrong + refused, 40, "{statuses:?}");
+    assert!(verified <= 10, "{verified} passwords were checked");
+    assert_eq!(wrong as u64, verified, "each 401 is one verification");
+    assert!(refused >= 30, "{statuses:?}");
+    app.login(&email, TEST_PASSWORD)
+        .await
+        .assert_error(StatusCode::LOCKED, "account_locked");
+}
+
+#[tokio::test]
+async fn an_unknown_email_locks_like_an_account() {
+    let app = TestApp::spawn_with(&[("LOGIN_LOCKOUT_THRESHOLD", "3")]).await;
+    let (_, email) = app.create_user(Role::Staff).await;
+    for who in [email.as_str(), "nobody-here@example.com"] {
+        for _ in 0..3 {
+            app.login(who, "wrong password!!")
+                .await
+                .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+        }
+        let body = app
+            .login(who, "wrong password!!")
+            .await
+            .assert_error(StatusCode::LOCKED, "account_locked");
+        let message = body["message"].as_str().expect("message");
+        assert!(message.starts_with("too many failed logins"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn a_wrong_current_password_counts_toward_the_lockout() {
+    let app = TestApp::spawn_with(&[("LOGIN_LOCKOUT_THRESHOLD", "3")]).await;
+    let me = app.login_as(Role::Staff).await;
+    for _ in 0..3 {
+        app.post_as(
+            &me,
+            "/api/v1/auth/password",
+            &json!({"current_password": "not my password", "new_password": "a brand new passphrase"}),
+        )
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    }
+    app.post_as(
+        &me,
+        "/api/v1/auth/password",
+        &json!({"current_password": TEST_PASSWORD, "new_password": "a brand new passphrase"}),
+    )
+    .await
+    .assert_error(StatusCode::LOCKED, "account_locked");
+    app.login(&me.email, TEST_PASSWORD)
+        .await
+        .assert_error(StatusCode::LOCKED, "account_locked");
+}
+
+#[tokio::test]
+async fn cancelled_password_requests_never_exceed_the_hashing_cap() {
+    use tower::ServiceExt;
+    let app = TestApp::spawn_with(&[
+        ("PASSWORD_HASH_CONCURRENCY", "2"),
+        ("LOGIN_LOCKOUT_THRESHOLD", "1000"),
+    ])
+    .await;
+    let me = app.login_as(Role::Staff).await;
+    let tasks: Vec<_> = (0..50)
+        .map(|_| {
+            let mut req = axum::http::Request::builder()
+                .method(Method::POST)
+                .uri("/api/v1/auth/password")
+                .header("content-type", "application/json")
+                .header("authorization", format!("Bearer {}", me.token))
+                .body(axum::body::Body::from(
+                    json!({"current_password": "not my password", "new_password": "a brand new passphrase"})
+                        .to_string(),
+                ))
+                .expect("request");
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(app.client_ip));
+            tokio::spawn(app.router.clone().oneshot(req))
+        })
+        .collect();
+    // The client gives up on them two at a time, as a socket-closing flood
+    // would: the running hashes first, then the queued ones.
+    let mut peak_seen = 0;
+    for pair in tasks.chunks(2) {
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        for t in pair {
+            t.abort();
+        }
+        peak_seen = peak_seen.max(app.hasher.stats().running());
+    }
+    for _ in 0..500 {
+        if app.hasher.stats().running() == 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    assert_eq!(app.hasher.stats().running(), 0);
+    let peak = app.hasher.stats().peak();
+    assert!(
+        peak <= 2,
+        "{peak} hashes ran at once (seen while cancelling: {peak_seen})"
+    );
+    assert!(app.hasher.stats().verifications() >= 1, "some hashes ran");
+}

@@ -83,6 +83,8 @@ pub struct TestApp {
     pub workflows: healthcrm::workflow::Ctx,
     /// The writes the app finishes after responding (audit events).
     pub background: tokio_util::task::TaskTracker,
+    /// The app's password hasher (its counters).
+    pub hasher: healthcrm::auth::password::Hasher,
     pub db: Database,
     pub config: Config,
     /// The client address requests appear to come from.
@@ -139,6 +141,7 @@ impl TestApp {
         let state = AppState::new(database.clone(), config.clone());
         TestApp {
             background: state.background.clone(),
+            hasher: state.hasher.clone(),
             workflows: state.workflows.clone(),
             router: build_app(state),
             db: database,
@@ -162,6 +165,7 @@ impl TestApp {
         let state = AppState::new(database.clone(), config.clone());
         TestApp {
             background: state.background.clone(),
+            hasher: state.hasher.clone(),
             workflows: state.workflows.clone(),
             router: build_app(state),
             db: database,
@@ -178,6 +182,7 @@ impl TestApp {
             router,
             workflows: base.workflows.clone(),
             background: base.background.clone(),
+            hasher: base.hasher.clone(),
             db: base.db.clone(),
             config: base.config.clone(),
             client_ip: base.client_ip,

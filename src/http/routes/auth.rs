@@ -27,7 +27,7 @@ use crate::{
         extract::ApiJson,
     },
     state::AppState,
-    workflow::users,
+    workflow::{credentials, users},
 };
 
 /// Routes anyone may call (rate-limited per IP).
@@ -166,44 +166,35 @@ pub async fn login(
 ) -> Result<Json<TokenResponse>, AppError> {
     rate_limit(&state, ip)?;
     let password = SecretString::from(body.password);
-    let Some((user, hash)) = state
-        .repos
-        .users
-        .credentials_by_email(body.email.trim())
-        .await?
-    else {
-        state.hasher.verify_dummy(&password).await?;
-        let event = ctx.event("auth.login_failed", None, 401, vec![], None);
-        ctx.record(&state, event).await;
-        return Err(invalid_credentials());
+    let email = body.email.trim();
+    let Some((user, hash)) = state.repos.users.credentials_by_email(email).await? else {
+        let error = credentials::check_unknown(
+            &state.workflows,
+            &state.hasher,
+            &state.unknown_accounts,
+            email,
+            &password,
+        )
+        .await;
+        let action = match error {
+            AppError::AccountLocked { .. } => "auth.login_locked",
+            _ => "auth.login_failed",
+        };
+        let status = error.status_code().as_u16();
+        ctx.record(&state, ctx.event(action, None, status, vec![], None))
+            .await;
+        return Err(error);
     };
-    if let Some(until) = user.locked_until(state.config.lockout_duration, DateTime::now()) {
-        let until = until.try_to_rfc3339_string().unwrap_or_default();
-        return refuse(
-            &state,
-            &ctx,
-            &user,
-            "auth.login_locked",
-            423,
-            AppError::AccountLocked { until },
-        )
-        .await;
-    }
-    if !state.hasher.verify(&password, &hash).await? {
-        state
-            .repos
-            .users
-            .record_failed_login(user.id, state.config.lockout_threshold)
-            .await?;
-        return refuse(
-            &state,
-            &ctx,
-            &user,
-            "auth.login_failed",
-            401,
-            invalid_credentials(),
-        )
-        .await;
+    match credentials::check(&state.workflows, &state.hasher, &user, &hash, &password).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let error = invalid_credentials();
+            return refuse(&state, &ctx, &user, "auth.login_failed", 401, error).await;
+        }
+        Err(error @ AppError::AccountLocked { .. }) => {
+            return refuse(&state, &ctx, &user, "auth.login_locked", 423, error).await;
+        }
+        Err(e) => return Err(e),
     }
     if !user.active {
         let error = AppError::Forbidden("the account is deactivated".into());
@@ -359,6 +350,7 @@ pub async fn update_me(
     responses(
         (status = 204, description = "Changed; all refresh tokens revoked, access tokens void"),
         (status = 422, description = "Current password wrong, or new one breaks the policy", body = ErrorResponse),
+        (status = 423, description = "Too many wrong current passwords (the login lockout)", body = ErrorResponse),
     ))]
 pub async fn change_password(
     State(state): State<AppState>,
@@ -378,11 +370,8 @@ pub async fn change_password(
         .password_hash(me.id)
         .await?
         .ok_or_else(|| AppError::not_found("user"))?;
-    if !state
-        .hasher
-        .verify(&SecretString::from(body.current_password.clone()), &hash)
-        .await?
-    {
+    let current = SecretString::from(body.current_password.clone());
+    if !credentials::check(&state.workflows, &state.hasher, &user, &hash, &current).await? {
         return Err(AppError::invalid_field("current_password", "is incorrect"));
     }
     password::check_policy(&body.new_password, &user.email, "new_password")?;
