@@ -110,14 +110,8 @@ pub async fn read_single_file(mut multipart: Multipart) -> Result<Bytes, AppErro
     Err(AppError::invalid_field("file", "a file field is required"))
 }
 
-/// The stored image with the type established from its bytes at upload.
+/// The stored image with the type established from its bytes at upload
+/// (`Cache-Control: no-store` is added to every API response).
 pub fn avatar_response(avatar: Avatar) -> Response {
-    (
-        [
-            (header::CONTENT_TYPE, avatar.content_type),
-            (header::CACHE_CONTROL, "private, max-age=300".to_owned()),
-        ],
-        avatar.bytes,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, avatar.content_type)], avatar.bytes).into_response()
 }

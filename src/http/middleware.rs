@@ -34,7 +34,8 @@ pub struct RequestId(pub Arc<str>);
 /// Wraps every route (and the fallback) in the stack, outermost first. Order matters:
 ///
 /// 1. mark `Authorization`/`Cookie` sensitive before anything can log them;
-/// 2. request id, so every later layer and the span know it;
+/// 2. request id, so every later layer and the span know it, and the
+///    headers every response carries (`nosniff`; `no-store` on the API);
 /// 3. trace span (method, matched route, request id; status and latency at
 ///    the end). Raw paths and query strings are not logged: they can carry
 ///    patient names;
@@ -56,6 +57,7 @@ where
                 header::COOKIE,
             ]))
             .layer(middleware::from_fn(request_id))
+            .layer(middleware::from_fn(security_headers))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(make_span)
@@ -157,6 +159,26 @@ async fn request_id(mut req: Request, next: Next) -> Response {
     let mut res = next.run(req).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID, value);
+    }
+    res
+}
+
+/// `X-Content-Type-Options: nosniff` on every response, so a browser never
+/// runs an uploaded file or an error body as something else; and
+/// `Cache-Control: no-store` on every API response and every response to a
+/// request that carried credentials: health data, tokens and the answers
+/// that depend on who asks stay out of browser, proxy and CDN caches.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let private = req.headers().contains_key(header::AUTHORIZATION)
+        || req.uri().path().starts_with(crate::http::API_PREFIX);
+    let mut res = next.run(req).await;
+    let headers = res.headers_mut();
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if private {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     res
 }

@@ -514,3 +514,40 @@ async fn cancelled_password_requests_never_exceed_the_hashing_cap() {
     );
     assert!(app.hasher.stats().verifications() >= 1, "some hashes ran");
 }
+
+#[tokio::test]
+async fn responses_carry_nosniff_and_api_responses_are_never_cached() {
+    let app = TestApp::spawn().await;
+    let (_, email) = app.create_user(Role::Staff).await;
+    let login = app.login(&email, TEST_PASSWORD).await;
+    assert_eq!(login.status, StatusCode::OK);
+    let token = login.json()["access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let cases = [
+        ("login (tokens)", login),
+        (
+            "signed-in read",
+            app.send_as(Some(&token), Method::GET, "/api/v1/auth/me", None)
+                .await,
+        ),
+        ("refused (401)", app.get("/api/v1/patients").await),
+        (
+            "forbidden (403)",
+            app.send_as(Some(&token), Method::GET, "/api/v1/users", None)
+                .await,
+        ),
+        ("unknown route (404)", app.get("/api/v1/nothing-here").await),
+    ];
+    for (what, res) in &cases {
+        assert_eq!(
+            res.header("x-content-type-options"),
+            Some("nosniff"),
+            "{what}"
+        );
+        assert_eq!(res.header("cache-control"), Some("no-store"), "{what}");
+    }
+    let health = app.get("/health").await;
+    assert_eq!(health.header("x-content-type-options"), Some("nosniff"));
+}
