@@ -37,6 +37,7 @@ const FILES: &[(&str, &str)] = &[
     migration!("audit_events.json"),
     migration!("avatars.json"),
     migration!("idempotency_keys.json"),
+    migration!("guards.json"),
 ];
 
 /// One collection's declared state.

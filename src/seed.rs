@@ -19,7 +19,11 @@ use crate::{
         user::Role,
     },
     error::AppError,
-    repo::{permissions::StoredRule, users::NewUser, Repos},
+    repo::{
+        permissions::StoredRule,
+        users::{NewUser, UserChanges},
+        Repos,
+    },
 };
 
 pub const DEFAULT_SEED_FILE: &str = "seeds/permissions.json";
@@ -110,11 +114,29 @@ pub fn parse(
 /// One line of what the seed does (or would do).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
-    AddRule { role: Role, rule: Rule },
-    UpdateRule { role: Role, rule: Rule },
-    ResetRule { role: Role, rule: Rule },
-    KeptAdminChange { role: Role, seed: Rule },
-    CreateAdmin { email: String },
+    AddRule {
+        role: Role,
+        rule: Rule,
+    },
+    UpdateRule {
+        role: Role,
+        rule: Rule,
+    },
+    ResetRule {
+        role: Role,
+        rule: Rule,
+    },
+    KeptAdminChange {
+        role: Role,
+        seed: Rule,
+    },
+    CreateAdmin {
+        email: String,
+    },
+    /// The account exists but is not an active admin: it becomes one.
+    RestoreAdmin {
+        email: String,
+    },
     NoAdmin,
 }
 
@@ -135,9 +157,13 @@ impl std::fmt::Display for Change {
                 seed.method, seed.path, allow(seed)
             ),
             Change::CreateAdmin { email } => write!(f, "+ admin account {email}"),
+            Change::RestoreAdmin { email } => write!(
+                f,
+                "~ admin account {email}: active admin again, password from SEED_ADMIN_PASSWORD"
+            ),
             Change::NoAdmin => write!(
                 f,
-                "! no admin account exists: set SEED_ADMIN_EMAIL and SEED_ADMIN_PASSWORD and run again"
+                "! no active admin account exists: set SEED_ADMIN_EMAIL and SEED_ADMIN_PASSWORD and run again"
             ),
         }
     }
@@ -224,7 +250,7 @@ pub async fn run(
     }
 
     let mut new_admin = None;
-    if !repos.users.admin_exists().await? {
+    if !repos.users.active_admin_exists().await? {
         match (&opts.admin_email, &opts.admin_password) {
             (Some(email), Some(pw)) => {
                 let email = email.trim().to_lowercase();
@@ -242,10 +268,16 @@ pub async fn run(
                         message: e.to_string(),
                     },
                 )?;
-                changes.push(Change::CreateAdmin {
-                    email: email.clone(),
+                let existing = repos.users.credentials_by_email(&email).await?;
+                changes.push(match existing {
+                    Some(_) => Change::RestoreAdmin {
+                        email: email.clone(),
+                    },
+                    None => Change::CreateAdmin {
+                        email: email.clone(),
+                    },
                 });
-                new_admin = Some((email, pw.clone()));
+                new_admin = Some((email, pw.clone(), existing.map(|(u, _)| u.id)));
             }
             _ => changes.push(Change::NoAdmin),
         }
@@ -265,20 +297,43 @@ pub async fn run(
         }
     }
     session.commit_transaction().await.map_err(AppError::from)?;
-    if let Some((email, pw)) = new_admin {
+    if let Some((email, pw, existing)) = new_admin {
         let hasher = Hasher::new(1, std::time::Duration::from_secs(30));
         let password_hash = hasher.hash(&pw).await?;
-        repos
-            .users
-            .create(NewUser {
-                name: opts.admin_name.clone(),
-                email,
-                password_hash,
-                role: Role::Admin,
-                permission_overrides: Vec::new(),
-                created_by: None,
-            })
-            .await?;
+        match existing {
+            // An inactive or demoted admin (or any account with that email)
+            // is made an active admin with the seed's password; its old
+            // sessions end.
+            Some(id) => {
+                let changes = UserChanges {
+                    role: Some(Role::Admin),
+                    active: Some(true),
+                    permission_overrides: Some(Vec::new()),
+                    password_hash: Some(password_hash),
+                    bump_token_version: true,
+                    ..Default::default()
+                };
+                let mut session = db.client().start_session().await.map_err(AppError::from)?;
+                repos.users.update(&mut session, id, changes, None).await?;
+                repos
+                    .refresh_tokens
+                    .revoke_all_for_user(&mut session, id)
+                    .await?;
+            }
+            None => {
+                repos
+                    .users
+                    .create(NewUser {
+                        name: opts.admin_name.clone(),
+                        email,
+                        password_hash,
+                        role: Role::Admin,
+                        permission_overrides: Vec::new(),
+                        created_by: None,
+                    })
+                    .await?;
+            }
+        }
     }
     Ok(changes)
 }

@@ -1,6 +1,6 @@
 //! Route permissions: rules per role and per user, and how they combine.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -87,6 +87,20 @@ impl Matrix {
             .and_then(|rules| rules.get(route))
             .copied()
             .unwrap_or(false)
+    }
+
+    /// Every route a user with `role` and `overrides` may call, as far as
+    /// rules name routes.
+    pub fn granted(&self, role: Role, overrides: &[Rule]) -> BTreeSet<RouteKey> {
+        let named = self
+            .roles
+            .get(&role)
+            .into_iter()
+            .flat_map(|rules| rules.keys().cloned())
+            .chain(overrides.iter().map(Rule::key));
+        named
+            .filter(|route| self.allows(role, overrides, route))
+            .collect()
     }
 }
 

@@ -25,6 +25,19 @@ impl AppointmentsRepo {
         Ok(())
     }
 
+    pub async fn references_hospital(
+        &self,
+        s: &mut ClientSession,
+        hospital: crate::domain::HospitalId,
+    ) -> Result<bool> {
+        Ok(self
+            .coll
+            .find_one(doc! { "hospital_id": hospital })
+            .session(s)
+            .await?
+            .is_some())
+    }
+
     pub async fn find(&self, id: AppointmentId) -> Result<Option<Appointment>> {
         Ok(self.coll.find_one(doc! { "_id": id }).await?)
     }

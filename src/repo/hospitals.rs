@@ -159,10 +159,23 @@ impl HospitalsRepo {
             .map_err(|e| AppError::unique_violation(e, UNIQUE_FIELD))
     }
 
-    pub async fn delete(&self, id: HospitalId) -> Result<bool> {
+    /// Writes to the hospital inside the transaction `s` before something is
+    /// linked to it: a concurrent delete of the same hospital then conflicts
+    /// with this transaction, and whichever retries sees the other's outcome.
+    /// The hospital as it was, if it exists.
+    pub async fn hold_in(&self, s: &mut ClientSession, id: HospitalId) -> Result<Option<Hospital>> {
+        Ok(self
+            .coll
+            .find_one_and_update(doc! { "_id": id }, doc! { "$inc": { "links": 1_i64 } })
+            .session(s)
+            .await?)
+    }
+
+    pub async fn delete_in(&self, s: &mut ClientSession, id: HospitalId) -> Result<bool> {
         Ok(self
             .coll
             .delete_one(doc! { "_id": id })
+            .session(s)
             .await?
             .deleted_count
             == 1)

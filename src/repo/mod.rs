@@ -4,6 +4,7 @@
 pub mod appointments;
 pub mod audit;
 pub mod avatars;
+pub mod guards;
 pub mod history;
 pub mod hospitals;
 pub mod idempotency;
@@ -106,6 +107,7 @@ pub struct Repos {
     pub treatments: treatments::TreatmentsRepo,
     pub reports: reports::ReportsRepo,
     pub idempotency: idempotency::IdempotencyRepo,
+    pub guards: guards::GuardsRepo,
 }
 
 impl Repos {
@@ -123,6 +125,7 @@ impl Repos {
             treatments: treatments::TreatmentsRepo::new(db),
             reports: reports::ReportsRepo::new(db),
             idempotency: idempotency::IdempotencyRepo::new(db),
+            guards: guards::GuardsRepo::new(db),
         }
     }
 }

@@ -202,11 +202,15 @@ impl PatientsRepo {
     }
 
     /// Whether any patient, deleted or not, is or was assigned to `hospital`.
-    pub async fn references_hospital(&self, hospital: HospitalId) -> Result<bool> {
+    pub async fn references_hospital(
+        &self,
+        s: &mut ClientSession,
+        hospital: HospitalId,
+    ) -> Result<bool> {
         let filter = doc! { "$or": [
             { "hospital_id": hospital },
             { "hospital_history.hospital_id": hospital },
         ] };
-        Ok(self.coll.find_one(filter).await?.is_some())
+        Ok(self.coll.find_one(filter).session(s).await?.is_some())
     }
 }

@@ -64,6 +64,19 @@ impl PermissionsRepo {
             .await?)
     }
 
+    /// Every role's rules as the transaction `s` sees them.
+    pub async fn all_in(&self, s: &mut ClientSession) -> Result<Vec<RoleRules>> {
+        Ok(self
+            .coll
+            .find(doc! {})
+            .sort(doc! { "role": 1 })
+            .session(&mut *s)
+            .await?
+            .stream(s)
+            .try_collect()
+            .await?)
+    }
+
     pub async fn for_role(&self, role: Role) -> Result<Option<RoleRules>> {
         Ok(self.coll.find_one(doc! { "role": role.as_str() }).await?)
     }

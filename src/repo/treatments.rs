@@ -107,10 +107,15 @@ impl TreatmentsRepo {
         Ok(self.coll.find_one(filter).await?.is_some())
     }
 
-    pub async fn references_hospital(&self, hospital: HospitalId) -> Result<bool> {
+    pub async fn references_hospital(
+        &self,
+        s: &mut ClientSession,
+        hospital: HospitalId,
+    ) -> Result<bool> {
         Ok(self
             .coll
             .find_one(doc! { "hospital_id": hospital })
+            .session(s)
             .await?
             .is_some())
     }

@@ -401,10 +401,33 @@ impl UsersRepo {
         Ok(docs.into_iter().map(User::from).collect())
     }
 
-    pub async fn admin_exists(&self) -> Result<bool> {
+    /// Every active admin account, as the transaction `s` sees them.
+    pub async fn active_admins_in(&self, s: &mut ClientSession) -> Result<Vec<User>> {
+        let docs: Vec<UserDoc> = self
+            .coll
+            .find(doc! { "role": "admin", "active": true })
+            .session(&mut *s)
+            .await?
+            .stream(s)
+            .try_collect()
+            .await?;
+        Ok(docs.into_iter().map(User::from).collect())
+    }
+
+    pub async fn find_in(&self, s: &mut ClientSession, id: UserId) -> Result<Option<User>> {
         Ok(self
             .coll
-            .find_one(doc! { "role": "admin" })
+            .find_one(doc! { "_id": id })
+            .session(s)
+            .await?
+            .map(User::from))
+    }
+
+    /// Whether some admin account is active (the seed restores one if not).
+    pub async fn active_admin_exists(&self) -> Result<bool> {
+        Ok(self
+            .coll
+            .find_one(doc! { "role": "admin", "active": true })
             .await?
             .is_some())
     }

@@ -3,7 +3,7 @@
 
 use mongodb::bson::{doc, to_bson};
 
-use super::Ctx;
+use super::{tx::Tx, Ctx};
 use crate::{
     domain::{
         permission::{management_routes, Matrix, RouteKey, Rule},
@@ -11,16 +11,29 @@ use crate::{
         UserId,
     },
     error::{AppError, Result},
-    repo::{audit::AuditEvent, permissions::StoredRule},
+    repo::{audit::AuditEvent, guards, permissions::StoredRule},
     transaction,
 };
 
 /// The matrix as stored now.
 pub async fn matrix(ctx: &Ctx) -> Result<Matrix> {
     let roles = ctx.repos.permissions.all().await?;
-    Ok(Matrix::from_roles(roles.into_iter().map(|r| {
-        (r.role, r.rules.iter().map(StoredRule::rule).collect())
-    })))
+    Ok(to_matrix(roles))
+}
+
+/// The matrix as the transaction `tx` sees it.
+async fn matrix_in(ctx: &Ctx, tx: &mut Tx) -> Result<Matrix> {
+    Ok(to_matrix(
+        ctx.repos.permissions.all_in(tx.session()?).await?,
+    ))
+}
+
+fn to_matrix(roles: Vec<crate::repo::permissions::RoleRules>) -> Matrix {
+    Matrix::from_roles(
+        roles
+            .into_iter()
+            .map(|r| (r.role, r.rules.iter().map(StoredRule::rule).collect())),
+    )
 }
 
 /// A change about to be made that could leave no admin in charge.
@@ -40,9 +53,19 @@ pub enum AdminChange {
 
 /// 409 when, after `change`, no active admin would remain, or none could
 /// still read and change the permission matrix.
-pub async fn ensure_admins_remain(ctx: &Ctx, change: AdminChange) -> Result<()> {
-    let mut admins: Vec<User> = ctx.repos.users.active_admins().await?;
-    let mut matrix = matrix(ctx).await?;
+///
+/// Runs inside the transaction that makes the change, and first writes the
+/// admins' guard (`repo::guards`): two such changes at once (two admins
+/// deactivating each other) cannot both pass the check, as each reads what
+/// the other committed.
+pub async fn ensure_admins_remain(ctx: &Ctx, tx: &mut Tx, change: AdminChange) -> Result<()> {
+    ctx.repos
+        .guards
+        .touch(tx.session()?, guards::ADMINS)
+        .await?;
+    tx.point("admins:guard")?;
+    let mut admins: Vec<User> = ctx.repos.users.active_admins_in(tx.session()?).await?;
+    let mut matrix = matrix_in(ctx, tx).await?;
     match change {
         AdminChange::Removed(id) => admins.retain(|u| u.id != id),
         AdminChange::User {
@@ -53,7 +76,7 @@ pub async fn ensure_admins_remain(ctx: &Ctx, change: AdminChange) -> Result<()> 
         } => {
             let current = match admins.iter().find(|u| u.id == id) {
                 Some(u) => Some(u.clone()),
-                None => ctx.repos.users.find(id).await?,
+                None => ctx.repos.users.find_in(tx.session()?, id).await?,
             };
             admins.retain(|u| u.id != id);
             if let Some(mut user) = current {
@@ -87,6 +110,51 @@ pub async fn ensure_admins_remain(ctx: &Ctx, change: AdminChange) -> Result<()> 
     Ok(())
 }
 
+/// 403 unless `actor` may touch `target`'s account at all: only an admin
+/// changes, deactivates, deletes or resets the password of an admin.
+pub fn ensure_may_manage(actor: &User, target: &User) -> Result<()> {
+    if target.role == Role::Admin && actor.role != Role::Admin {
+        return Err(AppError::Forbidden(
+            "only an admin may change an admin's account".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// 403 when giving a user `after` (role, overrides) instead of `before`
+/// would hand them a route `actor` may not call, or make them an admin
+/// while `actor` is not one. Delegated user management can share what the
+/// delegate holds, never more.
+pub fn ensure_may_grant(
+    matrix: &Matrix,
+    actor: &User,
+    before: Option<(Role, &[Rule])>,
+    after: (Role, &[Rule]),
+) -> Result<()> {
+    let was_admin = before.is_some_and(|(role, _)| role == Role::Admin);
+    if after.0 == Role::Admin && !was_admin && actor.role != Role::Admin {
+        return Err(AppError::Forbidden(
+            "only an admin may create or promote an admin".into(),
+        ));
+    }
+    let had = before
+        .map(|(role, overrides)| matrix.granted(role, overrides))
+        .unwrap_or_default();
+    let beyond: Vec<String> = matrix
+        .granted(after.0, after.1)
+        .difference(&had)
+        .filter(|route| !matrix.allows(actor.role, &actor.permission_overrides, route))
+        .map(ToString::to_string)
+        .collect();
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    Err(AppError::Forbidden(format!(
+        "you may not grant what you do not hold: {}",
+        beyond.join(", ")
+    )))
+}
+
 /// Sets some of `role`'s rules (adding or replacing per method and path),
 /// refused when no admin could manage permissions afterwards. The rules are
 /// read, merged and written, with the audit event (`audit`, given its
@@ -100,6 +168,17 @@ pub async fn set_role_rules(
     rules: &[Rule],
     audit: AuditEvent,
 ) -> Result<Vec<StoredRule>> {
+    let me = ctx
+        .repos
+        .users
+        .find(actor)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))?;
+    if role == Role::Admin && me.role != Role::Admin {
+        return Err(AppError::Forbidden(
+            "only an admin may change the admin role's rules".into(),
+        ));
+    }
     transaction!(ctx, |tx| {
         let before = ctx
             .repos
@@ -108,13 +187,35 @@ pub async fn set_role_rules(
             .await?
             .map(|r| r.rules)
             .unwrap_or_default();
+        let current = matrix_in(ctx, &mut tx).await?;
         let (after, changes) = merge(before, rules, actor, ctx.clock.now_bson());
-        let mut next = matrix(ctx).await?;
+        let mut next = current.clone();
         next.roles.insert(
             role,
             after.iter().map(|r| (r.rule().key(), r.allow)).collect(),
         );
-        ensure_admins_remain(ctx, AdminChange::Matrix(next)).await?;
+        let granted: Vec<String> = rules
+            .iter()
+            .filter(|r| r.allow)
+            .map(Rule::key)
+            .filter(|k| {
+                !current
+                    .roles
+                    .get(&role)
+                    .and_then(|m| m.get(k))
+                    .copied()
+                    .unwrap_or(false)
+            })
+            .filter(|k| !current.allows(me.role, &me.permission_overrides, k))
+            .map(|k| k.to_string())
+            .collect();
+        if !granted.is_empty() {
+            return Err(AppError::Forbidden(format!(
+                "you may not grant what you do not hold: {}",
+                granted.join(", ")
+            )));
+        }
+        ensure_admins_remain(ctx, &mut tx, AdminChange::Matrix(next)).await?;
         let mut audit = audit.clone();
         audit.details = Some(doc! {
             "role": role.as_str(),

@@ -126,6 +126,9 @@ async fn log_claimed(
         updated_at: now,
     };
     transaction!(ctx, |tx| {
+        if let Some(h) = appointment.hospital_id {
+            patients::hold_hospital(ctx, &mut tx, h, "hospital_id").await?;
+        }
         ctx.repos
             .appointments
             .insert(tx.session()?, &appointment)
@@ -188,6 +191,9 @@ pub async fn update(
         .next_follow_up
         .filter(|_| next.next_follow_up != prev.next_follow_up);
     transaction!(ctx, |tx| {
+        if let Some(h) = next.hospital_id.filter(|h| Some(*h) != prev.hospital_id) {
+            patients::hold_hospital(ctx, &mut tx, h, "hospital_id").await?;
+        }
         if !ctx
             .repos
             .appointments

@@ -96,17 +96,46 @@ pub async fn update(
 }
 
 /// Deletes a hospital nobody refers to; otherwise 409 (deactivate it).
+///
+/// The check and the delete are one transaction that first writes the
+/// hospital, as every link to it does (`patients::hold_hospital`): a
+/// patient assigned at the same moment conflicts with the delete, so either
+/// the assignment sees no hospital (422) or the delete sees the assignment.
 pub async fn delete(ctx: &Ctx, id: HospitalId) -> Result<()> {
-    load(ctx, id).await?;
-    if ctx.repos.patients.references_hospital(id).await?
-        || ctx.repos.treatments.references_hospital(id).await?
-    {
-        return Err(AppError::conflict(
-            "patients are or were assigned to this hospital; deactivate it instead",
-        ));
-    }
-    if !ctx.repos.hospitals.delete(id).await? {
-        return Err(AppError::not_found("hospital"));
-    }
-    Ok(())
+    transaction!(ctx, |tx| {
+        if ctx
+            .repos
+            .hospitals
+            .hold_in(tx.session()?, id)
+            .await?
+            .is_none()
+        {
+            return Err(AppError::not_found("hospital"));
+        }
+        tx.point("hospital.delete:hold")?;
+        if ctx
+            .repos
+            .patients
+            .references_hospital(tx.session()?, id)
+            .await?
+            || ctx
+                .repos
+                .treatments
+                .references_hospital(tx.session()?, id)
+                .await?
+            || ctx
+                .repos
+                .appointments
+                .references_hospital(tx.session()?, id)
+                .await?
+        {
+            return Err(AppError::conflict(
+                "patients are or were assigned to this hospital; deactivate it instead",
+            ));
+        }
+        if !ctx.repos.hospitals.delete_in(tx.session()?, id).await? {
+            return Err(AppError::not_found("hospital"));
+        }
+        Ok(())
+    })
 }

@@ -78,7 +78,20 @@ pub async fn check_assignee(ctx: &Ctx, id: UserId) -> Result<()> {
 
 /// 422 unless the hospital exists and is active.
 pub async fn check_hospital(ctx: &Ctx, id: HospitalId, field: &str) -> Result<()> {
-    match ctx.repos.hospitals.find(id).await? {
+    hospital_usable(ctx.repos.hospitals.find(id).await?, field)
+}
+
+/// [`check_hospital`] inside the transaction that links to the hospital,
+/// with a write to it: a concurrent delete of the hospital conflicts with
+/// this transaction instead of leaving a link to nothing.
+pub async fn hold_hospital(ctx: &Ctx, tx: &mut Tx, id: HospitalId, field: &str) -> Result<()> {
+    let found = ctx.repos.hospitals.hold_in(tx.session()?, id).await?;
+    tx.point("hospital:hold")?;
+    hospital_usable(found, field)
+}
+
+fn hospital_usable(found: Option<crate::domain::hospital::Hospital>, field: &str) -> Result<()> {
+    match found {
         Some(h) if h.active => Ok(()),
         Some(_) => Err(AppError::invalid_field(field, "that hospital is inactive")),
         None => Err(AppError::invalid_field(field, "no such hospital")),
@@ -221,6 +234,9 @@ pub async fn register(
     let result = async {
         let patient = build(ctx, actor, input).await?;
         transaction!(ctx, |tx| {
+            if let Some(h) = patient.hospital_id {
+                hold_hospital(ctx, &mut tx, h, "hospital_id").await?;
+            }
             ctx.repos.patients.insert(tx.session()?, &patient).await?;
             tx.point("patient.register:insert")?;
             // Done as soon as the patient exists (see treatments::record).
@@ -430,6 +446,7 @@ pub async fn assign_hospital(
         at: ctx.clock.now_bson(),
     });
     transaction!(ctx, |tx| {
+        hold_hospital(ctx, &mut tx, hospital, "hospital_id").await?;
         save(ctx, &mut tx, &prev, next.clone(), "assign_hospital", actor).await
     })
 }

@@ -265,6 +265,7 @@ async fn record_claimed(
     stamp(&mut treatment, None, now);
     let mark_repeat = returning && patient.status != PatientStatus::Repeat;
     transaction!(ctx, |tx| {
+        patients::hold_hospital(ctx, &mut tx, treatment.hospital_id, "hospital_id").await?;
         ctx.repos
             .treatments
             .insert(tx.session()?, &treatment)
@@ -368,6 +369,9 @@ pub async fn update(
         "update"
     };
     transaction!(ctx, |tx| {
+        if next.hospital_id != prev.hospital_id {
+            patients::hold_hospital(ctx, &mut tx, next.hospital_id, "hospital_id").await?;
+        }
         if !ctx
             .repos
             .treatments

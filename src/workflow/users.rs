@@ -8,7 +8,7 @@ use mongodb::bson::{doc, to_bson};
 use secrecy::{ExposeSecret, SecretString};
 
 use super::{
-    access::{ensure_admins_remain, AdminChange},
+    access::{self, ensure_admins_remain, ensure_may_grant, ensure_may_manage, AdminChange},
     idempotency::{self, Claimed, Created, Idem},
     tx::Tx,
     Ctx,
@@ -48,6 +48,16 @@ pub struct AccountChanges {
     pub permissions: Option<Vec<Rule>>,
 }
 
+/// The account making a change (its role and overrides decide what it may
+/// grant).
+async fn acting(ctx: &Ctx, actor: UserId) -> Result<User> {
+    ctx.repos
+        .users
+        .find(actor)
+        .await?
+        .ok_or_else(|| AppError::Unauthorized("the account no longer exists".into()))
+}
+
 pub async fn load(ctx: &Ctx, id: UserId) -> Result<User> {
     ctx.repos
         .users
@@ -66,6 +76,9 @@ pub async fn create(
 ) -> Result<Created<User>> {
     let email = input.email.trim().to_lowercase();
     password::check_policy(input.password.expose_secret(), &email, "password")?;
+    let me = acting(ctx, actor).await?;
+    let matrix = access::matrix(ctx).await?;
+    ensure_may_grant(&matrix, &me, None, (input.role, &input.overrides))?;
     let claim = match idempotency::claim(ctx, actor, idem.request).await? {
         Claimed::Replay(r) => return Ok(Created::Replayed(r)),
         Claimed::Proceed(c) => c,
@@ -106,23 +119,30 @@ pub async fn update(
     mut audit: AuditEvent,
 ) -> Result<User> {
     let user = load(ctx, id).await?;
+    let me = acting(ctx, actor).await?;
+    ensure_may_manage(&me, &user)?;
     let role_changes = changes.role.is_some_and(|r| r != user.role);
     if role_changes && id == actor {
         return Err(AppError::conflict("you cannot change your own role"));
     }
     let access_change = role_changes || changes.permissions.is_some();
     if access_change {
-        ensure_admins_remain(
-            ctx,
-            AdminChange::User {
-                id,
-                role: changes.role.unwrap_or(user.role),
-                active: user.active,
-                overrides: changes.permissions.clone(),
-            },
-        )
-        .await?;
+        let matrix = access::matrix(ctx).await?;
+        ensure_may_grant(
+            &matrix,
+            &me,
+            Some((user.role, &user.permission_overrides)),
+            (
+                changes.role.unwrap_or(user.role),
+                changes
+                    .permissions
+                    .as_deref()
+                    .unwrap_or(&user.permission_overrides),
+            ),
+        )?;
     }
+    let role_after = changes.role.unwrap_or(user.role);
+    let overrides_set = changes.permissions.clone();
     let update = UserChanges {
         name: changes.name.map(|n| n.trim().to_owned()),
         email: changes.email.map(|e| e.trim().to_lowercase()),
@@ -143,6 +163,15 @@ pub async fn update(
         "overrides_after": to_bson(overrides_after).map_err(AppError::internal)?,
     });
     transaction!(ctx, |tx| {
+        if access_change {
+            let change = AdminChange::User {
+                id,
+                role: role_after,
+                active: user.active,
+                overrides: overrides_set.clone(),
+            };
+            ensure_admins_remain(ctx, &mut tx, change).await?;
+        }
         let updated = apply(ctx, &mut tx, actor, id, update.clone()).await?;
         if role_changes {
             end_sessions(ctx, &mut tx, id).await?;
@@ -198,8 +227,9 @@ pub async fn delete(ctx: &Ctx, actor: UserId, id: UserId, audit: AuditEvent) -> 
         return Err(AppError::conflict("you cannot delete your own account"));
     }
     let user = load(ctx, id).await?;
-    ensure_admins_remain(ctx, AdminChange::Removed(id)).await?;
+    ensure_may_manage(&acting(ctx, actor).await?, &user)?;
     transaction!(ctx, |tx| {
+        ensure_admins_remain(ctx, &mut tx, AdminChange::Removed(id)).await?;
         end_sessions(ctx, &mut tx, id).await?;
         if !ctx.repos.users.delete(tx.session()?, id).await? {
             return Err(AppError::not_found("user"));
@@ -226,11 +256,9 @@ pub async fn set_active(
     audit: AuditEvent,
 ) -> Result<User> {
     let user = load(ctx, id).await?;
-    if !active {
-        if id == actor {
-            return Err(AppError::conflict("you cannot deactivate your own account"));
-        }
-        ensure_admins_remain(ctx, AdminChange::Removed(id)).await?;
+    ensure_may_manage(&acting(ctx, actor).await?, &user)?;
+    if !active && id == actor {
+        return Err(AppError::conflict("you cannot deactivate your own account"));
     }
     let changes = UserChanges {
         active: Some(active),
@@ -238,6 +266,9 @@ pub async fn set_active(
         ..Default::default()
     };
     transaction!(ctx, |tx| {
+        if !active {
+            ensure_admins_remain(ctx, &mut tx, AdminChange::Removed(id)).await?;
+        }
         let updated = apply(ctx, &mut tx, actor, id, changes.clone()).await?;
         if !active {
             end_sessions(ctx, &mut tx, id).await?;
@@ -290,6 +321,7 @@ pub async fn reset_password(
         ));
     }
     let user = load(ctx, id).await?;
+    ensure_may_manage(&acting(ctx, actor).await?, &user)?;
     password::check_policy(new_password.expose_secret(), &user.email, "new_password")?;
     set_password(ctx, hasher, actor, id, new_password, audit).await
 }

@@ -164,3 +164,45 @@ async fn staff_read_hospitals_but_cannot_change_them() {
         .await
         .assert_error(StatusCode::FORBIDDEN, "forbidden");
 }
+
+#[tokio::test]
+async fn a_hospital_deleted_while_a_patient_is_assigned_is_never_left_referenced() {
+    let app = TestApp::spawn().await;
+    let admin = app.login_as(Role::Admin).await;
+    for round in 0..4 {
+        let hospital = create_hospital(&app, &admin, &format!("Race {round}")).await;
+        let res = app
+            .post_as(
+                &admin,
+                "/api/v1/patients",
+                &json!({"name": "Racing Patient", "country": "GB"}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
+        let patient = res.json()["id"].as_str().expect("id").to_owned();
+        let assign_path = format!("/api/v1/patients/{patient}/hospital");
+        let assign_body = json!({"hospital_id": hospital});
+        let delete_path = format!("/api/v1/hospitals/{hospital}");
+        let (assigned, deleted) = tokio::join!(
+            app.put_as(&admin, &assign_path, &assign_body),
+            app.delete_as(&admin, &delete_path),
+        );
+        let exists = app
+            .get_as(&admin, &format!("/api/v1/hospitals/{hospital}"))
+            .await
+            .status
+            == StatusCode::OK;
+        let linked = app
+            .get_as(&admin, &format!("/api/v1/patients/{patient}"))
+            .await
+            .json()["hospital_id"]
+            == json!(hospital);
+        match (assigned.status, deleted.status) {
+            (StatusCode::OK, StatusCode::CONFLICT) => assert!(exists && linked, "round {round}"),
+            (StatusCode::UNPROCESSABLE_ENTITY, StatusCode::NO_CONTENT) => {
+                assert!(!exists && !linked, "round {round}")
+            }
+            other => panic!("round {round}: assign and delete answered {other:?}"),
+        }
+    }
+}

@@ -7,7 +7,7 @@ use axum::http::StatusCode;
 use healthcrm::{domain::user::Role, seed};
 use serde_json::json;
 
-use crate::helpers::TestApp;
+use crate::helpers::{TestApp, TEST_PASSWORD};
 
 #[tokio::test]
 async fn every_protected_route_has_a_seed_rule_for_every_role() {
@@ -352,4 +352,243 @@ async fn permission_checks_never_query_the_database_on_the_hot_path() {
             .all(|k| !k.ends_with(" permissions") && !k.ends_with(" users")),
         "the permission check or the principal went to the database: {seen:?}"
     );
+}
+
+/// A staff member who was delegated `rules` by an admin.
+async fn delegate(
+    app: &TestApp,
+    admin: &crate::helpers::Session,
+    rules: serde_json::Value,
+) -> crate::helpers::Session {
+    let staff = app.login_as(Role::Staff).await;
+    let res = app
+        .patch_as(
+            admin,
+            &format!("/api/v1/users/{}", staff.id),
+            &json!({ "permissions": rules }),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    // The access change ended nothing (no role change): the token still works.
+    staff
+}
+
+#[tokio::test]
+async fn delegated_user_management_cannot_grant_what_it_does_not_hold() {
+    let app = TestApp::spawn().await;
+    let admin = app.login_as(Role::Admin).await;
+    let manager = delegate(
+        &app,
+        &admin,
+        json!([
+            {"method": "POST", "path": "/api/v1/users", "allow": true},
+            {"method": "PATCH", "path": "/api/v1/users/{id}", "allow": true},
+            {"method": "POST", "path": "/api/v1/users/{id}/password", "allow": true},
+            {"method": "POST", "path": "/api/v1/users/{id}/deactivate", "allow": true},
+            {"method": "DELETE", "path": "/api/v1/users/{id}", "allow": true},
+        ]),
+    )
+    .await;
+    let put_permissions =
+        json!({"method": "PUT", "path": "/api/v1/permissions/{role}", "allow": true});
+
+    // Not to themselves...
+    app.patch_as(
+        &manager,
+        &format!("/api/v1/users/{}", manager.id),
+        &json!({"permissions": [put_permissions]}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    // ...nor to a colleague, nor to a new account.
+    let colleague = app.login_as(Role::Staff).await;
+    let body = app
+        .patch_as(
+            &manager,
+            &format!("/api/v1/users/{}", colleague.id),
+            &json!({"permissions": [put_permissions]}),
+        )
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    assert!(
+        body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("PUT /api/v1/permissions/{role}"),
+        "{body}"
+    );
+    app.post_as(
+        &manager,
+        "/api/v1/users",
+        &json!({"name": "New One", "email": "new.one@example.com", "password": "a long enough password",
+                "role": "staff", "permissions": [put_permissions]}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    // No admin is created, promoted, reset, deactivated or deleted by them.
+    app.post_as(
+        &manager,
+        "/api/v1/users",
+        &json!({"name": "New Admin", "email": "new.admin@example.com", "password": "a long enough password", "role": "admin"}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    app.patch_as(
+        &manager,
+        &format!("/api/v1/users/{}", colleague.id),
+        &json!({"role": "admin"}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    let on_admin = format!("/api/v1/users/{}", admin.id);
+    app.post_as(
+        &manager,
+        &format!("{on_admin}/password"),
+        &json!({"new_password": "taken over at last!"}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    app.patch_as(
+        &manager,
+        &on_admin,
+        &json!({"email": "attacker@example.com"}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    app.post_as(&manager, &format!("{on_admin}/deactivate"), &json!({}))
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    app.delete_as(&manager, &on_admin)
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    // Nothing changed: the admin still logs in, the colleague is still staff
+    // without the rule, and no account was created.
+    assert_eq!(
+        app.login(&admin.email, TEST_PASSWORD).await.status,
+        StatusCode::OK
+    );
+    app.put_as(
+        &colleague,
+        "/api/v1/permissions/staff",
+        &json!({"rules": [put_permissions]}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    let users = app
+        .get_as(&admin, "/api/v1/users?per_page=100")
+        .await
+        .json();
+    assert_eq!(users["total"], 3, "{users}");
+
+    // What they hold they may share, and staff accounts they may manage.
+    let share = json!({"method": "POST", "path": "/api/v1/users", "allow": true});
+    let res = app
+        .patch_as(
+            &manager,
+            &format!("/api/v1/users/{}", colleague.id),
+            &json!({"permissions": [share]}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    let res = app
+        .post_as(
+            &manager,
+            &format!("/api/v1/users/{}/password", colleague.id),
+            &json!({"new_password": "a fresh passphrase here"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT, "{:?}", res.json());
+    let res = app
+        .post_as(
+            &manager,
+            "/api/v1/users",
+            &json!({"name": "New One", "email": "new.one@example.com", "password": "a long enough password", "role": "staff"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
+}
+
+#[tokio::test]
+async fn delegated_permission_editing_cannot_grant_what_it_does_not_hold() {
+    let app = TestApp::spawn().await;
+    let admin = app.login_as(Role::Admin).await;
+    let editor = delegate(
+        &app,
+        &admin,
+        json!([{"method": "PUT", "path": "/api/v1/permissions/{role}", "allow": true}]),
+    )
+    .await;
+    let users = json!({"method": "GET", "path": "/api/v1/users", "allow": true});
+    app.put_as(
+        &editor,
+        "/api/v1/permissions/staff",
+        &json!({"rules": [users]}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    app.get_as(&editor, "/api/v1/users")
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    // The admin role's rules are the admins' to change.
+    let deny = json!({"method": "GET", "path": "/api/v1/users", "allow": false});
+    app.put_as(
+        &editor,
+        "/api/v1/permissions/admin",
+        &json!({"rules": [deny]}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(
+        app.get_as(&admin, "/api/v1/users").await.status,
+        StatusCode::OK
+    );
+    // Taking a rule away, or granting one they hold, is fine.
+    let held = json!({"method": "PUT", "path": "/api/v1/permissions/{role}", "allow": true});
+    let res = app
+        .put_as(
+            &editor,
+            "/api/v1/permissions/staff",
+            &json!({"rules": [held]}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+}
+
+#[tokio::test]
+async fn two_admins_deactivating_each_other_at_once_leave_one() {
+    let app = TestApp::spawn().await;
+    for round in 0..4 {
+        // Only these two admins are active.
+        app.db
+            .collection::<mongodb::bson::Document>("users")
+            .update_many(
+                mongodb::bson::doc! { "role": "admin" },
+                mongodb::bson::doc! { "$set": { "active": false } },
+            )
+            .await
+            .expect("retire earlier admins");
+        let a = app.login_as(Role::Admin).await;
+        let b = app.login_as(Role::Admin).await;
+        let (off_b, off_a) = (
+            format!("/api/v1/users/{}/deactivate", b.id),
+            format!("/api/v1/users/{}/deactivate", a.id),
+        );
+        let empty = json!({});
+        let (ra, rb) = tokio::join!(
+            app.post_as(&a, &off_b, &empty),
+            app.post_as(&b, &off_a, &empty),
+        );
+        let ok = [ra.status, rb.status]
+            .iter()
+            .filter(|s| **s == StatusCode::OK)
+            .count();
+        assert_eq!(ok, 1, "round {round}: {} and {}", ra.status, rb.status);
+        let active = app
+            .db
+            .collection::<mongodb::bson::Document>("users")
+            .count_documents(mongodb::bson::doc! { "role": "admin", "active": true })
+            .await
+            .expect("count");
+        assert_eq!(active, 1, "round {round}");
+    }
 }

@@ -203,3 +203,41 @@ async fn bad_seed_files_name_the_entry_and_write_nothing() {
     );
     db.drop().await.expect("drop");
 }
+
+#[tokio::test]
+async fn the_seed_restores_an_admin_when_none_is_active() {
+    let app = empty_db().await;
+    let rules = seed_file();
+    seed::run(&app.db, &rules, &opts(false, false))
+        .await
+        .expect("first run");
+    // The only admin is deactivated behind the API's back (a bad script):
+    // an inactive admin does not count.
+    app.db
+        .collection::<Document>("users")
+        .update_many(
+            doc! { "role": "admin" },
+            doc! { "$set": { "active": false } },
+        )
+        .await
+        .expect("deactivate");
+    let mut recover = opts(false, false);
+    recover.admin_password = Some(SecretString::from("a brand new admin passphrase"));
+    let changes = seed::run(&app.db, &rules, &recover)
+        .await
+        .expect("recovery run");
+    assert!(
+        changes.contains(&seed::Change::RestoreAdmin {
+            email: "first.admin@example.com".into()
+        }),
+        "{changes:?}"
+    );
+    let res = app
+        .login("first.admin@example.com", "a brand new admin passphrase")
+        .await;
+    assert_eq!(res.status, axum::http::StatusCode::OK);
+    assert_eq!(res.json()["user"]["role"], "admin");
+    // Once an admin is active again, the seed leaves accounts alone.
+    let again = seed::run(&app.db, &rules, &recover).await.expect("again");
+    assert!(again.is_empty(), "{again:?}");
+}

@@ -175,15 +175,16 @@ async fn nobody_removes_or_demotes_themselves_and_the_last_admin_stays() {
             .status,
         StatusCode::OK
     );
+    // (Nor any admin: an admin's account is for admins to change.)
     app.patch_as(&staff, &me, &json!({"role": "staff"}))
         .await
-        .assert_error(StatusCode::CONFLICT, "conflict");
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
     app.post_as(&staff, &format!("{me}/deactivate"), &json!({}))
         .await
-        .assert_error(StatusCode::CONFLICT, "conflict");
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
     app.delete_as(&staff, &me)
         .await
-        .assert_error(StatusCode::CONFLICT, "conflict");
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
     assert_eq!(
         app.get_as(&admin, "/api/v1/users").await.status,
         StatusCode::OK,
