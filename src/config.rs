@@ -15,6 +15,10 @@ pub const EXAMPLE_JWT_SECRET: &str = "change-me-to-a-long-random-secret-of-at-le
 /// Minimum length of the HS256 signing secret (RFC 7518 §3.2: key >= hash size).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
 
+/// Upper bound of `MAX_CONNECTIONS`: each connection holds a file descriptor,
+/// and no process here is allowed a million of them.
+pub const MAX_CONNECTIONS_LIMIT: usize = 1_000_000;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum LogFormat {
     Text,
@@ -36,6 +40,13 @@ pub struct Config {
     pub cors_origins: Vec<String>,
     pub body_limit_bytes: usize,
     pub request_timeout: Duration,
+    /// How long a client may take to send a request's headers, counted from
+    /// the connection's opening or the request's first byte.
+    pub http_header_read_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub http_idle_timeout: Duration,
+    /// Open connections at most; further ones wait in the listen backlog.
+    pub max_connections: usize,
     pub log_format: LogFormat,
     /// Consecutive failed logins that lock an account, and for how long.
     pub lockout_threshold: i32,
@@ -173,6 +184,22 @@ impl Config {
         if timeout_secs == 0 {
             errors.push("REQUEST_TIMEOUT_SECS must be greater than zero".into());
         }
+        let header_read_secs: u64 =
+            parse_opt(&get, "HTTP_HEADER_READ_TIMEOUT_SECS", &mut errors).unwrap_or(10);
+        if header_read_secs == 0 {
+            errors.push("HTTP_HEADER_READ_TIMEOUT_SECS must be greater than zero".into());
+        }
+        let idle_secs: u64 = parse_opt(&get, "HTTP_IDLE_TIMEOUT_SECS", &mut errors).unwrap_or(60);
+        if idle_secs == 0 {
+            errors.push("HTTP_IDLE_TIMEOUT_SECS must be greater than zero".into());
+        }
+        let max_connections: usize =
+            parse_opt(&get, "MAX_CONNECTIONS", &mut errors).unwrap_or(1024);
+        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&max_connections) {
+            errors.push(format!(
+                "MAX_CONNECTIONS must be between 1 and {MAX_CONNECTIONS_LIMIT}"
+            ));
+        }
 
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -257,6 +284,9 @@ impl Config {
             cors_origins,
             body_limit_bytes,
             request_timeout: Duration::from_secs(timeout_secs),
+            http_header_read_timeout: Duration::from_secs(header_read_secs),
+            http_idle_timeout: Duration::from_secs(idle_secs),
+            max_connections,
             log_format,
             lockout_threshold,
             lockout_duration: Duration::from_secs(lockout_secs),
@@ -326,6 +356,37 @@ mod tests {
         assert_eq!(c.access_token_ttl, Duration::from_secs(900));
         assert_eq!(c.refresh_token_ttl, Duration::from_secs(14 * 24 * 3600));
         assert!(c.cors_origins.is_empty());
+        assert_eq!(c.http_header_read_timeout, Duration::from_secs(10));
+        assert_eq!(c.http_idle_timeout, Duration::from_secs(60));
+        assert_eq!(c.max_connections, 1024);
+    }
+
+    #[test]
+    fn connection_limits_are_read_and_checked() {
+        let c = cfg(&[
+            ("JWT_SECRET", SECRET),
+            ("HTTP_HEADER_READ_TIMEOUT_SECS", "2"),
+            ("HTTP_IDLE_TIMEOUT_SECS", "30"),
+            ("MAX_CONNECTIONS", "20"),
+        ])
+        .expect("valid");
+        assert_eq!(c.http_header_read_timeout, Duration::from_secs(2));
+        assert_eq!(c.http_idle_timeout, Duration::from_secs(30));
+        assert_eq!(c.max_connections, 20);
+
+        for (key, bad) in [
+            ("HTTP_HEADER_READ_TIMEOUT_SECS", "0"),
+            ("HTTP_HEADER_READ_TIMEOUT_SECS", "ten"),
+            ("HTTP_IDLE_TIMEOUT_SECS", "0"),
+            ("HTTP_IDLE_TIMEOUT_SECS", "-5"),
+            ("MAX_CONNECTIONS", "0"),
+            ("MAX_CONNECTIONS", "1000001"),
+            ("MAX_CONNECTIONS", "lots"),
+        ] {
+            let e = cfg(&[("JWT_SECRET", SECRET), (key, bad)]).unwrap_err();
+            assert_eq!(e.0.len(), 1, "{key}={bad}: {e}");
+            assert!(e.to_string().contains(key), "{key}={bad}: {e}");
+        }
     }
 
     #[test]
