@@ -97,7 +97,7 @@ async fn doctor_on_start(state: &AppState) -> Result<(), String> {
     Ok(())
 }
 
-/// Resolves on SIGINT or SIGTERM; axum then stops accepting and drains
+/// Resolves on SIGINT or SIGTERM; `serve` then stops accepting and drains
 /// in-flight requests before `serve` returns.
 async fn shutdown_signal() {
     let ctrl_c = async {

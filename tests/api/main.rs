@@ -7,6 +7,7 @@ mod appointments;
 #[cfg(feature = "faults")]
 mod atomicity;
 mod auth;
+mod connections;
 mod crash;
 mod doctor;
 mod errors;
