@@ -53,6 +53,9 @@ pub struct Config {
     pub lockout_duration: Duration,
     /// Requests per minute per client IP on the login and refresh endpoints.
     pub auth_rate_limit_per_minute: u32,
+    /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` is believed
+    /// (`TRUSTED_PROXIES`); from anyone else the socket peer is the client.
+    pub trusted_proxies: Vec<ipnet::IpNet>,
     /// Password hashes computed at once (each takes ~19 MiB and a core).
     pub password_hash_concurrency: usize,
     /// How long another instance's change to a user or to the permission
@@ -220,6 +223,9 @@ impl Config {
         }
         let auth_rate_limit_per_minute: u32 =
             parse_opt(&get, "AUTH_RATE_LIMIT_PER_MINUTE", &mut errors).unwrap_or(60);
+        let trusted_proxies = get("TRUSTED_PROXIES")
+            .map(|v| parse_networks("TRUSTED_PROXIES", &v, &mut errors))
+            .unwrap_or_default();
         if auth_rate_limit_per_minute < 1 {
             errors.push("AUTH_RATE_LIMIT_PER_MINUTE must be at least 1".into());
         }
@@ -291,6 +297,7 @@ impl Config {
             lockout_threshold,
             lockout_duration: Duration::from_secs(lockout_secs),
             auth_rate_limit_per_minute,
+            trusted_proxies,
             password_hash_concurrency,
             user_cache_ttl: Duration::from_millis(user_cache_ms),
             permission_cache_ttl: Duration::from_millis(permission_cache_ms),
@@ -324,6 +331,29 @@ fn parse_opt<T: std::str::FromStr>(
             None
         }
     }
+}
+
+/// A comma-separated list of networks (`10.0.0.0/8`, `fd00::/8`) or single
+/// addresses (`192.0.2.7`, taken as /32 or /128).
+fn parse_networks(key: &str, raw: &str, errors: &mut Vec<String>) -> Vec<ipnet::IpNet> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .filter_map(|s| {
+            let parsed = s
+                .parse::<ipnet::IpNet>()
+                .or_else(|_| s.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+            match parsed {
+                Ok(net) => Some(net.trunc()),
+                Err(_) => {
+                    errors.push(format!(
+                        "{key} entry '{s}' is not an address or a network like 10.0.0.0/8"
+                    ));
+                    None
+                }
+            }
+        })
+        .collect()
 }
 
 /// Database names the local stand-in and MongoDB both accept.
@@ -410,6 +440,24 @@ mod tests {
         ])
         .unwrap_err();
         assert_eq!(e.0.len(), 4, "{e}");
+    }
+
+    #[test]
+    fn trusted_proxies_are_networks_or_addresses() {
+        let c = cfg(&[
+            ("JWT_SECRET", SECRET),
+            ("TRUSTED_PROXIES", "10.0.0.0/8, 192.0.2.7 ,fd00::1/8"),
+        ])
+        .expect("valid");
+        let shown: Vec<String> = c.trusted_proxies.iter().map(|n| n.to_string()).collect();
+        assert_eq!(shown, vec!["10.0.0.0/8", "192.0.2.7/32", "fd00::/8"]);
+        let err = cfg(&[("JWT_SECRET", SECRET), ("TRUSTED_PROXIES", "10.0.0.0/33")])
+            .expect_err("invalid");
+        assert!(err.to_string().contains("TRUSTED_PROXIES"), "{err}");
+        assert!(cfg(&[("JWT_SECRET", SECRET)])
+            .expect("valid")
+            .trusted_proxies
+            .is_empty());
     }
 
     #[test]

@@ -235,7 +235,12 @@ mod tests {
             "every migrations/*.json must be listed in FILES"
         );
         let specs = specs().expect("all migration files parse");
-        assert!(specs.iter().all(|s| !s.indexes.is_empty()));
+        // Every collection queried by anything but `_id` declares its indexes
+        // (the guards are only ever read and written by `_id`).
+        assert!(specs
+            .iter()
+            .filter(|s| s.collection != "guards")
+            .all(|s| !s.indexes.is_empty()));
     }
 
     #[test]

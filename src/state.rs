@@ -48,10 +48,7 @@ impl AppState {
             hasher: Hasher::new(config.password_hash_concurrency, Duration::from_secs(10)),
             principals: PrincipalCache::new(config.user_cache_ttl),
             permissions: PermissionCache::new(config.permission_cache_ttl),
-            auth_rate_limit: RateLimiter::new(
-                config.auth_rate_limit_per_minute,
-                Duration::from_secs(60),
-            ),
+            auth_rate_limit: RateLimiter::per_minute(config.auth_rate_limit_per_minute),
             unknown_accounts: UnknownAccounts::default(),
             background: tokio_util::task::TaskTracker::new(),
             db,

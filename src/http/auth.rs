@@ -36,7 +36,8 @@ impl<S: Send + Sync> FromRequestParts<S> for CurrentUser {
     }
 }
 
-/// The client's address as the socket saw it (no proxy headers are trusted).
+/// The client's address: the socket peer, or what our trusted proxies
+/// report (see `http::client_ip`).
 #[derive(Debug, Clone, Copy)]
 pub struct ClientIp(pub Option<IpAddr>);
 
@@ -44,12 +45,16 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientIp {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(
+        let resolved = parts
+            .extensions
+            .get::<crate::http::client_ip::ResolvedClient>()
+            .map(|c| c.0);
+        Ok(ClientIp(resolved.or_else(|| {
             parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
-                .map(|c| c.0.ip()),
-        ))
+                .map(|c| c.0.ip())
+        })))
     }
 }
 

@@ -58,6 +58,10 @@ where
             ]))
             .layer(middleware::from_fn(request_id))
             .layer(middleware::from_fn(security_headers))
+            .layer(middleware::from_fn_with_state(
+                std::sync::Arc::<[ipnet::IpNet]>::from(config.trusted_proxies.clone()),
+                crate::http::client_ip::resolve,
+            ))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(make_span)

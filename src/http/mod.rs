@@ -3,6 +3,7 @@
 pub mod accounts;
 pub mod audit;
 pub mod auth;
+pub mod client_ip;
 pub mod csv;
 pub mod dto;
 pub mod extract;

@@ -551,3 +551,86 @@ async fn responses_carry_nosniff_and_api_responses_are_never_cached() {
     let health = app.get("/health").await;
     assert_eq!(health.header("x-content-type-options"), Some("nosniff"));
 }
+
+/// A failed login from `forwarded_for`, as a proxy at the app's client
+/// address would forward it.
+async fn login_via_proxy(app: &TestApp, forwarded_for: &str) -> StatusCode {
+    let req = axum::http::Request::builder()
+        .method(Method::POST)
+        .uri("/api/v1/auth/login")
+        .header("content-type", "application/json")
+        .header("x-forwarded-for", format!("203.0.113.66, {forwarded_for}"))
+        .body(axum::body::Body::from(
+            json!({"email": "nobody@example.com", "password": "whatever password"}).to_string(),
+        ))
+        .expect("request");
+    app.request(req).await.status
+}
+
+#[tokio::test]
+async fn forwarded_addresses_count_only_from_trusted_proxies() {
+    // The proxy is the app's own client address (127.0.0.1).
+    let behind_proxy = TestApp::spawn_with(&[
+        ("AUTH_RATE_LIMIT_PER_MINUTE", "2"),
+        ("TRUSTED_PROXIES", "127.0.0.0/8"),
+    ])
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            login_via_proxy(&behind_proxy, "198.51.100.1").await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_via_proxy(&behind_proxy, "198.51.100.1").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // Another user behind the same proxy has a budget of their own; an IPv6
+    // client is counted by its /64.
+    assert_eq!(
+        login_via_proxy(&behind_proxy, "198.51.100.2").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_via_proxy(&behind_proxy, "2001:db8:0:1::1").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_via_proxy(&behind_proxy, "2001:db8:0:1::2").await,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        login_via_proxy(&behind_proxy, "2001:db8:0:1:ffff::3").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+    // The audit trail names the client, not the proxy (nor the forged hop).
+    behind_proxy.settle_background().await;
+    let ips: Vec<String> = behind_proxy
+        .db
+        .collection::<mongodb::bson::Document>("audit_events")
+        .distinct("ip", mongodb::bson::doc! {})
+        .await
+        .expect("distinct")
+        .into_iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    assert!(ips.contains(&"198.51.100.1".to_owned()), "{ips:?}");
+    assert!(
+        !ips.iter()
+            .any(|ip| ip == "203.0.113.66" || ip == "127.0.0.1"),
+        "{ips:?}"
+    );
+
+    // Without TRUSTED_PROXIES the header is the client's word: ignored.
+    let direct = TestApp::spawn_with(&[("AUTH_RATE_LIMIT_PER_MINUTE", "2")]).await;
+    for who in ["198.51.100.1", "198.51.100.2"] {
+        assert_eq!(
+            login_via_proxy(&direct, who).await,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    assert_eq!(
+        login_via_proxy(&direct, "198.51.100.3").await,
+        StatusCode::TOO_MANY_REQUESTS
+    );
+}
