@@ -1,7 +1,54 @@
-//! Calendar dates as stored (midnight UTC) and the ages derived from them.
+//! Calendar dates as stored (midnight UTC), the ages derived from them,
+//! and the years a request may name.
+//!
+//! Every date and date-time a request carries is held to 1900-01-01 ..=
+//! 2200-12-31 (UTC). chrono accepts years up to +-262143, where a week
+//! start, a `+ 1 day` or a `- 1 ms` falls off the calendar; a bound far
+//! inside that range keeps all the arithmetic done on request dates
+//! finite, and no real patient, appointment or report needs more.
 
-use chrono::{Datelike, NaiveDate};
+use chrono::{DateTime, Datelike, NaiveDate, Utc};
 use mongodb::bson::DateTime as BsonDateTime;
+use validator::ValidationError;
+
+/// The first and last years a request may name (inclusive).
+pub const MIN_YEAR: i32 = 1900;
+pub const MAX_YEAR: i32 = 2200;
+
+/// What an out-of-range date is told.
+pub const OUT_OF_RANGE: &str = "must be between 1900-01-01 and 2200-12-31";
+
+/// Whether `date` lies in [`MIN_YEAR`] ..= [`MAX_YEAR`].
+pub fn in_bounds(date: NaiveDate) -> bool {
+    (MIN_YEAR..=MAX_YEAR).contains(&date.year())
+}
+
+/// Whether the instant `at` falls on a UTC day in [`MIN_YEAR`] ..= [`MAX_YEAR`].
+pub fn instant_in_bounds(at: DateTime<Utc>) -> bool {
+    in_bounds(at.date_naive())
+}
+
+fn out_of_range() -> ValidationError {
+    ValidationError::new("date_range").with_message(OUT_OF_RANGE.into())
+}
+
+/// validator hook for a `YYYY-MM-DD` body field.
+pub fn validate_date(date: &NaiveDate) -> Result<(), ValidationError> {
+    if in_bounds(*date) {
+        Ok(())
+    } else {
+        Err(out_of_range())
+    }
+}
+
+/// validator hook for an RFC 3339 body field.
+pub fn validate_instant(at: &DateTime<Utc>) -> Result<(), ValidationError> {
+    if instant_in_bounds(*at) {
+        Ok(())
+    } else {
+        Err(out_of_range())
+    }
+}
 
 /// Midnight UTC of `date`, as stored.
 pub fn date_to_bson(date: NaiveDate) -> BsonDateTime {
@@ -27,6 +74,8 @@ pub fn age_on(dob: NaiveDate, today: NaiveDate) -> i32 {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -46,5 +95,38 @@ mod tests {
     fn dates_round_trip_through_midnight_utc() {
         let d = NaiveDate::from_ymd_opt(2026, 2, 28).unwrap();
         assert_eq!(bson_to_date(date_to_bson(d)), d);
+    }
+
+    #[test]
+    fn requests_may_name_1900_to_2200() {
+        let d = |y, m, day| NaiveDate::from_ymd_opt(y, m, day).expect("date");
+        assert!(validate_date(&d(1900, 1, 1)).is_ok());
+        assert!(validate_date(&d(2200, 12, 31)).is_ok());
+        assert!(validate_date(&d(1899, 12, 31)).is_err());
+        assert!(validate_date(&d(2201, 1, 1)).is_err());
+        assert!(validate_date(&NaiveDate::MIN).is_err());
+        assert!(validate_instant(&DateTime::<Utc>::MAX_UTC).is_err());
+    }
+
+    fn any_date() -> impl Strategy<Value = NaiveDate> {
+        (NaiveDate::MIN.num_days_from_ce()..=NaiveDate::MAX.num_days_from_ce())
+            .prop_filter_map("a date", NaiveDate::from_num_days_from_ce_opt)
+    }
+
+    proptest! {
+        #[test]
+        fn any_date_round_trips_and_has_an_age(dob in any_date(), today in any_date()) {
+            prop_assert_eq!(bson_to_date(date_to_bson(dob)), dob);
+            let age = age_on(dob, today);
+            prop_assert!((age - (today.year() - dob.year())).abs() <= 1);
+            prop_assert_eq!(validate_date(&dob).is_ok(), in_bounds(dob));
+        }
+
+        #[test]
+        fn any_instant_is_bounded_by_its_utc_day(ms in any::<i64>()) {
+            let at = BsonDateTime::from_millis(ms).to_chrono();
+            prop_assert_eq!(validate_instant(&at).is_ok(), in_bounds(at.date_naive()));
+            let _ = bson_to_date(BsonDateTime::from_millis(ms));
+        }
     }
 }

@@ -160,7 +160,15 @@ where
             .await
             .map_err(|rejection| AppError::BadRequest(rejection.body_text()))?;
         value.validate().map_err(|e| match AppError::from(e) {
-            AppError::Validation { message, .. } => AppError::BadRequest(message),
+            // A query has no body to point into: the 400 names each
+            // parameter with what it wants.
+            AppError::Validation { details, .. } => AppError::BadRequest(
+                details
+                    .iter()
+                    .map(|(field, messages)| format!("{field} {}", messages.join(", ")))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            ),
             other => other,
         })?;
         Ok(ApiQuery(value))

@@ -8,7 +8,10 @@ use utoipa::IntoParams;
 use validator::Validate;
 
 use crate::{
-    domain::{dates::date_to_bson, PatientId},
+    domain::{
+        dates::{date_to_bson, in_bounds, instant_in_bounds, OUT_OF_RANGE},
+        PatientId,
+    },
     error::AppError,
 };
 
@@ -37,22 +40,101 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
-/// A date bound from a query: `YYYY-MM-DD` or RFC 3339. `end_of_day`
-/// turns a date into the start of the next day (an exclusive bound).
+/// A date bound from a query: `YYYY-MM-DD` or RFC 3339, on a UTC day in
+/// 1900 ..= 2200 (see [`crate::domain::dates`]). `end_of_day` turns a date
+/// into the start of the next day (an exclusive bound).
 pub fn parse_bound(field: &str, raw: &str, end_of_day: bool) -> Result<BsonDateTime, AppError> {
+    let out_of_range = || AppError::BadRequest(format!("{field} {OUT_OF_RANGE}"));
     if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+        if !in_bounds(d) {
+            return Err(out_of_range());
+        }
         let d = if end_of_day {
-            d.succ_opt().unwrap_or(d)
+            d.succ_opt().ok_or_else(out_of_range)?
         } else {
             d
         };
         return Ok(date_to_bson(d));
     }
-    DateTime::parse_from_rfc3339(raw)
-        .map(|d| BsonDateTime::from_chrono(d.with_timezone(&Utc)))
+    let at = DateTime::parse_from_rfc3339(raw)
+        .map(|d| d.with_timezone(&Utc))
         .map_err(|_| {
             AppError::BadRequest(format!(
                 "{field} must be YYYY-MM-DD or an RFC 3339 timestamp"
             ))
-        })
+        })?;
+    if !instant_in_bounds(at) {
+        return Err(out_of_range());
+    }
+    Ok(BsonDateTime::from_chrono(at))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::Datelike;
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[test]
+    fn bounds_outside_1900_to_2200_are_refused() {
+        for raw in [
+            "-262143-01-01",
+            "+262142-12-31",
+            "1899-12-31",
+            "2201-01-01",
+            "1899-12-31T23:59:59Z",
+            "2200-12-31T23:00:00-05:00",
+        ] {
+            let err = parse_bound("from", raw, false).expect_err(raw);
+            assert!(
+                matches!(&err, AppError::BadRequest(m) if m == "from must be between 1900-01-01 and 2200-12-31"),
+                "{raw}: {err:?}"
+            );
+        }
+        for raw in [
+            "1900-01-01",
+            "2200-12-31",
+            "1900-01-01T00:00:00Z",
+            "2200-12-31T23:59:59.999Z",
+        ] {
+            assert!(parse_bound("to", raw, true).is_ok(), "{raw}");
+        }
+        let last = parse_bound("to", "2200-12-31", true).expect("ok");
+        assert_eq!(last.to_chrono().to_rfc3339(), "2201-01-01T00:00:00+00:00");
+    }
+
+    proptest! {
+        #[test]
+        fn any_string_parses_or_is_a_400(raw in any::<String>(), end in any::<bool>()) {
+            match parse_bound("from", &raw, end) {
+                // 2201-01-01T00:00Z only as the exclusive end of 2200-12-31.
+                Ok(d) => prop_assert!((1900..=2201).contains(&d.to_chrono().year())),
+                Err(e) => prop_assert!(matches!(e, AppError::BadRequest(_))),
+            }
+        }
+
+        #[test]
+        fn any_chrono_date_parses_or_is_a_400(
+            days in NaiveDate::MIN.num_days_from_ce()..=NaiveDate::MAX.num_days_from_ce(),
+            end in any::<bool>(),
+        ) {
+            let Some(d) = NaiveDate::from_num_days_from_ce_opt(days) else {
+                return Ok(());
+            };
+            for raw in [d.format("%Y-%m-%d").to_string(), format!("{d}T12:00:00+14:00")] {
+                let parsed = parse_bound("to", &raw, end);
+                // Noon at +14:00 on 1900-01-01 is still 1899 in UTC.
+                let first_day_east = raw.contains('T') && d.to_string() == "1900-01-01";
+                prop_assert_eq!(parsed.is_ok(), in_bounds(d) && !first_day_east, "{}", raw);
+            }
+        }
+
+        #[test]
+        fn date_like_strings_parse_or_are_a_400(raw in "[+-]?[0-9]{1,7}-[0-9]{1,2}-[0-9]{1,2}(T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2}))?") {
+            if let Err(e) = parse_bound("from", &raw, true) {
+                prop_assert!(matches!(e, AppError::BadRequest(_)));
+            }
+        }
+    }
 }

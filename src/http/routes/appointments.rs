@@ -16,7 +16,7 @@ use validator::{Validate, ValidationError};
 use crate::{
     domain::{
         appointment::{Appointment, AppointmentStatus},
-        dates::{bson_to_date, date_to_bson},
+        dates::{bson_to_date, date_to_bson, validate_date, validate_instant},
         patient::TreatmentStatus,
         AppointmentId, HospitalId, PatientId, UserId,
     },
@@ -58,11 +58,13 @@ fn validate_notes(notes: &str) -> Result<(), ValidationError> {
 #[serde(deny_unknown_fields)]
 pub struct LogAppointment {
     pub hospital_id: Option<HospitalId>,
-    /// RFC 3339.
+    /// RFC 3339, in 1900 ..= 2200.
+    #[validate(custom(function = "validate_instant"))]
     pub appointment_date: Option<DateTime<Utc>>,
     #[validate(custom(function = "validate_notes"))]
     pub discussion_notes: String,
-    /// `YYYY-MM-DD`; also becomes the patient's next follow-up.
+    /// `YYYY-MM-DD`, in 1900 ..= 2200; also becomes the patient's next follow-up.
+    #[validate(custom(function = "validate_date"))]
     pub next_follow_up: Option<NaiveDate>,
     pub status: AppointmentStatus,
 }
@@ -77,11 +79,13 @@ pub struct UpdateAppointment {
     pub hospital_id: Option<Option<HospitalId>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = DateTime)]
+    #[validate(custom(function = "validate_instant"))]
     pub appointment_date: Option<Option<DateTime<Utc>>>,
     #[validate(custom(function = "validate_notes"))]
     pub discussion_notes: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = Date)]
+    #[validate(custom(function = "validate_date"))]
     pub next_follow_up: Option<Option<NaiveDate>>,
     pub status: Option<AppointmentStatus>,
 }
@@ -138,7 +142,8 @@ pub struct FollowUpQuery {
     pub per_page: Option<u64>,
     /// Only this staff member's patients.
     pub assigned_to: Option<UserId>,
-    /// `YYYY-MM-DD`, inclusive; default today (due and overdue).
+    /// `YYYY-MM-DD` in 1900 ..= 2200, inclusive; default today (due and overdue).
+    #[validate(custom(function = "validate_date"))]
     pub due_before: Option<NaiveDate>,
     /// Only follow-ups due before today.
     pub overdue: Option<bool>,

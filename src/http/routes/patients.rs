@@ -17,6 +17,7 @@ use validator::{Validate, ValidationError};
 
 use crate::{
     domain::{
+        dates::validate_date,
         iso::validate_country,
         patient::{Patient, PatientContact, PatientStatus, TreatmentStatus},
         HospitalId, UserId,
@@ -101,6 +102,7 @@ pub struct RegisterPatient {
     #[validate(range(max = 130))]
     pub age: Option<u8>,
     /// `YYYY-MM-DD`; the age is derived from it.
+    #[validate(custom(function = "validate_date"))]
     pub date_of_birth: Option<NaiveDate>,
     /// ISO 3166-1 alpha-2.
     #[validate(custom(function = "validate_country"))]
@@ -118,7 +120,8 @@ pub struct RegisterPatient {
     pub denial_reason: Option<String>,
     pub assigned_to: Option<UserId>,
     pub hospital_id: Option<HospitalId>,
-    /// `YYYY-MM-DD`.
+    /// `YYYY-MM-DD`, in 1900 ..= 2200.
+    #[validate(custom(function = "validate_date"))]
     pub next_follow_up: Option<NaiveDate>,
 }
 
@@ -134,6 +137,7 @@ pub struct UpdatePatient {
     pub age: Option<Option<u8>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = Date)]
+    #[validate(custom(function = "validate_date"))]
     pub date_of_birth: Option<Option<NaiveDate>>,
     #[validate(custom(function = "validate_country"))]
     pub country: Option<String>,
@@ -154,6 +158,7 @@ pub struct UpdatePatient {
     pub assigned_to: Option<Option<UserId>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = Date)]
+    #[validate(custom(function = "validate_date"))]
     pub next_follow_up: Option<Option<NaiveDate>>,
 }
 
