@@ -142,10 +142,13 @@ pub const AGE_BANDS: [(&str, u32); 5] = [
 ];
 pub const AGE_UNKNOWN: &str = "unknown";
 
-/// The latest birth date of someone at least `years` old on `today`.
+/// The latest birth date of someone at least `years` old on `today`; a
+/// cut-off before chrono's calendar is its first day, which no stored
+/// date of birth precedes.
 fn born_by(today: NaiveDate, years: u32) -> String {
-    today
-        .checked_sub_months(Months::new(years * 12))
+    years
+        .checked_mul(12)
+        .and_then(|months| today.checked_sub_months(Months::new(months)))
         .unwrap_or(NaiveDate::MIN)
         .format("%Y-%m-%d")
         .to_string()
@@ -276,7 +279,9 @@ pub fn funnel(range: Range, country: Option<&str>) -> Vec<Document> {
 
 #[cfg(test)]
 mod tests {
+    use chrono::Datelike;
     use mongodb::bson::DateTime;
+    use proptest::prelude::*;
 
     use super::*;
     use crate::repo::reports::testing::{range, stage_names};
@@ -410,6 +415,25 @@ mod tests {
             &doc! { "case": { "$lte": ["$dob", "1961-11-23"] }, "then": "65+" }
         );
         assert_eq!(by_dob.len(), AGE_BANDS.len());
+    }
+
+    proptest! {
+        #[test]
+        fn age_cut_offs_never_panic(
+            days in NaiveDate::MIN.num_days_from_ce()..=NaiveDate::MAX.num_days_from_ce(),
+            years in any::<u32>(),
+        ) {
+            let Some(today) = NaiveDate::from_num_days_from_ce_opt(days) else {
+                return Ok(());
+            };
+            let cut = born_by(today, years);
+            prop_assert!(!cut.is_empty());
+            if (1900..=2200).contains(&today.year()) && years <= 130 {
+                let parsed = NaiveDate::parse_from_str(&cut, "%Y-%m-%d");
+                prop_assert!(parsed.is_ok_and(|d| d <= today), "{}", cut);
+            }
+            let _ = patients_by_age(Range::default(), Some("DE"), today);
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use chrono::{DateTime, Days, Utc};
+use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 use tokio::sync::Mutex;
 
@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     domain::{dates::date_to_bson, money::Money, patient::TreatmentStatus, HospitalId},
-    error::Result,
+    error::{AppError, Result},
     repo::reports::{Clock, PatientCount, PatientCounts, Range},
     workflow::Ctx,
 };
@@ -68,16 +68,23 @@ pub struct Dashboard {
     pub top_hospitals: Vec<RankedHospital>,
 }
 
-/// The moments the dashboard counts from, at `now` (UTC).
-pub fn moments(now: DateTime<Utc>) -> Clock {
+/// The moments the dashboard counts from, at `now` (UTC); an error only
+/// for a clock at the very edge of chrono's calendar.
+pub fn moments(now: DateTime<Utc>) -> Result<Clock> {
     let today = now.date_naive();
-    Clock {
+    let off_calendar = || AppError::internal(format!("the clock reads {now}, off the calendar"));
+    let start = |g| {
+        period_start(today, g)
+            .map(date_to_bson)
+            .ok_or_else(off_calendar)
+    };
+    Ok(Clock {
         today: date_to_bson(today),
-        tomorrow: date_to_bson(today + Days::new(1)),
-        week_start: date_to_bson(period_start(today, Granularity::Week)),
-        month_start: date_to_bson(period_start(today, Granularity::Month)),
-        year_start: date_to_bson(period_start(today, Granularity::Year)),
-    }
+        tomorrow: date_to_bson(today.succ_opt().ok_or_else(off_calendar)?),
+        week_start: start(Granularity::Week)?,
+        month_start: start(Granularity::Month)?,
+        year_start: start(Granularity::Year)?,
+    })
 }
 
 fn status_counts(rows: Vec<PatientCount>) -> StatusCounts {
@@ -95,7 +102,7 @@ fn status_counts(rows: Vec<PatientCount>) -> StatusCounts {
 /// The dashboard's figures at `now`: every count and group is issued at
 /// once; only the top hospitals wait, for the currencies they rank in.
 pub async fn figures(ctx: &Ctx, now: DateTime<Utc>, period: Option<Range>) -> Result<Dashboard> {
-    let clock = moments(now);
+    let clock = moments(now)?;
     let reports = &ctx.repos.reports;
     let since = |from| Range {
         from: Some(from),
@@ -217,7 +224,7 @@ mod tests {
             .single()
             .expect("time");
         let day = |y, m, d| date_to_bson(chrono::NaiveDate::from_ymd_opt(y, m, d).expect("date"));
-        let c = moments(now);
+        let c = moments(now).expect("moments");
         assert_eq!(c.today, day(2026, 11, 29));
         assert_eq!(c.tomorrow, day(2026, 11, 30));
         assert_eq!(c.week_start, day(2026, 11, 23));
