@@ -76,6 +76,8 @@ pub fn validate_currency(code: &str) -> Result<(), validator::ValidationError> {
 
 #[cfg(test)]
 mod tests {
+    use proptest::prelude::*;
+
     use super::*;
 
     #[test]
@@ -95,5 +97,19 @@ mod tests {
         assert_eq!(format_major(1500, "JPY"), "1500");
         assert_eq!(format_major(1_234, "KWD"), "1.234");
         assert_eq!(format_major(i64::MIN, "EUR"), "-92233720368547758.08");
+    }
+
+    proptest! {
+        /// The CSV's major units, for any amount and any currency text,
+        /// read back as exactly the minor units.
+        #[test]
+        fn major_units_are_exact_for_any_amount(minor in any::<i64>(), currency in any::<String>()) {
+            let text = format_major(minor, &currency);
+            let digits = minor_unit_digits(&currency) as usize;
+            let (whole, frac) = text.split_once('.').unwrap_or((&text, ""));
+            prop_assert_eq!(frac.len(), digits);
+            let back: i128 = format!("{whole}{frac}").parse().expect("digits");
+            prop_assert_eq!(back, i128::from(minor));
+        }
     }
 }

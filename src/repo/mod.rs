@@ -44,6 +44,39 @@ pub fn add_date_range(
     }
 }
 
+/// Largest magnitude a double holds every whole number up to (2^53).
+const EXACT_IN_F64: f64 = 9_007_199_254_740_992.0;
+
+/// A money total (minor units) from an aggregation result, exactly or not
+/// at all. MongoDB's `$sum` over `Int64` values that overflows does not
+/// fail: it goes on in a double, so a total past `i64` comes back as a
+/// `Double` near or above 2^63, and some servers return small integer sums
+/// as doubles too. A double is taken only when it is a whole number below
+/// 2^53 (where every whole number is exact); anything else is an error
+/// rather than a rounded or saturated figure. Absent or null is nothing
+/// summed, 0.
+pub fn read_minor(d: &mongodb::bson::Document, key: &str) -> crate::error::Result<i64> {
+    use mongodb::bson::Bson;
+    let bad = |what: String| crate::error::AppError::internal(format!("{key}: {what}"));
+    match d.get(key) {
+        None | Some(Bson::Null) => Ok(0),
+        Some(Bson::Int32(v)) => Ok(i64::from(*v)),
+        Some(Bson::Int64(v)) => Ok(*v),
+        Some(Bson::Double(v)) if v.fract() == 0.0 && v.abs() <= EXACT_IN_F64 => {
+            // Whole and within 2^53: the conversion is exact.
+            Ok(*v as i64)
+        }
+        Some(Bson::Double(v)) => Err(bad(format!(
+            "the sum {v} is not an exact 64-bit number of minor units \
+             (an overflowing $sum comes back as a double)"
+        ))),
+        Some(other) => Err(bad(format!(
+            "expected a number of minor units, got {:?}",
+            other.element_type()
+        ))),
+    }
+}
+
 /// Offset pagination as the list endpoints use it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PageRequest {
@@ -132,6 +165,45 @@ impl Repos {
 
 #[cfg(test)]
 mod tests {
+    use mongodb::bson::{doc, Bson};
+    use proptest::prelude::*;
+
+    use super::read_minor;
+
+    #[test]
+    fn money_totals_read_exactly_or_fail() {
+        let d = doc! {
+            "i32": 7, "i64": i64::MIN, "whole": 125_000.0, "null": Bson::Null,
+            // What MongoDB returns for a $sum of two i64::MAX.
+            "overflowed": 2.0 * i64::MAX as f64,
+            "cents": 0.5, "nan": f64::NAN, "inf": f64::NEG_INFINITY, "text": "5",
+        };
+        assert_eq!(read_minor(&d, "i32").ok(), Some(7));
+        assert_eq!(read_minor(&d, "i64").ok(), Some(i64::MIN));
+        assert_eq!(read_minor(&d, "whole").ok(), Some(125_000));
+        assert_eq!(read_minor(&d, "null").ok(), Some(0));
+        assert_eq!(read_minor(&d, "absent").ok(), Some(0));
+        for bad in ["overflowed", "cents", "nan", "inf", "text"] {
+            assert!(read_minor(&d, bad).is_err(), "{bad}");
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn any_double_reads_exactly_or_fails(v in any::<f64>()) {
+            if let Ok(n) = read_minor(&doc! { "x": v }, "x") {
+                prop_assert_eq!(n as f64, v);
+                prop_assert!(n.unsigned_abs() <= 1 << 53);
+            }
+        }
+
+        #[test]
+        fn any_integer_reads_as_itself(n in any::<i64>(), m in any::<i32>()) {
+            prop_assert_eq!(read_minor(&doc! { "x": n }, "x").ok(), Some(n));
+            prop_assert_eq!(read_minor(&doc! { "x": m }, "x").ok(), Some(i64::from(m)));
+        }
+    }
+
     #[test]
     fn regex_metacharacters_are_escaped() {
         assert_eq!(super::regex_escape("a.b*(c)"), r"a\.b\*\(c\)");

@@ -193,20 +193,15 @@ impl SummaryEntry {
         let (day, currency) = key
             .split_once('|')
             .ok_or_else(|| AppError::internal(format!("bad summary key {key}")))?;
-        let number = |field: &str| match row.get(field) {
-            Some(mongodb::bson::Bson::Int32(v)) => i64::from(*v),
-            Some(mongodb::bson::Bson::Int64(v)) => *v,
-            // Sums of integers come back as doubles from some servers; they
-            // hold whole minor units well below 2^53.
-            Some(mongodb::bson::Bson::Double(v)) => v.round() as i64,
-            _ => 0,
-        };
         Ok(SummaryEntry {
             period_start: chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
                 .map_err(AppError::internal)?,
             currency: currency.to_owned(),
-            amount_minor: number("amount_minor"),
-            treatments: number("treatments"),
+            // Exact or an error: an overflowing `$sum` comes back as a
+            // double (`super::read_minor`). A count is a sum of +-1s and
+            // reads the same way.
+            amount_minor: super::read_minor(row, "amount_minor")?,
+            treatments: super::read_minor(row, "treatments")?,
         })
     }
 }

@@ -5,10 +5,11 @@
 use futures::future::try_join_all;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 
-use super::{add_date_range, id_str, int, range_match, rows::PatientCount, Range, ReportsRepo};
+use super::{add_date_range, id_str, range_match, rows::PatientCount, Range, ReportsRepo};
 use crate::{
     domain::{money::Money, HospitalId},
     error::Result,
+    repo::read_minor,
 };
 
 /// The moments the dashboard counts from.
@@ -183,32 +184,34 @@ impl ReportsRepo {
     /// By currency.
     pub async fn earnings_by_currency(&self, range: Range) -> Result<Vec<Money>> {
         let rows = Self::run(&self.ledger, earnings_by_currency(range)).await?;
-        Ok(rows
-            .iter()
-            .map(|r| Money {
-                amount_minor: int(r, "amount_minor"),
-                currency: id_str(r),
+        rows.iter()
+            .map(|r| {
+                Ok(Money {
+                    amount_minor: read_minor(r, "amount_minor")?,
+                    currency: id_str(r),
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// At most five, by earnings descending; a ledger entry whose hospital
     /// id does not parse is left out.
     pub async fn top_hospitals(&self, range: Range, currency: &str) -> Result<Vec<TopHospital>> {
         let rows = Self::run(&self.ledger, top_hospitals(range, currency)).await?;
-        Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let hospital_id = id_str(r).parse::<HospitalId>().ok()?;
-                Some(TopHospital {
-                    hospital_id,
-                    earnings: Money {
-                        amount_minor: int(r, "amount_minor"),
-                        currency: currency.to_owned(),
-                    },
-                })
-            })
-            .collect())
+        let mut top = Vec::new();
+        for r in &rows {
+            let Ok(hospital_id) = id_str(r).parse::<HospitalId>() else {
+                continue;
+            };
+            top.push(TopHospital {
+                hospital_id,
+                earnings: Money {
+                    amount_minor: read_minor(r, "amount_minor")?,
+                    currency: currency.to_owned(),
+                },
+            });
+        }
+        Ok(top)
     }
 }
 

@@ -8,7 +8,7 @@ use super::{facet, float, id_str, int, parts, pipelines, Range, ReportsRepo, STA
 use crate::{
     domain::HospitalId,
     error::{AppError, Result},
-    repo::treatments::Period,
+    repo::{read_minor, treatments::Period},
 };
 
 /// Net ledger earnings in one period and currency.
@@ -151,7 +151,7 @@ impl ReportsRepo {
                     period_start: NaiveDate::parse_from_str(&day, "%Y-%m-%d")
                         .map_err(AppError::internal)?,
                     currency,
-                    amount_minor: int(r, "amount_minor"),
+                    amount_minor: read_minor(r, "amount_minor")?,
                     treatments: int(r, "treatments"),
                 })
             })
@@ -249,54 +249,51 @@ impl ReportsRepo {
 
     pub async fn hospital_treatments(&self, range: Range) -> Result<Vec<HospitalTreatmentsRow>> {
         let rows = Self::run(&self.treatments, pipelines::hospital_treatments(range)).await?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
                 let [hospital_id, status, currency] = key(r);
-                HospitalTreatmentsRow {
+                Ok(HospitalTreatmentsRow {
                     hospital_id: hospital(&hospital_id),
                     status,
                     currency,
                     treatments: int(r, "treatments"),
-                    cost_minor: int(r, "cost_minor"),
-                }
+                    cost_minor: read_minor(r, "cost_minor")?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     pub async fn hospital_earnings(&self, range: Range) -> Result<Vec<HospitalEarningsRow>> {
         let rows = Self::run(&self.ledger, pipelines::hospital_earnings(range)).await?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
                 let [hospital_id, currency] = key(r);
-                HospitalEarningsRow {
+                Ok(HospitalEarningsRow {
                     hospital_id: hospital(&hospital_id),
                     currency,
-                    amount_minor: int(r, "amount_minor"),
-                }
+                    amount_minor: read_minor(r, "amount_minor")?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     /// By treatment type, then currency.
     pub async fn treatments_by_type(&self, range: Range) -> Result<Vec<TreatmentTypeRow>> {
         let rows = Self::run(&self.treatments, pipelines::treatments_by_type(range)).await?;
-        Ok(rows
-            .iter()
+        rows.iter()
             .map(|r| {
                 let [treatment_type, currency] = key(r);
-                TreatmentTypeRow {
+                Ok(TreatmentTypeRow {
                     treatment_type,
                     currency,
                     treatments: int(r, "treatments"),
                     completed: int(r, "completed"),
                     cancelled: int(r, "cancelled"),
-                    cost_minor: int(r, "cost_minor"),
-                    earnings_minor: int(r, "earnings_minor"),
-                }
+                    cost_minor: read_minor(r, "cost_minor")?,
+                    earnings_minor: read_minor(r, "earnings_minor")?,
+                })
             })
-            .collect())
+            .collect()
     }
 
     pub async fn funnel(&self, range: Range, country: Option<&str>) -> Result<FunnelRows> {

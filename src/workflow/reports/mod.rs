@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 
 use super::Ctx;
 use crate::{
-    domain::iso,
+    domain::{iso, money},
     error::{AppError, Result},
 };
 
@@ -112,6 +112,15 @@ pub struct Report {
     pub range: Range,
     pub generated_at: DateTime<Utc>,
     pub table: Table,
+}
+
+/// `a + b` for the totals the reports add up in Rust, or an error naming
+/// `what` when it does not fit in an `i64`: a wrong figure is worse than
+/// none. Each operand is already a MongoDB sum (see `domain::money` on why
+/// this cannot happen with amounts under the cap).
+fn add(a: i64, b: i64, what: &str) -> Result<i64> {
+    money::sum([a, b])
+        .ok_or_else(|| AppError::internal(format!("{what} overflowed 64 bits: {a} + {b}")))
 }
 
 fn check(req: &ReportRequest) -> Result<()> {

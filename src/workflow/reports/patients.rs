@@ -5,7 +5,10 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::NaiveDate;
 
-use super::table::{by_count_desc, col, ratio, text_or_null, Cell, Table};
+use super::{
+    add,
+    table::{by_count_desc, col, ratio, text_or_null, Cell, Table},
+};
 use crate::{
     domain::patient::TreatmentStatus,
     error::Result,
@@ -106,11 +109,12 @@ pub async fn by_age(
     counts.insert(String::new(), HashMap::new());
     for r in rows {
         for c in [String::new(), r.country.clone()] {
-            *counts
+            let n = counts
                 .entry(c)
                 .or_default()
                 .entry(r.band.clone())
-                .or_default() += r.patients;
+                .or_default();
+            *n = add(*n, r.patients, "a patient count")?;
         }
     }
     let bands: Vec<&str> = AGE_BANDS
@@ -140,34 +144,35 @@ type FunnelCounts = (
     BTreeMap<String, BTreeMap<String, i64>>,
 );
 
-fn funnel_counts(rows: FunnelRows) -> FunnelCounts {
+fn funnel_counts(rows: FunnelRows) -> Result<FunnelCounts> {
     let mut stages: BTreeMap<String, StageCounts> = BTreeMap::new();
     stages.insert(String::new(), [0; STAGES.len()]);
     for r in &rows.stages {
         for c in [String::new(), r.country.clone()] {
             let entry = stages.entry(c).or_insert([0; STAGES.len()]);
             for (e, n) in entry.iter_mut().zip(&r.reached) {
-                *e += n;
+                *e = add(*e, *n, "a funnel count")?;
             }
         }
     }
     let mut reasons: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
     for r in &rows.denials {
         for c in [String::new(), r.country.clone()] {
-            *reasons
+            let n = reasons
                 .entry(c)
                 .or_default()
                 .entry(r.reason.clone())
-                .or_default() += r.patients;
+                .or_default();
+            *n = add(*n, r.patients, "a denial count")?;
         }
     }
-    (stages, reasons)
+    Ok((stages, reasons))
 }
 
 /// Per country (all countries first): each stage with its share of the
 /// inquiries and of the stage before, then the denial reasons.
 pub async fn funnel(ctx: &Ctx, range: Range, country: Option<&str>) -> Result<Table> {
-    let (stages, reasons) = funnel_counts(ctx.repos.reports.funnel(range, country).await?);
+    let (stages, reasons) = funnel_counts(ctx.repos.reports.funnel(range, country).await?)?;
     let denied = STAGES.len() - 1;
     let mut table = Table::new(&[
         col("country"),

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::NaiveDate;
 
 use super::{
+    add,
     calendar::{period_starts, Granularity},
     table::{col, money, Cell, Column, Table},
 };
@@ -41,10 +42,15 @@ pub async fn earnings(ctx: &Ctx, range: Range, g: Granularity) -> Result<Table> 
         .from
         .map(bson_to_date)
         .or_else(|| data_days.clone().min());
-    let last = range
-        .before
-        .map(|b| (b.to_chrono() - chrono::Duration::milliseconds(1)).date_naive())
-        .or_else(|| data_days.max());
+    // The last instant before the exclusive end; `None` only at the very
+    // start of chrono's calendar, where there is nothing before it.
+    let last = match range.before {
+        Some(b) => b
+            .to_chrono()
+            .checked_sub_signed(chrono::Duration::milliseconds(1))
+            .map(|d| d.date_naive()),
+        None => data_days.max(),
+    };
     let (Some(first), Some(last)) = (first, last) else {
         return Ok(table);
     };
@@ -102,7 +108,7 @@ pub async fn hospital_performance(ctx: &Ctx, range: Range) -> Result<Table> {
         reports.hospital_earnings(range),
         ctx.repos.hospitals.all(),
     )?;
-    let figures = hospital_figures(patients, treatments, ledger);
+    let figures = hospital_figures(patients, treatments, ledger)?;
     let mut table = Table::new(&HOSPITAL_COLUMNS);
     let empty = HospitalFigures::default();
     for h in &hospitals {
@@ -117,7 +123,7 @@ fn hospital_figures(
     patients: Vec<HospitalPatientsRow>,
     treatments: Vec<HospitalTreatmentsRow>,
     ledger: Vec<HospitalEarningsRow>,
-) -> HashMap<HospitalId, HospitalFigures> {
+) -> Result<HashMap<HospitalId, HospitalFigures>> {
     let mut figures: HashMap<HospitalId, HospitalFigures> = HashMap::new();
     for r in patients {
         let Some(id) = r.hospital_id else { continue };
@@ -132,18 +138,20 @@ fn hospital_figures(
     for r in treatments {
         let Some(id) = r.hospital_id else { continue };
         let f = figures.entry(id).or_default();
-        *f.by_status.entry(r.status.clone()).or_default() += r.treatments;
+        let count = f.by_status.entry(r.status.clone()).or_default();
+        *count = add(*count, r.treatments, "a treatment count")?;
         let money = f.money.entry(r.currency).or_default();
         if r.status == "completed" {
-            money.0 += r.cost_minor;
+            money.0 = add(money.0, r.cost_minor, "a hospital's revenue")?;
         }
     }
     for r in ledger {
         let Some(id) = r.hospital_id else { continue };
         let f = figures.entry(id).or_default();
-        f.money.entry(r.currency).or_default().1 += r.amount_minor;
+        let money = f.money.entry(r.currency).or_default();
+        money.1 = add(money.1, r.amount_minor, "a hospital's earnings")?;
     }
-    figures
+    Ok(figures)
 }
 
 fn push_hospital(table: &mut Table, h: &Hospital, f: &HospitalFigures) {
