@@ -7,6 +7,7 @@ mod appointments;
 #[cfg(feature = "faults")]
 mod atomicity;
 mod auth;
+mod bounds;
 mod connections;
 mod crash;
 mod doctor;
