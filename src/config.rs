@@ -53,6 +53,8 @@ pub struct Config {
     pub lockout_duration: Duration,
     /// Requests per minute per client IP on the login and refresh endpoints.
     pub auth_rate_limit_per_minute: u32,
+    /// Audit events being written at once; past it responses wait.
+    pub audit_queue_capacity: usize,
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` is believed
     /// (`TRUSTED_PROXIES`); from anyone else the socket peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
@@ -223,6 +225,11 @@ impl Config {
         }
         let auth_rate_limit_per_minute: u32 =
             parse_opt(&get, "AUTH_RATE_LIMIT_PER_MINUTE", &mut errors).unwrap_or(60);
+        let audit_queue_capacity: usize =
+            parse_opt(&get, "AUDIT_QUEUE_CAPACITY", &mut errors).unwrap_or(1024);
+        if !(1..=1_000_000).contains(&audit_queue_capacity) {
+            errors.push("AUDIT_QUEUE_CAPACITY must be between 1 and 1000000".into());
+        }
         let trusted_proxies = get("TRUSTED_PROXIES")
             .map(|v| parse_networks("TRUSTED_PROXIES", &v, &mut errors))
             .unwrap_or_default();
@@ -298,6 +305,7 @@ impl Config {
             lockout_duration: Duration::from_secs(lockout_secs),
             auth_rate_limit_per_minute,
             trusted_proxies,
+            audit_queue_capacity,
             password_hash_concurrency,
             user_cache_ttl: Duration::from_millis(user_cache_ms),
             permission_cache_ttl: Duration::from_millis(permission_cache_ms),

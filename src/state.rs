@@ -35,12 +35,21 @@ pub struct AppState {
     /// Writes finished after the response (audit events); shutdown waits
     /// for them.
     pub background: tokio_util::task::TaskTracker,
+    /// The bounded audit writer and the refused-call tally.
+    pub audit: crate::http::audit_log::AuditLog,
 }
 
 impl AppState {
     pub fn new(db: Database, config: Config) -> Self {
         let config = Arc::new(config);
         let workflows = Ctx::new(&db, config.clone());
+        let background = tokio_util::task::TaskTracker::new();
+        let audit = crate::http::audit_log::AuditLog::new(
+            workflows.repos.audit.clone(),
+            workflows.gate.clone(),
+            background.clone(),
+            config.audit_queue_capacity,
+        );
         AppState {
             repos: workflows.repos.clone(),
             workflows,
@@ -50,7 +59,8 @@ impl AppState {
             permissions: PermissionCache::new(config.permission_cache_ttl),
             auth_rate_limit: RateLimiter::per_minute(config.auth_rate_limit_per_minute),
             unknown_accounts: UnknownAccounts::default(),
-            background: tokio_util::task::TaskTracker::new(),
+            audit,
+            background,
             db,
             config,
         }

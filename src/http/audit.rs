@@ -6,7 +6,11 @@
 //! client IP), what (method, route template, action, target ids, patient
 //! ids), the outcome status and the request id, never bodies: no medical
 //! details, passwords or tokens. They are written after the response is
-//! ready, off the response path.
+//! ready, through the bounded writer of `audit_log`. Calls refused without
+//! a valid token are tallied per client and minute there instead of being
+//! an event each, and path parameters are kept only when they are
+//! well-formed ids, so nobody without a token can grow the trail or plant
+//! an entry in a patient's access log.
 
 use axum::{
     extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State},
@@ -20,7 +24,11 @@ use super::{
     auth::{ClientIp, CurrentUser},
     middleware::RequestId,
 };
-use crate::{auth::cache::Principal, repo::audit::AuditEvent, state::AppState};
+use crate::{
+    auth::{cache::Principal, rate_limit::ClientKey},
+    repo::audit::AuditEvent,
+    state::AppState,
+};
 
 /// Set by handlers on their response: the patients whose data the request
 /// read or changed (e.g. every patient on a returned list page).
@@ -65,6 +73,15 @@ pub fn action_name(method: &str, route: &str) -> String {
     }
 }
 
+/// A path parameter worth keeping: an id (24 hex digits) or a role name.
+/// Anything else a client typed into the path is not stored.
+fn well_formed(name: &str, value: &str) -> bool {
+    if name == "role" {
+        return crate::domain::user::Role::parse(value).is_some();
+    }
+    value.len() == 24 && value.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
 /// Records one audit event per request to a protected route.
 pub async fn record_access(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
@@ -72,10 +89,15 @@ pub async fn record_access(State(state): State<AppState>, req: Request, next: Ne
         Ok(c) => c,
         Err(never) => match never {},
     };
+    let client = ClientIp::from_request_parts(&mut parts, &state)
+        .await
+        .map(|c| c.0)
+        .unwrap_or(None);
     let params: Vec<(String, String)> = RawPathParams::from_request_parts(&mut parts, &state)
         .await
         .map(|p| {
             p.iter()
+                .filter(|(k, v)| well_formed(k, v))
                 .map(|(k, v)| (k.to_owned(), v.to_owned()))
                 .collect()
         })
@@ -86,6 +108,16 @@ pub async fn record_access(State(state): State<AppState>, req: Request, next: Ne
         .extensions()
         .get::<CurrentUser>()
         .map(|c| c.0.clone());
+    let status = response.status().as_u16();
+    if actor.is_none() && matches!(status, 401 | 403) {
+        // No valid token: a tally, not an event (see `audit_log`).
+        let client = client.map(ClientKey::of);
+        state
+            .audit
+            .refused(client, &ctx.method, &ctx.route, status)
+            .await;
+        return response;
+    }
     let mut patient_ids = response
         .extensions()
         .get::<AuditPatients>()
@@ -103,21 +135,14 @@ pub async fn record_access(State(state): State<AppState>, req: Request, next: Ne
     let mut event = ctx.event(
         &action_name(&ctx.method, &ctx.route),
         actor.as_ref(),
-        response.status().as_u16(),
+        status,
         target_ids,
         None,
     );
     event.patient_ids = patient_ids;
-    let repo = state.repos.audit.clone();
-    let gate = state.workflows.gate.clone();
-    state.background.spawn(async move {
-        // Outside any transaction: where the deployment does not isolate
-        // them, wait for the one running so its abort cannot undo this.
-        let _turn = gate.shared().await;
-        if let Err(e) = repo.record(event).await {
-            tracing::error!(error = %e, "audit event could not be written");
-        }
-    });
+    // Waits while the writer is full: the response is held back rather
+    // than the event dropped or queued without bound.
+    state.audit.submit(event).await;
     response
 }
 

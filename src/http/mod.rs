@@ -2,6 +2,7 @@
 
 pub mod accounts;
 pub mod audit;
+pub mod audit_log;
 pub mod auth;
 pub mod client_ip;
 pub mod csv;

@@ -67,6 +67,16 @@ impl AuditRepo {
         Ok(())
     }
 
+    /// Inserts `events`. Re-inserting one already written is not an error
+    /// (a retry after a lost reply): the ids are the events' own.
+    pub async fn record_many(&self, events: &[AuditEvent]) -> Result<()> {
+        match self.coll.insert_many(events).ordered(false).await {
+            Ok(_) => Ok(()),
+            Err(e) if only_duplicates(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn list(&self, f: &AuditFilter, page: PageRequest) -> Result<(Vec<AuditEvent>, u64)> {
         let mut filter = doc! {};
         if let Some(v) = f.actor_id {
@@ -91,5 +101,19 @@ impl AuditRepo {
         let (items, total) =
             super::paged(&self.coll, filter, doc! { "at": -1, "_id": -1 }, page).await?;
         Ok((items, total))
+    }
+}
+
+/// Whether every write error of an unordered insert was a duplicate `_id`.
+fn only_duplicates(e: &mongodb::error::Error) -> bool {
+    match e.kind.as_ref() {
+        mongodb::error::ErrorKind::InsertMany(failure) => {
+            failure.write_concern_error.is_none()
+                && failure
+                    .write_errors
+                    .as_ref()
+                    .is_some_and(|errs| errs.iter().all(|w| w.code == 11000))
+        }
+        _ => false,
     }
 }

@@ -23,6 +23,9 @@ use crate::{build_app, config::Config, AppState};
 /// How long shutdown waits for background writes after the last response.
 const DRAIN_BACKGROUND: Duration = Duration::from_secs(10);
 
+/// How often ended minutes of the refused-call tally are written.
+const TALLY_EVERY: Duration = Duration::from_secs(10);
+
 /// Pause after an accept error that is not the peer's (EMFILE, ENFILE,
 /// ENOMEM): retrying at once would spin while nothing has changed.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -57,8 +60,23 @@ pub async fn serve(
 ) -> io::Result<()> {
     let background = state.background.clone();
     let limits = Limits::from_config(&state.config);
+    let audit = state.audit.clone();
     let app = build_app(state);
+    // Each minute's tally of refused calls is written soon after the minute
+    // ends, even when no later call closes it.
+    let ticker = {
+        let audit = audit.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(TALLY_EVERY);
+            loop {
+                every.tick().await;
+                audit.flush_tally(false).await;
+            }
+        })
+    };
     accept_until(listener, app, limits, shutdown).await;
+    ticker.abort();
+    audit.flush_tally(true).await;
     background.close();
     if tokio::time::timeout(DRAIN_BACKGROUND, background.wait())
         .await

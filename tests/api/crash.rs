@@ -25,13 +25,19 @@ use crate::{
 
 const TREATMENTS: usize = 120;
 
-struct Server {
+/// The server binary, run as a user would run it.
+pub struct Server {
     child: Child,
-    base: String,
+    pub base: String,
 }
 
 impl Server {
-    async fn start(db_name: &str) -> Server {
+    pub async fn start(db_name: &str) -> Server {
+        Self::start_with(db_name, &[]).await
+    }
+
+    /// Started with `env` on top of the test settings.
+    pub async fn start_with(db_name: &str, env: &[(&str, &str)]) -> Server {
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .expect("port")
             .local_addr()
@@ -44,6 +50,7 @@ impl Server {
             .env("JWT_SECRET", TEST_JWT_SECRET)
             .env("DOCTOR_ON_START", "repair")
             .env("RUST_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -68,7 +75,11 @@ impl Server {
         }
     }
 
-    fn kill(&mut self) {
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn kill(&mut self) {
         // std's kill is SIGKILL on Unix: no shutdown, no drain.
         let _ = self.child.kill();
         let _ = self.child.wait();

@@ -85,6 +85,8 @@ pub struct TestApp {
     pub background: tokio_util::task::TaskTracker,
     /// The app's password hasher (its counters).
     pub hasher: healthcrm::auth::password::Hasher,
+    /// The app's audit writer and refused-call tally.
+    pub audit: healthcrm::http::audit_log::AuditLog,
     pub db: Database,
     pub config: Config,
     /// The client address requests appear to come from.
@@ -142,6 +144,7 @@ impl TestApp {
         TestApp {
             background: state.background.clone(),
             hasher: state.hasher.clone(),
+            audit: state.audit.clone(),
             workflows: state.workflows.clone(),
             router: build_app(state),
             db: database,
@@ -166,6 +169,7 @@ impl TestApp {
         TestApp {
             background: state.background.clone(),
             hasher: state.hasher.clone(),
+            audit: state.audit.clone(),
             workflows: state.workflows.clone(),
             router: build_app(state),
             db: database,
@@ -183,6 +187,7 @@ impl TestApp {
             workflows: base.workflows.clone(),
             background: base.background.clone(),
             hasher: base.hasher.clone(),
+            audit: base.audit.clone(),
             db: base.db.clone(),
             config: base.config.clone(),
             client_ip: base.client_ip,
@@ -194,8 +199,10 @@ impl TestApp {
         Repos::new(&self.db)
     }
 
-    /// Waits for the audit events of the requests made so far.
+    /// Waits for the audit events of the requests made so far (the
+    /// refused-call tally included).
     pub async fn settle_background(&self) {
+        self.audit.flush_tally(true).await;
         self.background.close();
         self.background.wait().await;
         self.background.reopen();

@@ -6,6 +6,7 @@ mod helpers;
 mod appointments;
 #[cfg(feature = "faults")]
 mod atomicity;
+mod audit;
 mod auth;
 mod bounds;
 mod connections;

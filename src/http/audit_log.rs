@@ -1,0 +1,213 @@
+//! Where audit events go once a request is answered: a bounded writer, and
+//! a per-minute tally of calls refused for want of a valid token.
+//!
+//! - **Bounded.** At most `AUDIT_QUEUE_CAPACITY` events are being written
+//!   at once. When the database is slow and the writer is full, the next
+//!   response waits for a slot instead of another task piling up in memory:
+//!   back-pressure on the clients, never a silently dropped event. A failed
+//!   write is retried, and one that still fails is logged as an error with
+//!   what it was about (never silently lost).
+//! - **Tallied.** A refused call without a valid token is not an event of
+//!   its own: it is counted per client, method, route and status in the
+//!   current minute, and each minute's counts are written as one
+//!   `auth.refused` event per key carrying `details.count`. A flood of
+//!   unauthenticated calls costs a counter increment each, and the audit
+//!   collection grows by one event per client and route per minute. Past
+//!   `MAX_KEYS` keys in a minute, further clients are counted together
+//!   under the client `*`.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use mongodb::bson::{doc, oid::ObjectId, DateTime};
+use tokio::sync::Semaphore;
+use tokio_util::task::TaskTracker;
+
+use crate::{
+    auth::rate_limit::ClientKey,
+    repo::audit::{AuditEvent, AuditRepo},
+    workflow::tx::Gate,
+};
+
+/// Distinct (client, route) keys tallied per minute before clients merge.
+const MAX_KEYS: usize = 10_000;
+/// Write attempts per event before it is logged as lost.
+const ATTEMPTS: u32 = 4;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RefusedKey {
+    client: String,
+    method: String,
+    route: String,
+    status: u16,
+}
+
+#[derive(Default)]
+struct Tally {
+    minute: i64,
+    counts: HashMap<RefusedKey, u64>,
+}
+
+#[derive(Clone)]
+pub struct AuditLog {
+    repo: AuditRepo,
+    gate: Gate,
+    background: TaskTracker,
+    slots: Arc<Semaphore>,
+    capacity: usize,
+    tally: Arc<Mutex<Tally>>,
+}
+
+impl AuditLog {
+    pub fn new(repo: AuditRepo, gate: Gate, background: TaskTracker, capacity: usize) -> Self {
+        AuditLog {
+            repo,
+            gate,
+            background,
+            slots: Arc::new(Semaphore::new(capacity.max(1))),
+            capacity: capacity.max(1),
+            tally: Arc::default(),
+        }
+    }
+
+    /// Events waiting for or being written (for tests and metrics).
+    pub fn in_flight(&self) -> usize {
+        self.capacity - self.slots.available_permits()
+    }
+
+    /// Writes `event` after the response; waits while the writer is full.
+    pub async fn submit(&self, event: AuditEvent) {
+        self.submit_all(vec![event]).await;
+    }
+
+    async fn submit_all(&self, events: Vec<AuditEvent>) {
+        if events.is_empty() {
+            return;
+        }
+        let Ok(slot) = self.slots.clone().acquire_owned().await else {
+            return;
+        };
+        let repo = self.repo.clone();
+        let gate = self.gate.clone();
+        self.background.spawn(async move {
+            let _slot = slot;
+            write(&repo, &gate, events).await;
+        });
+    }
+
+    /// Counts a call refused without a valid token.
+    pub async fn refused(&self, client: Option<ClientKey>, method: &str, route: &str, status: u16) {
+        let minute = DateTime::now().timestamp_millis().div_euclid(60_000);
+        let closed = {
+            let mut tally = match self.tally.lock() {
+                Ok(t) => t,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            let closed = if tally.minute != minute {
+                let old = std::mem::take(&mut *tally);
+                tally.minute = minute;
+                Some(old)
+            } else {
+                None
+            };
+            let mut key = RefusedKey {
+                client: client.map_or_else(|| "unknown".to_owned(), |c| c.to_string()),
+                method: method.to_owned(),
+                route: route.to_owned(),
+                status,
+            };
+            if tally.counts.len() >= MAX_KEYS && !tally.counts.contains_key(&key) {
+                key.client = "*".to_owned();
+            }
+            *tally.counts.entry(key).or_insert(0) += 1;
+            closed
+        };
+        if let Some(old) = closed {
+            self.submit_all(events_of(old)).await;
+        }
+    }
+
+    /// Writes the tallies of minutes that have ended (`all`: the current
+    /// one too, at shutdown). The server calls this every few seconds, so a
+    /// minute's tally is written even if no later refusal comes.
+    pub async fn flush_tally(&self, all: bool) {
+        let minute = DateTime::now().timestamp_millis().div_euclid(60_000);
+        let closed = {
+            let mut tally = match self.tally.lock() {
+                Ok(t) => t,
+                Err(poisoned) => poisoned.into_inner(),
+            };
+            (all || tally.minute < minute).then(|| std::mem::take(&mut *tally))
+        };
+        if let Some(old) = closed {
+            self.submit_all(events_of(old)).await;
+        }
+    }
+}
+
+/// One `auth.refused` event per key of a minute's tally.
+fn events_of(tally: Tally) -> Vec<AuditEvent> {
+    let from = DateTime::from_millis(tally.minute.saturating_mul(60_000));
+    let to = DateTime::from_millis(tally.minute.saturating_add(1).saturating_mul(60_000));
+    tally
+        .counts
+        .into_iter()
+        .map(|(key, count)| AuditEvent {
+            id: ObjectId::new(),
+            at: DateTime::now(),
+            actor_id: None,
+            role: None,
+            action: "auth.refused".to_owned(),
+            method: key.method,
+            route: key.route,
+            status: i32::from(key.status),
+            target_ids: Vec::new(),
+            patient_ids: Vec::new(),
+            request_id: String::new(),
+            ip: Some(key.client),
+            details: Some(doc! {
+                "count": i64::try_from(count).unwrap_or(i64::MAX),
+                "from": from,
+                "to": to,
+            }),
+        })
+        .collect()
+}
+
+/// Writes `events`, retrying with a growing pause; what still fails is
+/// logged as an error, event by event.
+async fn write(repo: &AuditRepo, gate: &Gate, events: Vec<AuditEvent>) {
+    let mut pause = Duration::from_millis(100);
+    for attempt in 1..=ATTEMPTS {
+        let result = {
+            // Outside any transaction: where the deployment does not isolate
+            // them, wait for the one running so its abort cannot undo this.
+            let _turn = gate.shared().await;
+            repo.record_many(&events).await
+        };
+        match result {
+            Ok(()) => return,
+            Err(e) if attempt < ATTEMPTS => {
+                tracing::warn!(error = %e, attempt, "audit write failed; retrying");
+                tokio::time::sleep(pause).await;
+                pause *= 4;
+            }
+            Err(e) => {
+                for event in &events {
+                    tracing::error!(
+                        error = %e,
+                        action = %event.action,
+                        route = %event.route,
+                        request_id = %event.request_id,
+                        actor_id = ?event.actor_id.map(|a| a.to_string()),
+                        patients = event.patient_ids.len(),
+                        "audit event could not be written"
+                    );
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,269 @@
+//! The audit trail under abuse: calls without a valid token are tallied per
+//! client and minute, junk path parameters are never stored, and a flood of
+//! unauthenticated calls leaves the collection and the server's memory
+//! bounded.
+
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use futures::StreamExt;
+use healthcrm::domain::user::Role;
+use mongodb::bson::{doc, Document};
+use serde_json::json;
+
+use crate::{
+    crash::Server,
+    helpers::{test_config, TestApp},
+};
+
+/// A tally's count (an integer of either width, as the server stored it).
+fn count(details: &Document) -> i64 {
+    match details.get("count") {
+        Some(mongodb::bson::Bson::Int64(n)) => *n,
+        Some(mongodb::bson::Bson::Int32(n)) => i64::from(*n),
+        other => panic!("count is {other:?}"),
+    }
+}
+
+async fn events(app: &TestApp, filter: Document) -> Vec<Document> {
+    use futures::TryStreamExt;
+    app.db
+        .collection::<Document>("audit_events")
+        .find(filter)
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("events")
+}
+
+#[tokio::test]
+async fn refused_calls_without_a_token_are_tallied_not_logged_one_by_one() {
+    let app = TestApp::spawn().await;
+    let staff = app.login_as(Role::Staff).await;
+    let res = app
+        .post_as(
+            &staff,
+            "/api/v1/patients",
+            &json!({"name": "Real Patient", "country": "GB"}),
+        )
+        .await;
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    app.settle_background().await;
+    let before = events(&app, doc! {}).await.len();
+    for _ in 0..30 {
+        app.get(&format!("/api/v1/patients/{id}/history"))
+            .await
+            .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    }
+    app.send_as(
+        Some("not-a-token"),
+        axum::http::Method::GET,
+        "/api/v1/patients",
+        None,
+    )
+    .await
+    .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    app.settle_background().await;
+    let all = events(&app, doc! {}).await;
+    assert_eq!(all.len() - before, 2, "one tally per route: {all:?}");
+    let tally = events(&app, doc! { "route": "/api/v1/patients/{id}/history" }).await;
+    assert_eq!(tally.len(), 1);
+    let t = &tally[0];
+    assert_eq!(t.get_str("action").expect("action"), "auth.refused");
+    assert_eq!(t.get_str("ip").expect("ip"), "127.0.0.1");
+    let details = t.get_document("details").expect("details");
+    assert_eq!(count(details), 30);
+    assert!(details.get_datetime("from").is_ok() && details.get_datetime("to").is_ok());
+    // Nobody without a token writes into a real patient's access log.
+    let admin = app.login_as(Role::Admin).await;
+    let log = app
+        .get_as(&admin, &format!("/api/v1/patients/{id}/access-log"))
+        .await
+        .json();
+    assert!(
+        log["data"]
+            .as_array()
+            .expect("entries")
+            .iter()
+            .all(|e| e["status"] != 401),
+        "{log}"
+    );
+}
+
+#[tokio::test]
+async fn only_well_formed_path_parameters_are_stored() {
+    let app = TestApp::spawn().await;
+    let staff = app.login_as(Role::Staff).await;
+    let junk = "x".repeat(4000);
+    app.get_as(&staff, &format!("/api/v1/patients/{junk}/history"))
+        .await
+        .assert_error(StatusCode::BAD_REQUEST, "invalid_id");
+    app.get_as(&staff, "/api/v1/patients/0123456789abcdef01234567")
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    app.settle_background().await;
+    let junk_events = events(&app, doc! { "route": "/api/v1/patients/{id}/history" }).await;
+    assert_eq!(junk_events.len(), 1);
+    assert!(
+        junk_events[0]
+            .get_array("target_ids")
+            .expect("targets")
+            .is_empty()
+            && junk_events[0]
+                .get_array("patient_ids")
+                .expect("patients")
+                .is_empty(),
+        "{junk_events:?}"
+    );
+    let id_events = events(&app, doc! { "route": "/api/v1/patients/{id}" }).await;
+    assert_eq!(
+        id_events[0].get_array("target_ids").expect("targets")[0].as_str(),
+        Some("0123456789abcdef01234567")
+    );
+}
+
+/// `VmHWM` / `VmRSS` of a process, in KiB.
+fn memory_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .expect("memory figure")
+}
+
+#[tokio::test]
+async fn a_flood_of_unauthenticated_calls_leaves_the_trail_and_memory_bounded() {
+    const CALLS: usize = 10_000;
+    let config = test_config(&[]);
+    let db = healthcrm::db::client(&config)
+        .await
+        .expect("client")
+        .database(&config.mongodb_db);
+    let mut server =
+        Server::start_with(&config.mongodb_db, &[("AUDIT_QUEUE_CAPACITY", "64")]).await;
+    let pid = server.pid();
+    let http = reqwest::Client::new();
+    // Warm up, then take the baseline.
+    for _ in 0..200 {
+        let _ = http
+            .get(format!("{}/api/v1/patients", server.base))
+            .send()
+            .await;
+    }
+    let rss_before = memory_kib(pid, "VmRSS:");
+    let junk = "z".repeat(2000);
+    let started = Instant::now();
+    let statuses: Vec<u16> = futures::stream::iter(0..CALLS)
+        .map(|i| {
+            let http = http.clone();
+            let url = format!("{}/api/v1/patients/{junk}{i}/history", server.base);
+            async move {
+                http.get(url)
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }
+        })
+        .buffer_unordered(32)
+        .collect()
+        .await;
+    let elapsed = started.elapsed();
+    let peak = memory_kib(pid, "VmHWM:");
+    let rss_after = memory_kib(pid, "VmRSS:");
+    assert!(statuses.iter().all(|s| *s == 401), "every call refused");
+    // A clean stop writes the tally of the current minute.
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let coll = db.collection::<Document>("audit_events");
+    let mut total = 0;
+    let mut written = 0;
+    while Instant::now() < deadline {
+        use futures::TryStreamExt;
+        let all: Vec<Document> = coll
+            .find(doc! { "route": "/api/v1/patients/{id}/history" })
+            .await
+            .expect("find")
+            .try_collect()
+            .await
+            .expect("events");
+        written = all.len();
+        total = all
+            .iter()
+            .filter_map(|e| e.get_document("details").ok())
+            .map(count)
+            .sum::<i64>();
+        if total == CALLS as i64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.kill();
+    eprintln!(
+        "flood: {CALLS} unauthenticated calls in {:.1} s; {written} audit events counting {total}; \
+         server RSS {} KiB before, {} KiB after, peak {} KiB",
+        elapsed.as_secs_f64(),
+        rss_before,
+        rss_after,
+        peak
+    );
+    assert_eq!(total, CALLS as i64, "every refusal is counted once");
+    // One event per client, route and minute: the flood spans a minute or two.
+    assert!((1..=3).contains(&written), "{written} events");
+    assert!(
+        rss_after.saturating_sub(rss_before) < 64 * 1024,
+        "memory grew from {rss_before} to {rss_after} KiB"
+    );
+    let _ = db.drop().await;
+}
+
+#[tokio::test]
+async fn a_full_writer_holds_the_next_event_back_instead_of_growing() {
+    use healthcrm::{
+        config::TransactionGate, http::audit_log::AuditLog, repo::audit::AuditRepo,
+        workflow::tx::Gate,
+    };
+    // Nothing listens on port 9: every write fails slowly and is retried.
+    let config = test_config(&[
+        (
+            "MONGODB_URI",
+            "mongodb://127.0.0.1:9/?directConnection=true",
+        ),
+        ("MONGODB_TIMEOUT_MS", "300"),
+    ]);
+    let client = healthcrm::db::client(&config).await.expect("client");
+    let db = client.database(&config.mongodb_db);
+    let tracker = tokio_util::task::TaskTracker::new();
+    let log = AuditLog::new(
+        AuditRepo::new(&db),
+        Gate::new(client, TransactionGate::Open),
+        tracker.clone(),
+        2,
+    );
+    let event = |n: u8| healthcrm::repo::audit::AuditEvent {
+        id: mongodb::bson::oid::ObjectId::new(),
+        at: mongodb::bson::DateTime::now(),
+        actor_id: None,
+        role: None,
+        action: format!("test.{n}"),
+        method: "GET".into(),
+        route: "/api/v1/patients".into(),
+        status: 200,
+        target_ids: vec![],
+        patient_ids: vec![],
+        request_id: String::new(),
+        ip: None,
+        details: None,
+    };
+    log.submit(event(1)).await;
+    log.submit(event(2)).await;
+    assert_eq!(log.in_flight(), 2);
+    let third = tokio::time::timeout(Duration::from_millis(200), log.submit(event(3))).await;
+    assert!(third.is_err(), "the third waits for a free slot");
+    assert_eq!(tracker.len(), 2, "no task was queued for it");
+}
