@@ -58,6 +58,8 @@ pub struct Config {
     /// Reverse proxies whose `Forwarded` / `X-Forwarded-For` is believed
     /// (`TRUSTED_PROXIES`); from anyone else the socket peer is the client.
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// The one header those proxies write (`TRUSTED_PROXY_HEADER`).
+    pub trusted_proxy_header: ProxyHeader,
     /// Password hashes computed at once (each takes ~19 MiB and a core).
     pub password_hash_concurrency: usize,
     /// How long another instance's change to a user or to the permission
@@ -85,6 +87,16 @@ pub enum TransactionGate {
     Auto,
     Serial,
     Open,
+}
+
+/// `TRUSTED_PROXY_HEADER`: which forwarding header the trusted proxies
+/// write. Only that one is read: a proxy that appends to `X-Forwarded-For`
+/// passes a client's own `Forwarded` through untouched, and believing it
+/// would let the client choose its address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProxyHeader {
+    XForwardedFor,
+    Forwarded,
 }
 
 /// `DOCTOR_ON_START`: `repair` books missing ledger entries and reports the
@@ -189,22 +201,27 @@ impl Config {
         if timeout_secs == 0 {
             errors.push("REQUEST_TIMEOUT_SECS must be greater than zero".into());
         }
-        let header_read_secs: u64 =
-            parse_opt(&get, "HTTP_HEADER_READ_TIMEOUT_SECS", &mut errors).unwrap_or(10);
-        if header_read_secs == 0 {
-            errors.push("HTTP_HEADER_READ_TIMEOUT_SECS must be greater than zero".into());
-        }
-        let idle_secs: u64 = parse_opt(&get, "HTTP_IDLE_TIMEOUT_SECS", &mut errors).unwrap_or(60);
-        if idle_secs == 0 {
-            errors.push("HTTP_IDLE_TIMEOUT_SECS must be greater than zero".into());
-        }
-        let max_connections: usize =
-            parse_opt(&get, "MAX_CONNECTIONS", &mut errors).unwrap_or(1024);
-        if !(1..=MAX_CONNECTIONS_LIMIT).contains(&max_connections) {
-            errors.push(format!(
-                "MAX_CONNECTIONS must be between 1 and {MAX_CONNECTIONS_LIMIT}"
-            ));
-        }
+        let header_read_secs = parse_in(
+            &get,
+            "HTTP_HEADER_READ_TIMEOUT_SECS",
+            10_u64,
+            1..=3600,
+            &mut errors,
+        );
+        let idle_secs = parse_in(
+            &get,
+            "HTTP_IDLE_TIMEOUT_SECS",
+            60_u64,
+            1..=86_400,
+            &mut errors,
+        );
+        let max_connections = parse_in(
+            &get,
+            "MAX_CONNECTIONS",
+            1024,
+            1..=MAX_CONNECTIONS_LIMIT,
+            &mut errors,
+        );
 
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -225,14 +242,17 @@ impl Config {
         }
         let auth_rate_limit_per_minute: u32 =
             parse_opt(&get, "AUTH_RATE_LIMIT_PER_MINUTE", &mut errors).unwrap_or(60);
-        let audit_queue_capacity: usize =
-            parse_opt(&get, "AUDIT_QUEUE_CAPACITY", &mut errors).unwrap_or(1024);
-        if !(1..=1_000_000).contains(&audit_queue_capacity) {
-            errors.push("AUDIT_QUEUE_CAPACITY must be between 1 and 1000000".into());
-        }
+        let audit_queue_capacity = parse_in(
+            &get,
+            "AUDIT_QUEUE_CAPACITY",
+            1024_usize,
+            1..=1_000_000,
+            &mut errors,
+        );
         let trusted_proxies = get("TRUSTED_PROXIES")
             .map(|v| parse_networks("TRUSTED_PROXIES", &v, &mut errors))
             .unwrap_or_default();
+        let trusted_proxy_header = parse_proxy_header(get("TRUSTED_PROXY_HEADER"), &mut errors);
         if auth_rate_limit_per_minute < 1 {
             errors.push("AUTH_RATE_LIMIT_PER_MINUTE must be at least 1".into());
         }
@@ -305,6 +325,7 @@ impl Config {
             lockout_duration: Duration::from_secs(lockout_secs),
             auth_rate_limit_per_minute,
             trusted_proxies,
+            trusted_proxy_header,
             audit_queue_capacity,
             password_hash_concurrency,
             user_cache_ttl: Duration::from_millis(user_cache_ms),
@@ -337,6 +358,45 @@ fn parse_opt<T: std::str::FromStr>(
         Err(_) => {
             errors.push(format!("{key} has an invalid value '{raw}'"));
             None
+        }
+    }
+}
+
+/// `key` as a number within `range`, `default` when unset; a value that
+/// does not parse or lies outside is an error naming the key and the range.
+fn parse_in<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    key: &str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+    errors: &mut Vec<String>,
+) -> T
+where
+    T: std::str::FromStr + PartialOrd + Copy + std::fmt::Display,
+{
+    let Some(value) = parse_opt(get, key, errors) else {
+        return default;
+    };
+    if range.contains(&value) {
+        return value;
+    }
+    errors.push(format!(
+        "{key} must be between {} and {}",
+        range.start(),
+        range.end()
+    ));
+    default
+}
+
+fn parse_proxy_header(raw: Option<String>, errors: &mut Vec<String>) -> ProxyHeader {
+    match raw.map(|v| v.to_ascii_lowercase()).as_deref() {
+        None | Some("x-forwarded-for") => ProxyHeader::XForwardedFor,
+        Some("forwarded") => ProxyHeader::Forwarded,
+        Some(other) => {
+            errors.push(format!(
+                "TRUSTED_PROXY_HEADER must be x-forwarded-for or forwarded, not '{other}'"
+            ));
+            ProxyHeader::XForwardedFor
         }
     }
 }

@@ -249,39 +249,7 @@ pub async fn run(
         }
     }
 
-    let mut new_admin = None;
-    if !repos.users.active_admin_exists().await? {
-        match (&opts.admin_email, &opts.admin_password) {
-            (Some(email), Some(pw)) => {
-                let email = email.trim().to_lowercase();
-                if !validator::ValidateEmail::validate_email(&email) {
-                    return Err(SeedError::Invalid {
-                        file: "environment".into(),
-                        entry: "SEED_ADMIN_EMAIL".into(),
-                        message: "is not a valid email".into(),
-                    });
-                }
-                password::check_policy(pw.expose_secret(), &email, "SEED_ADMIN_PASSWORD").map_err(
-                    |e| SeedError::Invalid {
-                        file: "environment".into(),
-                        entry: "SEED_ADMIN_PASSWORD".into(),
-                        message: e.to_string(),
-                    },
-                )?;
-                let existing = repos.users.credentials_by_email(&email).await?;
-                changes.push(match existing {
-                    Some(_) => Change::RestoreAdmin {
-                        email: email.clone(),
-                    },
-                    None => Change::CreateAdmin {
-                        email: email.clone(),
-                    },
-                });
-                new_admin = Some((email, pw.clone(), existing.map(|(u, _)| u.id)));
-            }
-            _ => changes.push(Change::NoAdmin),
-        }
-    }
+    let new_admin = plan_admin(&repos, opts, &mut changes).await?;
 
     if opts.dry_run {
         return Ok(changes);
@@ -297,43 +265,109 @@ pub async fn run(
         }
     }
     session.commit_transaction().await.map_err(AppError::from)?;
-    if let Some((email, pw, existing)) = new_admin {
-        let hasher = Hasher::new(1, std::time::Duration::from_secs(30));
-        let password_hash = hasher.hash(&pw).await?;
-        match existing {
-            // An inactive or demoted admin (or any account with that email)
-            // is made an active admin with the seed's password; its old
-            // sessions end.
-            Some(id) => {
-                let changes = UserChanges {
-                    role: Some(Role::Admin),
-                    active: Some(true),
-                    permission_overrides: Some(Vec::new()),
-                    password_hash: Some(password_hash),
-                    bump_token_version: true,
-                    ..Default::default()
-                };
-                let mut session = db.client().start_session().await.map_err(AppError::from)?;
+    if let Some(admin) = new_admin {
+        write_admin(db, &repos, opts, admin).await?;
+    }
+    Ok(changes)
+}
+
+/// The admin account the seed must create or restore, when no admin is
+/// active: `(email, password, the existing account with that email)`.
+type NewAdmin = (String, SecretString, Option<crate::domain::UserId>);
+
+/// Plans the admin account (and notes it in `changes`).
+async fn plan_admin(
+    repos: &Repos,
+    opts: &Options,
+    changes: &mut Vec<Change>,
+) -> Result<Option<NewAdmin>, SeedError> {
+    if repos.users.active_admin_exists().await? {
+        return Ok(None);
+    }
+    let (Some(email), Some(pw)) = (&opts.admin_email, &opts.admin_password) else {
+        changes.push(Change::NoAdmin);
+        return Ok(None);
+    };
+    let email = email.trim().to_lowercase();
+    if !validator::ValidateEmail::validate_email(&email) {
+        return Err(SeedError::Invalid {
+            file: "environment".into(),
+            entry: "SEED_ADMIN_EMAIL".into(),
+            message: "is not a valid email".into(),
+        });
+    }
+    password::check_policy(pw.expose_secret(), &email, "SEED_ADMIN_PASSWORD").map_err(|e| {
+        SeedError::Invalid {
+            file: "environment".into(),
+            entry: "SEED_ADMIN_PASSWORD".into(),
+            message: e.to_string(),
+        }
+    })?;
+    let existing = repos.users.credentials_by_email(&email).await?;
+    changes.push(match existing {
+        Some(_) => Change::RestoreAdmin {
+            email: email.clone(),
+        },
+        None => Change::CreateAdmin {
+            email: email.clone(),
+        },
+    });
+    Ok(Some((email, pw.clone(), existing.map(|(u, _)| u.id))))
+}
+
+/// Creates the planned admin, or makes the existing account an active admin.
+async fn write_admin(
+    db: &Database,
+    repos: &Repos,
+    opts: &Options,
+    (email, pw, existing): NewAdmin,
+) -> Result<(), SeedError> {
+    let hasher = Hasher::new(1, std::time::Duration::from_secs(30));
+    let password_hash = hasher.hash(&pw).await?;
+    match existing {
+        // An inactive or demoted admin (or any account with that email)
+        // is made an active admin with the seed's password; its old
+        // sessions end.
+        Some(id) => {
+            let changes = UserChanges {
+                role: Some(Role::Admin),
+                active: Some(true),
+                permission_overrides: Some(Vec::new()),
+                password_hash: Some(password_hash),
+                bump_token_version: true,
+                ..Default::default()
+            };
+            // Both or neither: a restored admin with live old sessions, or
+            // sessions ended without the restore, would each be wrong.
+            let mut session = db.client().start_session().await.map_err(AppError::from)?;
+            session.start_transaction().await.map_err(AppError::from)?;
+            let restored = async {
                 repos.users.update(&mut session, id, changes, None).await?;
                 repos
                     .refresh_tokens
                     .revoke_all_for_user(&mut session, id)
-                    .await?;
+                    .await
             }
-            None => {
-                repos
-                    .users
-                    .create(NewUser {
-                        name: opts.admin_name.clone(),
-                        email,
-                        password_hash,
-                        role: Role::Admin,
-                        permission_overrides: Vec::new(),
-                        created_by: None,
-                    })
-                    .await?;
+            .await;
+            if let Err(e) = restored {
+                let _ = session.abort_transaction().await;
+                return Err(e.into());
             }
+            session.commit_transaction().await.map_err(AppError::from)?;
+        }
+        None => {
+            repos
+                .users
+                .create(NewUser {
+                    name: opts.admin_name.clone(),
+                    email,
+                    password_hash,
+                    role: Role::Admin,
+                    permission_overrides: Vec::new(),
+                    created_by: None,
+                })
+                .await?;
         }
     }
-    Ok(changes)
+    Ok(())
 }

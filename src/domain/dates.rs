@@ -119,13 +119,15 @@ mod tests {
             prop_assert_eq!(bson_to_date(date_to_bson(dob)), dob);
             let age = age_on(dob, today);
             prop_assert!((age - (today.year() - dob.year())).abs() <= 1);
-            prop_assert_eq!(validate_date(&dob).is_ok(), in_bounds(dob));
+            let within = (1900..=2200).contains(&dob.year());
+            prop_assert_eq!(validate_date(&dob).is_ok(), within);
         }
 
         #[test]
         fn any_instant_is_bounded_by_its_utc_day(ms in any::<i64>()) {
             let at = BsonDateTime::from_millis(ms).to_chrono();
-            prop_assert_eq!(validate_instant(&at).is_ok(), in_bounds(at.date_naive()));
+            let within = (1900..=2200).contains(&at.date_naive().year());
+            prop_assert_eq!(validate_instant(&at).is_ok(), within);
             let _ = bson_to_date(BsonDateTime::from_millis(ms));
         }
     }

@@ -102,6 +102,11 @@ pub async fn record_access(State(state): State<AppState>, req: Request, next: Ne
                 .collect()
         })
         .unwrap_or_default();
+    // The writer's slot is taken before the handler runs: once the handler
+    // has done its work, its event is handed over without another wait, so
+    // a client that gives up cannot leave a read or a change unrecorded.
+    // When every slot is busy the request waits here (back-pressure).
+    let slot = state.audit.slot().await;
     let response = next.run(Request::from_parts(parts, body)).await;
 
     let actor = response
@@ -109,15 +114,17 @@ pub async fn record_access(State(state): State<AppState>, req: Request, next: Ne
         .get::<CurrentUser>()
         .map(|c| c.0.clone());
     let status = response.status().as_u16();
-    if actor.is_none() && matches!(status, 401 | 403) {
-        // No valid token: a tally, not an event (see `audit_log`).
+    let Some(actor) = actor else {
+        // No valid token (a 401, a deactivated account's 403, or a method
+        // the route lacks): a tally, not an event (see `audit_log`).
+        drop(slot);
         let client = client.map(ClientKey::of);
         state
             .audit
             .refused(client, &ctx.method, &ctx.route, status)
             .await;
         return response;
-    }
+    };
     let mut patient_ids = response
         .extensions()
         .get::<AuditPatients>()
@@ -134,15 +141,13 @@ pub async fn record_access(State(state): State<AppState>, req: Request, next: Ne
     let target_ids = params.into_iter().map(|(_, v)| v).take(4).collect();
     let mut event = ctx.event(
         &action_name(&ctx.method, &ctx.route),
-        actor.as_ref(),
+        Some(&actor),
         status,
         target_ids,
         None,
     );
     event.patient_ids = patient_ids;
-    // Waits while the writer is full: the response is held back rather
-    // than the event dropped or queued without bound.
-    state.audit.submit(event).await;
+    state.audit.submit_in(slot, vec![event]);
     response
 }
 

@@ -1,10 +1,13 @@
 //! Where audit events go once a request is answered: a bounded writer, and
 //! a per-minute tally of calls refused for want of a valid token.
 //!
-//! - **Bounded.** At most `AUDIT_QUEUE_CAPACITY` events are being written
-//!   at once. When the database is slow and the writer is full, the next
-//!   response waits for a slot instead of another task piling up in memory:
-//!   back-pressure on the clients, never a silently dropped event. A failed
+//! - **Bounded.** `AUDIT_QUEUE_CAPACITY` slots: a request to a protected
+//!   route takes one before its handler runs and its event keeps it until
+//!   written. When the database is slow and every slot is busy, the next
+//!   request waits for one instead of another task piling up in memory:
+//!   back-pressure on the clients. Because the slot is taken first, a
+//!   handler that has done its work hands its event over without waiting,
+//!   so a client that gives up cannot leave its access unrecorded. A failed
 //!   write is retried, and one that still fails is logged as an error with
 //!   what it was about (never silently lost).
 //! - **Tallied.** A refused call without a valid token is not an event of
@@ -23,7 +26,7 @@ use std::{
 };
 
 use mongodb::bson::{doc, oid::ObjectId, DateTime};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 
 use crate::{
@@ -78,18 +81,28 @@ impl AuditLog {
         self.capacity - self.slots.available_permits()
     }
 
-    /// Writes `event` after the response; waits while the writer is full.
+    /// Writes `event` in the background; waits while every slot is busy.
+    /// (Not for a request that already holds a slot: see [`Self::slot`].)
     pub async fn submit(&self, event: AuditEvent) {
         self.submit_all(vec![event]).await;
+    }
+
+    /// A writer slot, waiting while all are busy. `None` only if the writer
+    /// was closed, which nothing does.
+    pub async fn slot(&self) -> Option<OwnedSemaphorePermit> {
+        self.slots.clone().acquire_owned().await.ok()
     }
 
     async fn submit_all(&self, events: Vec<AuditEvent>) {
         if events.is_empty() {
             return;
         }
-        let Ok(slot) = self.slots.clone().acquire_owned().await else {
-            return;
-        };
+        let slot = self.slot().await;
+        self.submit_in(slot, events);
+    }
+
+    /// Writes `events` in the background with a slot already taken.
+    pub fn submit_in(&self, slot: Option<OwnedSemaphorePermit>, events: Vec<AuditEvent>) {
         let repo = self.repo.clone();
         let gate = self.gate.clone();
         self.background.spawn(async move {

@@ -1,8 +1,10 @@
 //! Who the client is, as far as the network can tell: the socket peer, or,
 //! when the peer is one of our reverse proxies (`TRUSTED_PROXIES`), the
-//! address the proxies report in `Forwarded` (RFC 7239) or
-//! `X-Forwarded-For`. Rate limits, the lockout and the audit trail all use
-//! this one answer.
+//! address the proxies report in the one header they write
+//! (`TRUSTED_PROXY_HEADER`: `X-Forwarded-For` or `Forwarded`, RFC 7239; the
+//! other is never read, since a proxy passes it through from the client
+//! untouched). Rate limits, the lockout and the audit trail all use this
+//! one answer.
 //!
 //! The forwarding headers are read from the right: each trusted hop names
 //! the one before it, and the first address that is not a trusted proxy is
@@ -19,22 +21,27 @@ use axum::{
 };
 use ipnet::IpNet;
 
+use crate::config::ProxyHeader;
+
+/// The proxies to believe and the header they write.
+#[derive(Debug, Clone)]
+pub struct Proxies {
+    pub trusted: std::sync::Arc<[IpNet]>,
+    pub header: ProxyHeader,
+}
+
 /// The resolved client address, put in the request's extensions.
 #[derive(Debug, Clone, Copy)]
 pub struct ResolvedClient(pub IpAddr);
 
 /// Resolves the client of every request once, before anything needs it.
-pub async fn resolve(
-    State(trusted): State<std::sync::Arc<[IpNet]>>,
-    mut req: Request,
-    next: Next,
-) -> Response {
+pub async fn resolve(State(proxies): State<Proxies>, mut req: Request, next: Next) -> Response {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|c| c.0.ip());
     if let Some(peer) = peer {
-        let client = client_of(peer, req.headers(), &trusted);
+        let client = client_of(peer, req.headers(), &proxies.trusted, proxies.header);
         req.extensions_mut().insert(ResolvedClient(client));
     }
     next.run(req).await
@@ -49,11 +56,19 @@ fn trusted_hop(ip: IpAddr, trusted: &[IpNet]) -> bool {
 }
 
 /// The client behind `peer`, given the request's forwarding headers.
-pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr {
+pub fn client_of(
+    peer: IpAddr,
+    headers: &HeaderMap,
+    trusted: &[IpNet],
+    header: ProxyHeader,
+) -> IpAddr {
     if trusted.is_empty() || !trusted_hop(peer, trusted) {
         return peer;
     }
-    let chain = forwarded_chain(headers);
+    let chain = match header {
+        ProxyHeader::Forwarded => forwarded_chain(headers),
+        ProxyHeader::XForwardedFor => x_forwarded_for_chain(headers),
+    };
     let mut client = peer;
     for hop in chain.iter().rev() {
         match hop {
@@ -71,28 +86,26 @@ pub fn client_of(peer: IpAddr, headers: &HeaderMap, trusted: &[IpNet]) -> IpAddr
     client
 }
 
-/// The addresses the proxies reported, leftmost (furthest) first; `None`
-/// for a hop that is hidden (`unknown`, `_name`) or unreadable. `Forwarded`
-/// wins over `X-Forwarded-For` when both are present.
+/// The addresses in `Forwarded`, leftmost (furthest) first; `None` for a
+/// hop that is hidden (`unknown`, `_name`) or unreadable.
 fn forwarded_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
-    let forwarded: Vec<&str> = headers
+    headers
         .get_all(header::FORWARDED)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded
-            .iter()
-            .flat_map(|line| line.split(','))
-            .map(|element| {
-                element
-                    .split(';')
-                    .filter_map(|pair| pair.split_once('='))
-                    .find(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
-                    .and_then(|(_, v)| parse_node(v))
-            })
-            .collect();
-    }
+        .flat_map(|line| line.split(','))
+        .map(|element| {
+            element
+                .split(';')
+                .filter_map(|pair| pair.split_once('='))
+                .find(|(k, _)| k.trim().eq_ignore_ascii_case("for"))
+                .and_then(|(_, v)| parse_node(v))
+        })
+        .collect()
+}
+
+/// The addresses in `X-Forwarded-For`, leftmost first.
+fn x_forwarded_for_chain(headers: &HeaderMap) -> Vec<Option<IpAddr>> {
     headers
         .get_all("x-forwarded-for")
         .iter()
@@ -119,6 +132,9 @@ fn parse_node(raw: &str) -> Option<IpAddr> {
 mod tests {
     use super::*;
 
+    const XFF: ProxyHeader = ProxyHeader::XForwardedFor;
+    const FWD: ProxyHeader = ProxyHeader::Forwarded;
+
     fn nets(list: &[&str]) -> Vec<IpNet> {
         list.iter().map(|s| s.parse().expect("net")).collect()
     }
@@ -141,10 +157,13 @@ mod tests {
     #[test]
     fn headers_from_an_untrusted_peer_are_ignored() {
         let h = headers(&[("x-forwarded-for", "198.51.100.7")]);
-        assert_eq!(client_of(ip("203.0.113.9"), &h, &[]), ip("203.0.113.9"));
+        assert_eq!(
+            client_of(ip("203.0.113.9"), &h, &[], XFF),
+            ip("203.0.113.9")
+        );
         let trusted = nets(&["10.0.0.0/8"]);
         assert_eq!(
-            client_of(ip("203.0.113.9"), &h, &trusted),
+            client_of(ip("203.0.113.9"), &h, &trusted, XFF),
             ip("203.0.113.9")
         );
     }
@@ -154,22 +173,28 @@ mod tests {
         let trusted = nets(&["10.0.0.0/8"]);
         // The client forged the leftmost entry; our two proxies appended.
         let h = headers(&[("x-forwarded-for", "1.2.3.4, 198.51.100.7, 10.0.0.5")]);
-        assert_eq!(client_of(ip("10.0.0.1"), &h, &trusted), ip("198.51.100.7"));
+        assert_eq!(
+            client_of(ip("10.0.0.1"), &h, &trusted, XFF),
+            ip("198.51.100.7")
+        );
         // Several header lines are one list.
         let h = headers(&[
             ("x-forwarded-for", "1.2.3.4"),
             ("x-forwarded-for", "198.51.100.7"),
         ]);
-        assert_eq!(client_of(ip("10.0.0.1"), &h, &trusted), ip("198.51.100.7"));
+        assert_eq!(
+            client_of(ip("10.0.0.1"), &h, &trusted, XFF),
+            ip("198.51.100.7")
+        );
         // No header: the proxy itself.
         assert_eq!(
-            client_of(ip("10.0.0.1"), &HeaderMap::new(), &trusted),
+            client_of(ip("10.0.0.1"), &HeaderMap::new(), &trusted, XFF),
             ip("10.0.0.1")
         );
     }
 
     #[test]
-    fn forwarded_wins_and_its_forms_parse() {
+    fn only_the_configured_header_is_read_and_forwarded_forms_parse() {
         let trusted = nets(&["10.0.0.0/8", "fd00::/8"]);
         let h = headers(&[
             ("x-forwarded-for", "198.51.100.99"),
@@ -179,14 +204,23 @@ mod tests {
             ),
         ]);
         assert_eq!(
-            client_of(ip("fd00::3"), &h, &trusted),
+            client_of(ip("fd00::3"), &h, &trusted, FWD),
             ip("2001:db8:cafe::17")
+        );
+        // Behind a proxy that writes X-Forwarded-For, a client's own
+        // Forwarded header is never read.
+        assert_eq!(
+            client_of(ip("fd00::3"), &h, &trusted, XFF),
+            ip("198.51.100.99")
         );
         // A hidden hop stops the walk at the last trusted proxy.
         let h = headers(&[("forwarded", "for=192.0.2.43, for=_hidden")]);
-        assert_eq!(client_of(ip("10.0.0.1"), &h, &trusted), ip("10.0.0.1"));
+        assert_eq!(client_of(ip("10.0.0.1"), &h, &trusted, FWD), ip("10.0.0.1"));
         let h = headers(&[("forwarded", r#"for="192.0.2.60:8080""#)]);
-        assert_eq!(client_of(ip("10.0.0.1"), &h, &trusted), ip("192.0.2.60"));
+        assert_eq!(
+            client_of(ip("10.0.0.1"), &h, &trusted, FWD),
+            ip("192.0.2.60")
+        );
     }
 
     #[test]
@@ -194,7 +228,7 @@ mod tests {
         let trusted = nets(&["127.0.0.1/32"]);
         let h = headers(&[("x-forwarded-for", "198.51.100.7")]);
         assert_eq!(
-            client_of(ip("::ffff:127.0.0.1"), &h, &trusted),
+            client_of(ip("::ffff:127.0.0.1"), &h, &trusted, XFF),
             ip("198.51.100.7")
         );
     }

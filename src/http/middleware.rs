@@ -59,7 +59,10 @@ where
             .layer(middleware::from_fn(request_id))
             .layer(middleware::from_fn(security_headers))
             .layer(middleware::from_fn_with_state(
-                std::sync::Arc::<[ipnet::IpNet]>::from(config.trusted_proxies.clone()),
+                crate::http::client_ip::Proxies {
+                    trusted: config.trusted_proxies.clone().into(),
+                    header: config.trusted_proxy_header,
+                },
                 crate::http::client_ip::resolve,
             ))
             .layer(

@@ -293,8 +293,7 @@ impl UsersRepo {
             now.timestamp_millis()
                 .saturating_sub(i64::try_from(lockout.as_millis()).unwrap_or(i64::MAX)),
         );
-        let lifted = self
-            .coll
+        self.coll
             .update_one(
                 doc! {
                     "_id": id,
@@ -303,13 +302,11 @@ impl UsersRepo {
                 },
                 doc! { "$set": { "failed_logins": 0 } },
             )
-            .await?
-            .modified_count
-            == 1;
-        if lifted {
-            if let Some(count) = self.try_claim(id, threshold).await? {
-                return Ok(LoginAttempt::Counted(count));
-            }
+            .await?;
+        // Claimed again whether or not this call lifted it: a concurrent
+        // attempt may have lifted it first and left attempts to claim.
+        if let Some(count) = self.try_claim(id, threshold).await? {
+            return Ok(LoginAttempt::Counted(count));
         }
         let latest = self
             .coll

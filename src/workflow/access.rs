@@ -111,14 +111,31 @@ pub async fn ensure_admins_remain(ctx: &Ctx, tx: &mut Tx, change: AdminChange) -
 }
 
 /// 403 unless `actor` may touch `target`'s account at all: only an admin
-/// changes, deactivates, deletes or resets the password of an admin.
-pub fn ensure_may_manage(actor: &User, target: &User) -> Result<()> {
+/// changes, deactivates, deletes or resets the password of an admin, and
+/// nobody takes over (by a password reset, an email change) an account
+/// that may call a route they may not.
+pub fn ensure_may_manage(matrix: &Matrix, actor: &User, target: &User) -> Result<()> {
+    if actor.id == target.id {
+        return Ok(());
+    }
     if target.role == Role::Admin && actor.role != Role::Admin {
         return Err(AppError::Forbidden(
             "only an admin may change an admin's account".into(),
         ));
     }
-    Ok(())
+    let beyond: Vec<String> = matrix
+        .granted(target.role, &target.permission_overrides)
+        .into_iter()
+        .filter(|route| !matrix.allows(actor.role, &actor.permission_overrides, route))
+        .map(|route| route.to_string())
+        .collect();
+    if beyond.is_empty() {
+        return Ok(());
+    }
+    Err(AppError::Forbidden(format!(
+        "this account may call what you may not ({}); ask an admin",
+        beyond.join(", ")
+    )))
 }
 
 /// 403 when giving a user `after` (role, overrides) instead of `before`

@@ -48,6 +48,13 @@ pub struct AccountChanges {
     pub permissions: Option<Vec<Rule>>,
 }
 
+/// 403 unless `actor` may change `target`'s account (see
+/// [`ensure_may_manage`]).
+async fn may_manage(ctx: &Ctx, actor: UserId, target: &User) -> Result<()> {
+    let me = acting(ctx, actor).await?;
+    ensure_may_manage(&access::matrix(ctx).await?, &me, target)
+}
+
 /// The account making a change (its role and overrides decide what it may
 /// grant).
 async fn acting(ctx: &Ctx, actor: UserId) -> Result<User> {
@@ -120,14 +127,14 @@ pub async fn update(
 ) -> Result<User> {
     let user = load(ctx, id).await?;
     let me = acting(ctx, actor).await?;
-    ensure_may_manage(&me, &user)?;
+    let matrix = access::matrix(ctx).await?;
+    ensure_may_manage(&matrix, &me, &user)?;
     let role_changes = changes.role.is_some_and(|r| r != user.role);
     if role_changes && id == actor {
         return Err(AppError::conflict("you cannot change your own role"));
     }
     let access_change = role_changes || changes.permissions.is_some();
     if access_change {
-        let matrix = access::matrix(ctx).await?;
         ensure_may_grant(
             &matrix,
             &me,
@@ -227,7 +234,7 @@ pub async fn delete(ctx: &Ctx, actor: UserId, id: UserId, audit: AuditEvent) -> 
         return Err(AppError::conflict("you cannot delete your own account"));
     }
     let user = load(ctx, id).await?;
-    ensure_may_manage(&acting(ctx, actor).await?, &user)?;
+    may_manage(ctx, actor, &user).await?;
     transaction!(ctx, |tx| {
         ensure_admins_remain(ctx, &mut tx, AdminChange::Removed(id)).await?;
         end_sessions(ctx, &mut tx, id).await?;
@@ -256,7 +263,7 @@ pub async fn set_active(
     audit: AuditEvent,
 ) -> Result<User> {
     let user = load(ctx, id).await?;
-    ensure_may_manage(&acting(ctx, actor).await?, &user)?;
+    may_manage(ctx, actor, &user).await?;
     if !active && id == actor {
         return Err(AppError::conflict("you cannot deactivate your own account"));
     }
@@ -321,7 +328,7 @@ pub async fn reset_password(
         ));
     }
     let user = load(ctx, id).await?;
-    ensure_may_manage(&acting(ctx, actor).await?, &user)?;
+    may_manage(ctx, actor, &user).await?;
     password::check_policy(new_password.expose_secret(), &user.email, "new_password")?;
     set_password(ctx, hasher, actor, id, new_password, audit).await
 }
@@ -340,7 +347,8 @@ pub fn sniff_image(bytes: &[u8]) -> Option<&'static str> {
 
 /// Stores a profile image (PNG or JPEG by content) and drops the previous one.
 pub async fn store_avatar(ctx: &Ctx, id: UserId, by: UserId, bytes: &[u8]) -> Result<User> {
-    load(ctx, id).await?;
+    let user = load(ctx, id).await?;
+    may_manage(ctx, by, &user).await?;
     let Some(content_type) = sniff_image(bytes) else {
         return Err(AppError::UnsupportedMediaType(
             "the avatar must be a PNG or JPEG image".into(),

@@ -480,6 +480,28 @@ async fn delegated_user_management_cannot_grant_what_it_does_not_hold() {
         .json();
     assert_eq!(users["total"], 3, "{users}");
 
+    // Nor do they take over an account that may do more than they may.
+    let privileged = delegate(&app, &admin, json!([put_permissions])).await;
+    let on_privileged = format!("/api/v1/users/{}", privileged.id);
+    app.post_as(
+        &manager,
+        &format!("{on_privileged}/password"),
+        &json!({"new_password": "taken over at last!"}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    app.patch_as(
+        &manager,
+        &on_privileged,
+        &json!({"email": "attacker@example.com"}),
+    )
+    .await
+    .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    assert_eq!(
+        app.login(&privileged.email, TEST_PASSWORD).await.status,
+        StatusCode::OK
+    );
+
     // What they hold they may share, and staff accounts they may manage.
     let share = json!({"method": "POST", "path": "/api/v1/users", "allow": true});
     let res = app
