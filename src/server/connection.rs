@@ -269,6 +269,7 @@ mod tests {
     use super::*;
 
     const LIMITS: Limits = Limits {
+        request_timeout: Duration::from_millis(500),
         header_read_timeout: Duration::from_millis(100),
         idle_timeout: Duration::from_millis(300),
         max_connections: 1,

@@ -23,6 +23,10 @@ use crate::{build_app, config::Config, AppState};
 /// How long shutdown waits for background writes after the last response.
 const DRAIN_BACKGROUND: Duration = Duration::from_secs(10);
 
+/// Added to the request and header timeouts to bound the wait for open
+/// connections at shutdown.
+const SHUTDOWN_SLACK: Duration = Duration::from_secs(5);
+
 /// How often ended minutes of the refused-call tally are written.
 const TALLY_EVERY: Duration = Duration::from_secs(10);
 
@@ -37,6 +41,7 @@ const WARN_EVERY: Duration = Duration::from_secs(10);
 /// `HTTP_IDLE_TIMEOUT_SECS`, `MAX_CONNECTIONS`).
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    pub request_timeout: Duration,
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_connections: usize,
@@ -45,6 +50,7 @@ pub struct Limits {
 impl Limits {
     pub fn from_config(config: &Config) -> Limits {
         Limits {
+            request_timeout: config.request_timeout,
             header_read_timeout: config.http_header_read_timeout,
             idle_timeout: config.http_idle_timeout,
             max_connections: config.max_connections,
@@ -137,7 +143,19 @@ async fn accept_until(
         open = graceful.count(),
         "stopped accepting; waiting for open connections"
     );
-    graceful.shutdown().await;
+    // A request finishes within its timeout and a new connection gets the
+    // header timeout; what is still open after both (a client that stopped
+    // reading its response) must not keep the process from exiting.
+    let grace = limits.request_timeout + limits.header_read_timeout + SHUTDOWN_SLACK;
+    if tokio::time::timeout(grace, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            seconds = grace.as_secs(),
+            "connections still open after the shutdown grace period; closing them"
+        );
+    }
 }
 
 /// A free connection slot, waiting for one at the cap (`None`: the
@@ -224,5 +242,48 @@ mod tests {
         assert_eq!(o.due(), None);
         o.last = Instant::now().checked_sub(Duration::from_secs(3601));
         assert_eq!(o.due(), Some(2));
+    }
+
+    #[tokio::test]
+    async fn shutdown_does_not_wait_for_ever_on_a_client_that_stopped_reading() {
+        use tokio::io::AsyncWriteExt;
+        // A response without end, to a client that reads none of it: the
+        // connection stays busy once the socket buffers are full.
+        let app = axum::Router::new().route(
+            "/endless",
+            axum::routing::get(|| async {
+                let chunk = axum::body::Bytes::from(vec![b'x'; 64 * 1024]);
+                axum::body::Body::from_stream(futures::stream::repeat_with(move || {
+                    Ok::<_, std::convert::Infallible>(chunk.clone())
+                }))
+            }),
+        );
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let limits = Limits {
+            request_timeout: Duration::from_millis(300),
+            header_read_timeout: Duration::from_millis(300),
+            idle_timeout: Duration::from_secs(5),
+            max_connections: 4,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(accept_until(listener, app, limits, async {
+            let _ = stopped.await;
+        }));
+        let mut client = tokio::net::TcpStream::connect(addr).await.expect("connect");
+        client
+            .write_all(b"GET /endless HTTP/1.1\r\nhost: x\r\n\r\n")
+            .await
+            .expect("send");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let asked = Instant::now();
+        let _ = stop.send(());
+        let grace = limits.request_timeout + limits.header_read_timeout + SHUTDOWN_SLACK;
+        tokio::time::timeout(grace + Duration::from_secs(5), server)
+            .await
+            .expect("serving ended within the grace period")
+            .expect("no panic");
+        assert!(asked.elapsed() >= grace - Duration::from_millis(100));
+        drop(client);
     }
 }
