@@ -130,7 +130,14 @@ impl PatientsRepo {
             filter.insert("country", v);
         }
         if let Some(v) = &f.disease {
-            filter.insert("medical_history_lower", v.trim().to_lowercase());
+            // `$in` of one value, not plain equality: the same on MongoDB
+            // (any element matches), but the local stand-in answers plain
+            // equality on an indexed array field with no rows while its
+            // count still finds them (README, compatibility notes).
+            filter.insert(
+                "medical_history_lower",
+                doc! { "$in": [v.trim().to_lowercase()] },
+            );
         }
         if let Some(v) = f.status {
             filter.insert("status", v.as_str());
