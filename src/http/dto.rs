@@ -163,3 +163,47 @@ impl From<crate::repo::audit::AuditEvent> for AccessLogEntry {
         }
     }
 }
+
+/// An audit event as `GET /audit` shows it: what the access log shows, plus
+/// the ids it concerned and its details (a permission or account change's
+/// before and after, a refused-call tally's `count`, `from` and `to`).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditEntry {
+    pub at: DateTime<Utc>,
+    pub actor_id: Option<UserId>,
+    pub role: Option<String>,
+    pub action: String,
+    pub method: String,
+    pub route: String,
+    pub status: i32,
+    pub request_id: String,
+    pub ip: Option<String>,
+    /// The ids in the request's path (only well-formed ones are kept).
+    pub target_ids: Vec<String>,
+    /// The patients whose data the request read or changed.
+    pub patient_ids: Vec<String>,
+    /// Non-sensitive specifics; dates as `{"$date": "<RFC 3339>"}`.
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+impl From<crate::repo::audit::AuditEvent> for AuditEntry {
+    fn from(e: crate::repo::audit::AuditEvent) -> Self {
+        AuditEntry {
+            at: e.at.to_chrono(),
+            actor_id: e.actor_id,
+            role: e.role,
+            action: e.action,
+            method: e.method,
+            route: e.route,
+            status: e.status,
+            request_id: e.request_id,
+            ip: e.ip,
+            target_ids: e.target_ids,
+            patient_ids: e.patient_ids,
+            details: e
+                .details
+                .map(|d| mongodb::bson::Bson::Document(d).into_relaxed_extjson()),
+        }
+    }
+}

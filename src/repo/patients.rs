@@ -208,6 +208,23 @@ impl PatientsRepo {
         Ok(crate::db::count(&self.coll, filter).await?)
     }
 
+    /// [`Self::count_assigned`] for each of `hospitals` (a list page), the
+    /// counts issued together. Each is the `count` command on the
+    /// `hospital_id` index, right and fast on both servers; one grouped
+    /// aggregation would need `$in` beside the live-patient test, which the
+    /// local stand-in evaluates in Python.
+    pub async fn count_assigned_each(
+        &self,
+        hospitals: &[HospitalId],
+    ) -> Result<Vec<(HospitalId, u64)>> {
+        futures::future::try_join_all(
+            hospitals
+                .iter()
+                .map(|h| async move { Ok((*h, self.count_assigned(*h).await?)) }),
+        )
+        .await
+    }
+
     /// Whether any patient, deleted or not, is or was assigned to `hospital`.
     pub async fn references_hospital(
         &self,

@@ -283,3 +283,81 @@ async fn a_full_writer_holds_the_next_event_back_instead_of_growing() {
     assert!(third.is_err(), "the third waits for a free slot");
     assert_eq!(tracker.len(), 2, "no task was queued for it");
 }
+
+#[tokio::test]
+async fn the_audit_list_shows_ids_and_details_and_every_filter_returns_its_rows() {
+    let app = TestApp::spawn().await;
+    let admin = app.login_as(Role::Admin).await;
+    let staff = app.login_as(Role::Staff).await;
+    let res = app
+        .post_as(
+            &staff,
+            "/api/v1/patients",
+            &json!({"name": "Listed Patient", "country": "GB"}),
+        )
+        .await;
+    let patient = res.json()["id"].as_str().expect("id").to_owned();
+    app.get_as(&staff, &format!("/api/v1/patients/{patient}"))
+        .await;
+    // A permission change carries its before and after.
+    let rule = json!({"rules": [{"method": "GET", "path": "/api/v1/users", "allow": true}]});
+    let res = app.put_as(&admin, "/api/v1/permissions/staff", &rule).await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    for _ in 0..2 {
+        app.get("/api/v1/hospitals").await;
+    }
+    app.settle_background().await;
+
+    let list = |q: String| {
+        let app = &app;
+        let admin = &admin;
+        async move {
+            let res = app.get_as(admin, &format!("/api/v1/audit{q}")).await;
+            assert_eq!(res.status, StatusCode::OK, "{q}: {:?}", res.json());
+            let body = res.json();
+            let rows = body["data"].as_array().expect("rows").clone();
+            assert_eq!(body["total"].as_u64(), Some(rows.len() as u64), "{q}");
+            rows
+        }
+    };
+    let refused = list("?action=auth.refused".into()).await;
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["details"]["count"], 2);
+    assert_eq!(refused[0]["route"], "/api/v1/hospitals");
+
+    let by_patient = list(format!("?patient_id={patient}")).await;
+    let actions: Vec<&str> = by_patient
+        .iter()
+        .filter_map(|e| e["action"].as_str())
+        .collect();
+    assert!(
+        actions.contains(&"patients.create") && actions.contains(&"patients.read"),
+        "{actions:?}"
+    );
+    assert!(by_patient.iter().all(|e| e["patient_ids"]
+        .as_array()
+        .is_some_and(|ids| ids.contains(&json!(patient)))));
+    let read = by_patient
+        .iter()
+        .find(|e| e["action"] == "patients.read")
+        .expect("the read");
+    assert_eq!(read["target_ids"], json!([patient]));
+
+    let by_staff = list(format!("?actor_id={}", staff.id)).await;
+    assert!(!by_staff.is_empty());
+    assert!(by_staff
+        .iter()
+        .all(|e| e["actor_id"] == json!(staff.id.to_string())));
+
+    let changes = list("?action=permissions.update".into()).await;
+    assert_eq!(changes.len(), 1, "{changes:?}");
+    let change = &changes[0]["details"]["changes"][0];
+    assert_eq!(change["path"], "/api/v1/users");
+    assert_eq!(change["after"], true);
+
+    let today = chrono::Utc::now().date_naive();
+    let all_today = list(format!("?from={today}&to={today}&per_page=100")).await;
+    assert!(all_today.len() >= by_staff.len() + changes.len());
+    let yesterday = today.pred_opt().expect("date");
+    assert!(list(format!("?to={yesterday}")).await.is_empty());
+}

@@ -206,3 +206,90 @@ async fn a_hospital_deleted_while_a_patient_is_assigned_is_never_left_referenced
         }
     }
 }
+
+#[tokio::test]
+async fn hospital_list_rows_carry_patients_assigned_and_every_filter_returns_its_rows() {
+    let app = TestApp::spawn().await;
+    let admin = app.login_as(Role::Admin).await;
+    let staff = app.login_as(Role::Staff).await;
+    let busy = create_hospital(&app, &admin, "Busy Clinic").await;
+    create_hospital(&app, &admin, "Quiet Clinic").await;
+    let res = app
+        .post_as(
+            &admin,
+            "/api/v1/hospitals",
+            &hospital_body("Berlin Charite", "DE"),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    let berlin = res.json()["id"].as_str().expect("id").to_owned();
+    let res = app
+        .patch_as(
+            &admin,
+            &format!("/api/v1/hospitals/{berlin}"),
+            &json!({"active": false}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK);
+    let mut patients = Vec::new();
+    for name in ["One Patient", "Two Patient", "Gone Patient"] {
+        let res = app
+            .post_as(
+                &staff,
+                "/api/v1/patients",
+                &json!({"name": name, "country": "GB", "hospital_id": busy}),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
+        patients.push(res.json()["id"].as_str().expect("id").to_owned());
+    }
+    // A deleted patient no longer counts.
+    let res = app
+        .delete_as(&admin, &format!("/api/v1/patients/{}", patients[2]))
+        .await;
+    assert!(res.status.is_success(), "{:?}", res.status);
+
+    let rows = |q: &str| {
+        let app = &app;
+        let staff = &staff;
+        let q = q.to_owned();
+        async move {
+            let res = app.get_as(staff, &format!("/api/v1/hospitals{q}")).await;
+            assert_eq!(res.status, StatusCode::OK, "{q}: {:?}", res.json());
+            let body = res.json();
+            let mut rows: Vec<(String, u64)> = body["data"]
+                .as_array()
+                .expect("rows")
+                .iter()
+                .map(|h| {
+                    (
+                        h["name"].as_str().expect("name").to_owned(),
+                        h["patients_assigned"].as_u64().expect("patients_assigned"),
+                    )
+                })
+                .collect();
+            rows.sort();
+            assert_eq!(body["total"].as_u64(), Some(rows.len() as u64), "{q}");
+            rows
+        }
+    };
+    let row = |name: &str, n: u64| (name.to_owned(), n);
+    assert_eq!(
+        rows("").await,
+        [
+            row("Berlin Charite", 0),
+            row("Busy Clinic", 2),
+            row("Quiet Clinic", 0)
+        ]
+    );
+    assert_eq!(
+        rows("?country=TR").await,
+        [row("Busy Clinic", 2), row("Quiet Clinic", 0)]
+    );
+    assert_eq!(rows("?q=QUIET").await, [row("Quiet Clinic", 0)]);
+    assert_eq!(rows("?active=false").await, [row("Berlin Charite", 0)]);
+    assert_eq!(
+        rows("?active=true&country=TR&q=clinic").await,
+        [row("Busy Clinic", 2), row("Quiet Clinic", 0)]
+    );
+}

@@ -6,7 +6,7 @@ use utoipa::IntoParams;
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::Validate;
 
-use crate::http::{dto::AccessLogEntry, params::parse_bound};
+use crate::http::{dto::AuditEntry, params::parse_bound};
 use crate::{
     domain::{PatientId, UserId},
     error::{AppError, ErrorResponse},
@@ -39,13 +39,13 @@ pub struct AuditQuery {
     pub to: Option<String>,
 }
 
-/// Audit events, newest first.
+/// Audit events, newest first, with the ids they concern and their details.
 #[utoipa::path(get, path = "/audit", tag = "audit", params(AuditQuery),
-    responses((status = 200, body = Page<AccessLogEntry>), (status = 400, body = ErrorResponse)))]
+    responses((status = 200, body = Page<AuditEntry>), (status = 400, body = ErrorResponse)))]
 pub async fn list_audit(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<AuditQuery>,
-) -> Result<Json<Page<AccessLogEntry>>, AppError> {
+) -> Result<Json<Page<AuditEntry>>, AppError> {
     let page = page_request(q.page, q.per_page)?;
     let from = q
         .from
@@ -70,7 +70,7 @@ pub async fn list_audit(
     };
     let (events, total) = state.repos.audit.list(&filter, page).await?;
     Ok(Json(Page::new(
-        events.into_iter().map(AccessLogEntry::from).collect(),
+        events.into_iter().map(AuditEntry::from).collect(),
         page,
         total,
     )))

@@ -123,15 +123,14 @@ pub struct HospitalResponse {
     pub commission_bps: i32,
     pub currency: String,
     pub active: bool,
-    /// Live patients currently assigned (on single reads only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub patients_assigned: Option<u64>,
+    /// Live (not deleted) patients currently assigned.
+    pub patients_assigned: u64,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
 
 impl HospitalResponse {
-    fn new(h: &Hospital, patients_assigned: Option<u64>) -> Self {
+    fn new(h: &Hospital, patients_assigned: u64) -> Self {
         HospitalResponse {
             id: h.id,
             name: h.name.clone(),
@@ -199,10 +198,18 @@ pub async fn list_hospitals(
         active: q.active,
     };
     let (items, total) = state.repos.hospitals.list(&filter, page).await?;
+    let ids: Vec<_> = items.iter().map(|h| h.id).collect();
+    let assigned: std::collections::HashMap<_, _> = state
+        .repos
+        .patients
+        .count_assigned_each(&ids)
+        .await?
+        .into_iter()
+        .collect();
     Ok(Json(Page::new(
         items
             .iter()
-            .map(|h| HospitalResponse::new(h, None))
+            .map(|h| HospitalResponse::new(h, assigned.get(&h.id).copied().unwrap_or(0)))
             .collect(),
         page,
         total,
@@ -225,15 +232,11 @@ pub async fn create_hospital(
     let idem = Idem {
         request: key.as_ref(),
         status: StatusCode::CREATED.as_u16(),
-        render: &|h: &Hospital| json_body(&HospitalResponse::new(h, Some(0))),
+        render: &|h: &Hospital| json_body(&HospitalResponse::new(h, 0)),
     };
     let outcome = hospitals::create(&state.workflows, me.id, body.into(), idem).await?;
     Ok(created(outcome, |h| {
-        (
-            StatusCode::CREATED,
-            Json(HospitalResponse::new(&h, Some(0))),
-        )
-            .into_response()
+        (StatusCode::CREATED, Json(HospitalResponse::new(&h, 0))).into_response()
     }))
 }
 
@@ -246,7 +249,7 @@ pub async fn get_hospital(
 ) -> Result<Json<HospitalResponse>, AppError> {
     let hospital = hospitals::load(&state.workflows, id).await?;
     let assigned = state.repos.patients.count_assigned(id).await?;
-    Ok(Json(HospitalResponse::new(&hospital, Some(assigned))))
+    Ok(Json(HospitalResponse::new(&hospital, assigned)))
 }
 
 /// Update a hospital (deactivate it with `{"active": false}`).
@@ -275,7 +278,7 @@ pub async fn update_hospital(
     };
     let updated = hospitals::update(&state.workflows, me.id, id, changes).await?;
     let assigned = state.repos.patients.count_assigned(id).await?;
-    Ok(Json(HospitalResponse::new(&updated, Some(assigned))))
+    Ok(Json(HospitalResponse::new(&updated, assigned)))
 }
 
 /// Delete a hospital nobody refers to; otherwise 409 (deactivate it instead).
