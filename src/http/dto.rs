@@ -169,15 +169,8 @@ impl From<crate::repo::audit::AuditEvent> for AccessLogEntry {
 /// before and after, a refused-call tally's `count`, `from` and `to`).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditEntry {
-    pub at: DateTime<Utc>,
-    pub actor_id: Option<UserId>,
-    pub role: Option<String>,
-    pub action: String,
-    pub method: String,
-    pub route: String,
-    pub status: i32,
-    pub request_id: String,
-    pub ip: Option<String>,
+    #[serde(flatten)]
+    pub entry: AccessLogEntry,
     /// The ids in the request's path (only well-formed ones are kept).
     pub target_ids: Vec<String>,
     /// The patients whose data the request read or changed.
@@ -188,22 +181,18 @@ pub struct AuditEntry {
 }
 
 impl From<crate::repo::audit::AuditEvent> for AuditEntry {
-    fn from(e: crate::repo::audit::AuditEvent) -> Self {
+    fn from(mut e: crate::repo::audit::AuditEvent) -> Self {
+        let target_ids = std::mem::take(&mut e.target_ids);
+        let patient_ids = std::mem::take(&mut e.patient_ids);
+        let details = e
+            .details
+            .take()
+            .map(|d| mongodb::bson::Bson::Document(d).into_relaxed_extjson());
         AuditEntry {
-            at: e.at.to_chrono(),
-            actor_id: e.actor_id,
-            role: e.role,
-            action: e.action,
-            method: e.method,
-            route: e.route,
-            status: e.status,
-            request_id: e.request_id,
-            ip: e.ip,
-            target_ids: e.target_ids,
-            patient_ids: e.patient_ids,
-            details: e
-                .details
-                .map(|d| mongodb::bson::Bson::Document(d).into_relaxed_extjson()),
+            entry: AccessLogEntry::from(e),
+            target_ids,
+            patient_ids,
+            details,
         }
     }
 }

@@ -1,57 +1,28 @@
 //! Dates and money at the edges: every date a request names is held to
 //! 1900-2200 and every amount to 10^13 minor units, answered as a 400
-//! (query) or 422 (body) in the error shape, never a 500 (issue 14, item 7).
+//! (query) or 422 (body) in the error shape, never a 500.
 
 use axum::http::StatusCode;
-use healthcrm::domain::user::Role;
 use serde_json::{json, Value};
 
-use crate::{
-    helpers::{Session, TestApp},
-    hospitals::create_hospital,
-};
+use crate::treatments::World;
 
 const RANGE: &str = "must be between 1900-01-01 and 2200-12-31";
 
-struct World {
-    app: TestApp,
-    admin: Session,
-    staff: Session,
-    hospital: String,
-    patient: String,
-}
-
-/// A patient with one completed treatment, so the earnings series has a
-/// currency and a period to stretch from the far past to.
+/// The treatments tests' world plus one completed treatment, so the
+/// earnings series has a currency and a period to stretch from the far past.
 async fn world() -> World {
-    let app = TestApp::spawn().await;
-    let admin = app.login_as(Role::Admin).await;
-    let staff = app.login_as(Role::Staff).await;
-    let hospital = create_hospital(&app, &admin, "Edge Hospital").await;
-    let res = app
+    let w = crate::treatments::world().await;
+    let res = w
+        .app
         .post_as(
-            &staff,
-            "/api/v1/patients",
-            &json!({"name": "Edge Case", "country": "NL"}),
+            &w.staff,
+            &format!("/api/v1/patients/{}/treatments", w.patient),
+            &treatment(&w.hospital, 1_200_000, 150_000, "completed"),
         )
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
-    let patient = res.json()["id"].as_str().expect("id").to_owned();
-    let res = app
-        .post_as(
-            &staff,
-            &format!("/api/v1/patients/{patient}/treatments"),
-            &treatment(&hospital, 1_200_000, 150_000, "completed"),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
-    World {
-        app,
-        admin,
-        staff,
-        hospital,
-        patient,
-    }
+    w
 }
 
 fn treatment(hospital: &str, cost: i64, earnings: i64, status: &str) -> Value {

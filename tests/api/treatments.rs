@@ -10,15 +10,16 @@ use crate::{
     hospitals::create_hospital,
 };
 
-struct World {
-    app: TestApp,
-    admin: Session,
-    staff: Session,
-    hospital: String,
-    patient: String,
+/// An app with an admin, a staff member, a hospital and a patient.
+pub struct World {
+    pub app: TestApp,
+    pub admin: Session,
+    pub staff: Session,
+    pub hospital: String,
+    pub patient: String,
 }
 
-async fn world() -> World {
+pub async fn world() -> World {
     let app = TestApp::spawn().await;
     let admin = app.login_as(Role::Admin).await;
     let staff = app.login_as(Role::Staff).await;
