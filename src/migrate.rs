@@ -38,6 +38,8 @@ const FILES: &[(&str, &str)] = &[
     migration!("avatars.json"),
     migration!("idempotency_keys.json"),
     migration!("guards.json"),
+    migration!("quotes.json"),
+    migration!("quote_bookings.json"),
 ];
 
 /// One collection's declared state.

@@ -31,9 +31,13 @@ pub struct Hospital {
     pub contact: Option<Contact>,
     #[serde(default)]
     pub specialties: Vec<String>,
-    /// Default commission in basis points (1250 = 12.5 %).
-    pub commission_bps: i32,
-    pub currency: String,
+    /// Default commission in basis points (1250 = 12.5 %); none until the
+    /// terms are agreed (accepting a quote then needs the earnings typed in).
+    #[serde(default)]
+    pub commission_bps: Option<i32>,
+    /// The currency the hospital quotes in, when known.
+    #[serde(default)]
+    pub currency: Option<String>,
     #[serde(deserialize_with = "crate::db::lenient_bool")]
     pub active: bool,
     pub created_at: DateTime,

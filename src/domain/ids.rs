@@ -90,6 +90,7 @@ typed_id!(HospitalId, "hospital");
 typed_id!(PatientId, "patient");
 typed_id!(AppointmentId, "appointment");
 typed_id!(TreatmentId, "treatment");
+typed_id!(QuoteId, "quote");
 
 #[cfg(test)]
 mod tests {

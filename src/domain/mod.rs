@@ -8,6 +8,7 @@ pub mod iso;
 pub mod money;
 pub mod patient;
 pub mod permission;
+pub mod quote;
 pub mod role;
 pub mod treatment;
 pub mod user;

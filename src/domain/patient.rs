@@ -51,6 +51,29 @@ impl TreatmentStatus {
     pub fn can_become(self, next: TreatmentStatus) -> bool {
         self == next || self.allowed_next().contains(&next)
     }
+
+    /// The fewest steps the transition table allows from here to `target`
+    /// (empty when already there): `inquiry` reaches `completed` through
+    /// `ready` and `coming`.
+    pub fn path_to(self, target: TreatmentStatus) -> Vec<TreatmentStatus> {
+        let mut queue = std::collections::VecDeque::from([vec![self]]);
+        let mut seen = vec![self];
+        while let Some(path) = queue.pop_front() {
+            let last = *path.last().unwrap_or(&self);
+            if last == target {
+                return path[1..].to_vec();
+            }
+            for &next in last.allowed_next() {
+                if !seen.contains(&next) {
+                    seen.push(next);
+                    let mut longer = path.clone();
+                    longer.push(next);
+                    queue.push_back(longer);
+                }
+            }
+        }
+        Vec::new()
+    }
 }
 
 impl PatientStatus {
@@ -141,6 +164,19 @@ impl Patient {
 #[cfg(test)]
 mod tests {
     use super::TreatmentStatus::*;
+
+    #[test]
+    fn paths_follow_the_table() {
+        assert_eq!(Inquiry.path_to(Completed), vec![Ready, Coming, Completed]);
+        assert_eq!(Ready.path_to(Completed), vec![Coming, Completed]);
+        assert_eq!(Coming.path_to(Completed), vec![Completed]);
+        assert_eq!(
+            Denied.path_to(Completed),
+            vec![Inquiry, Ready, Coming, Completed]
+        );
+        assert!(Completed.path_to(Completed).is_empty());
+        assert_eq!(Ready.path_to(Coming), vec![Coming]);
+    }
 
     #[test]
     fn workflow() {

@@ -4,7 +4,7 @@ use mongodb::bson::DateTime;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{money::Money, AppointmentId, HospitalId, PatientId, TreatmentId, UserId};
+use super::{money::Money, AppointmentId, HospitalId, PatientId, QuoteId, TreatmentId, UserId};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "snake_case")]
@@ -57,6 +57,9 @@ pub struct Treatment {
     pub status: TreatmentState,
     #[serde(default)]
     pub appointment_ids: Vec<AppointmentId>,
+    /// The quote whose acceptance booked it.
+    #[serde(default)]
+    pub quote_id: Option<QuoteId>,
     pub started_at: Option<DateTime>,
     pub completed_at: Option<DateTime>,
     pub cancelled_at: Option<DateTime>,

@@ -7,8 +7,10 @@ use utoipa::ToSchema;
 use crate::{
     domain::{
         dates::{age_on, bson_to_date},
+        money::Money,
         patient::{Patient, PatientContact, PatientStatus, TreatmentStatus},
-        HospitalId, PatientId, UserId,
+        treatment::{Treatment, TreatmentState},
+        AppointmentId, HospitalId, PatientId, QuoteId, TreatmentId, UserId,
     },
     error::AppError,
     repo::PageRequest,
@@ -193,6 +195,54 @@ impl From<crate::repo::audit::AuditEvent> for AuditEntry {
             target_ids,
             patient_ids,
             details,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TreatmentResponse {
+    pub id: TreatmentId,
+    pub patient_id: PatientId,
+    pub hospital_id: HospitalId,
+    pub treatment_type: String,
+    pub disease: String,
+    pub cost: Money,
+    pub earnings: Money,
+    pub status: TreatmentState,
+    pub appointment_ids: Vec<AppointmentId>,
+    /// The quote whose acceptance booked it.
+    pub quote_id: Option<QuoteId>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub completed_at: Option<DateTime<Utc>>,
+    pub cancelled_at: Option<DateTime<Utc>>,
+    pub version: i64,
+    pub created_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub updated_by: UserId,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<&Treatment> for TreatmentResponse {
+    fn from(t: &Treatment) -> Self {
+        TreatmentResponse {
+            id: t.id,
+            patient_id: t.patient_id,
+            hospital_id: t.hospital_id,
+            treatment_type: t.treatment_type.clone(),
+            disease: t.disease.clone(),
+            cost: t.cost.clone(),
+            earnings: t.earnings.clone(),
+            status: t.status,
+            appointment_ids: t.appointment_ids.clone(),
+            quote_id: t.quote_id,
+            started_at: t.started_at.map(|d| d.to_chrono()),
+            completed_at: t.completed_at.map(|d| d.to_chrono()),
+            cancelled_at: t.cancelled_at.map(|d| d.to_chrono()),
+            version: t.version,
+            created_by: t.created_by,
+            created_at: t.created_at.to_chrono(),
+            updated_by: t.updated_by,
+            updated_at: t.updated_at.to_chrono(),
         }
     }
 }

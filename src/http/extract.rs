@@ -50,6 +50,41 @@ where
     }
 }
 
+/// An optional JSON body: an empty body is `None`; anything else is read
+/// exactly as [`ApiJson`] reads it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MaybeJson<T>(pub Option<T>);
+
+impl<T, S> FromRequest<S> for MaybeJson<T>
+where
+    T: DeserializeOwned + Validate,
+    S: Send + Sync,
+{
+    type Rejection = AppError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let json = has_json_content_type(req.headers());
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                AppError::PayloadTooLarge
+            } else {
+                AppError::BadRequest("the request body could not be read".into())
+            }
+        })?;
+        if bytes.is_empty() {
+            return Ok(MaybeJson(None));
+        }
+        if !json {
+            return Err(AppError::UnsupportedMediaType(
+                "expected Content-Type: application/json".into(),
+            ));
+        }
+        let value = parse_json::<T>(&bytes)?;
+        value.validate()?;
+        Ok(MaybeJson(Some(value)))
+    }
+}
+
 /// Deserializes `bytes`, telling malformed JSON (400) from well-formed JSON
 /// of the wrong shape (422, naming the field by its path).
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, AppError> {

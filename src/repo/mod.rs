@@ -10,6 +10,7 @@ pub mod hospitals;
 pub mod idempotency;
 pub mod patients;
 pub mod permissions;
+pub mod quotes;
 pub mod refresh_tokens;
 pub mod reports;
 pub mod treatments;
@@ -138,6 +139,7 @@ pub struct Repos {
     pub history: history::HistoryRepo,
     pub appointments: appointments::AppointmentsRepo,
     pub treatments: treatments::TreatmentsRepo,
+    pub quotes: quotes::QuotesRepo,
     pub reports: reports::ReportsRepo,
     pub idempotency: idempotency::IdempotencyRepo,
     pub guards: guards::GuardsRepo,
@@ -156,6 +158,7 @@ impl Repos {
             history: history::HistoryRepo::new(db),
             appointments: appointments::AppointmentsRepo::new(db),
             treatments: treatments::TreatmentsRepo::new(db),
+            quotes: quotes::QuotesRepo::new(db),
             reports: reports::ReportsRepo::new(db),
             idempotency: idempotency::IdempotencyRepo::new(db),
             guards: guards::GuardsRepo::new(db),

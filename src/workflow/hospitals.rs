@@ -23,8 +23,8 @@ pub struct NewHospital {
     pub country: String,
     pub contact: Option<Contact>,
     pub specialties: Vec<String>,
-    pub commission_bps: i32,
-    pub currency: String,
+    pub commission_bps: Option<i32>,
+    pub currency: Option<String>,
     pub active: bool,
 }
 
@@ -126,6 +126,11 @@ pub async fn delete(ctx: &Ctx, id: HospitalId) -> Result<()> {
             || ctx
                 .repos
                 .appointments
+                .references_hospital(tx.session()?, id)
+                .await?
+            || ctx
+                .repos
+                .quotes
                 .references_hospital(tx.session()?, id)
                 .await?
         {

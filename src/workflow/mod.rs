@@ -16,6 +16,7 @@ pub mod history;
 pub mod hospitals;
 pub mod idempotency;
 pub mod patients;
+pub mod quotes;
 pub mod reports;
 pub mod treatments;
 pub mod tx;

@@ -15,6 +15,7 @@ use crate::{
     domain::{
         dates::{age_on, date_to_bson},
         patient::{HospitalAssignment, Patient, PatientContact, PatientStatus, TreatmentStatus},
+        treatment::TreatmentState,
         HospitalId, PatientId, UserId,
     },
     error::{AppError, FieldErrors, Result},
@@ -340,18 +341,27 @@ async fn apply(
         }
         if status != prev.treatment_status {
             action = "status_change";
-            if prev.treatment_status == TreatmentStatus::Completed {
-                next.status = PatientStatus::Repeat;
-            }
-            if prev.treatment_status == TreatmentStatus::Denied {
-                next.denial_reason = None;
-            }
         }
-        next.treatment_status = status;
-        next.note_reached(status, ctx.clock.now_bson());
+        take_step(&mut next, status, ctx.clock.now_bson());
     }
     check_denial(next.treatment_status, &next.denial_reason)?;
     Ok((next, action))
+}
+
+/// Moves `p` to `status` with what a status change implies: leaving
+/// `completed` makes a repeat patient, leaving `denied` drops the reason,
+/// and the funnel notes the stage reached.
+fn take_step(p: &mut Patient, status: TreatmentStatus, now: BsonDateTime) {
+    if status != p.treatment_status {
+        if p.treatment_status == TreatmentStatus::Completed {
+            p.status = PatientStatus::Repeat;
+        }
+        if p.treatment_status == TreatmentStatus::Denied {
+            p.denial_reason = None;
+        }
+    }
+    p.treatment_status = status;
+    p.note_reached(status, now);
 }
 
 fn stale(version: i64, current: i64) -> AppError {
@@ -503,6 +513,20 @@ pub async fn change_in(
     actor: UserId,
     edit: impl Fn(&mut Patient) -> bool,
 ) -> Result<()> {
+    change_in_as(ctx, tx, id, actor, "update", edit)
+        .await
+        .map(|_| ())
+}
+
+/// [`change_in`] recorded in history as `action`; whether anything changed.
+async fn change_in_as(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    id: PatientId,
+    actor: UserId,
+    action: &'static str,
+    edit: impl Fn(&mut Patient) -> bool,
+) -> Result<bool> {
     for _ in 0..5 {
         let prev = ctx
             .repos
@@ -513,11 +537,11 @@ pub async fn change_in(
             .ok_or_else(|| AppError::not_found("patient"))?;
         let mut next = prev.clone();
         if !edit(&mut next) {
-            return Ok(());
+            return Ok(false);
         }
-        match save(ctx, tx, &prev, next, "update", actor).await {
+        match save(ctx, tx, &prev, next, action, actor).await {
             Err(AppError::Conflict { .. }) => continue,
-            other => return other.map(|_| ()),
+            other => return other.map(|_| true),
         }
     }
     Err(AppError::conflict(
@@ -550,4 +574,70 @@ pub async fn mark_repeat(ctx: &Ctx, tx: &mut Tx, id: PatientId, actor: UserId) -
         changed
     })
     .await
+}
+
+/// Moves the patient's treatment status along with a treatment's, in `tx`:
+/// a completed treatment takes the patient to `completed` (through the
+/// stages the transition table needs, each its own history entry like a
+/// manual change), and a started one takes a `ready` patient to `coming`.
+pub async fn follow_treatment(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    id: PatientId,
+    treatment: TreatmentState,
+    actor: UserId,
+) -> Result<()> {
+    let now = ctx.clock.now_bson();
+    let target = match treatment {
+        TreatmentState::Completed => TreatmentStatus::Completed,
+        TreatmentState::InProgress => TreatmentStatus::Coming,
+        TreatmentState::Planned | TreatmentState::Cancelled => return Ok(()),
+    };
+    // At most four steps (denied -> inquiry -> ready -> coming -> completed).
+    for _ in 0..4 {
+        let moved = change_in_as(ctx, tx, id, actor, "status_change", |p| {
+            if target == TreatmentStatus::Coming && p.treatment_status != TreatmentStatus::Ready {
+                return false;
+            }
+            match p.treatment_status.path_to(target).first() {
+                Some(&step) => {
+                    take_step(p, step, now);
+                    true
+                }
+                None => false,
+            }
+        })
+        .await?;
+        if !moved {
+            break;
+        }
+        tx.point("patient.follow_treatment:step")?;
+    }
+    Ok(())
+}
+
+/// Assigns the patient to `hospital` in `tx` (kept in its hospital history);
+/// nothing when already assigned there.
+pub async fn assign_in(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    id: PatientId,
+    hospital: HospitalId,
+    actor: UserId,
+) -> Result<()> {
+    let at = ctx.clock.now_bson();
+    change_in_as(ctx, tx, id, actor, "assign_hospital", |p| {
+        if p.hospital_id == Some(hospital) {
+            return false;
+        }
+        p.hospital_id = Some(hospital);
+        p.hospital_history.push(HospitalAssignment {
+            hospital_id: hospital,
+            by: actor,
+            at,
+        });
+        true
+    })
+    .await
+    .map(|_| ())
 }

@@ -20,7 +20,7 @@ use crate::{
         money::Money,
         patient::{PatientStatus, TreatmentStatus},
         treatment::{EarningEntry, EntryKind, Treatment, TreatmentState},
-        AppointmentId, HospitalId, PatientId, TreatmentId, UserId,
+        AppointmentId, HospitalId, PatientId, QuoteId, TreatmentId, UserId,
     },
     error::{AppError, FieldErrors, Result},
     transaction,
@@ -230,6 +230,43 @@ async fn record_claimed(
     claim: Option<&Claim>,
     idem: &Idem<'_, Treatment>,
 ) -> Result<Treatment> {
+    let planned = plan(ctx, actor, patient_id, input, None).await?;
+    transaction!(ctx, |tx| {
+        let treatment = &planned.treatment;
+        patients::hold_hospital(ctx, &mut tx, treatment.hospital_id, "hospital_id").await?;
+        ctx.repos
+            .treatments
+            .insert(tx.session()?, treatment)
+            .await?;
+        tx.point("treatment.record:insert")?;
+        // The key is done as soon as the treatment exists: a process that
+        // dies later in this transaction (the stand-in keeps its writes)
+        // leaves at most a missing credit, which the doctor books, never a
+        // key a retry could use to record the treatment twice.
+        idempotency::complete(ctx, &mut tx, claim, idem, treatment).await?;
+        record_history(ctx, &mut tx, None, treatment, "create", actor).await?;
+        tx.point("treatment.record:history")?;
+        follow_up_recorded(ctx, &mut tx, &planned, actor).await?;
+        Ok(treatment.clone())
+    })
+}
+
+/// A checked treatment ready to insert, and whether its patient becomes a
+/// repeat patient.
+pub struct Planned {
+    pub treatment: Treatment,
+    pub mark_repeat: bool,
+}
+
+/// Checks `input` for the live patient `patient_id` and builds the
+/// treatment (booked by `quote`, when a quote's acceptance records it).
+pub async fn plan(
+    ctx: &Ctx,
+    actor: UserId,
+    patient_id: PatientId,
+    input: NewTreatment,
+    quote: Option<QuoteId>,
+) -> Result<Planned> {
     let patient = patients::load(ctx, patient_id).await?;
     check_money(&input.cost, &input.earnings)?;
     patients::check_hospital(ctx, input.hospital_id, "hospital_id").await?;
@@ -253,6 +290,7 @@ async fn record_claimed(
         earnings: input.earnings,
         status: input.status,
         appointment_ids: input.appointment_ids,
+        quote_id: quote,
         started_at: None,
         completed_at: None,
         cancelled_at: None,
@@ -263,27 +301,27 @@ async fn record_claimed(
         updated_at: now,
     };
     stamp(&mut treatment, None, now);
-    let mark_repeat = returning && patient.status != PatientStatus::Repeat;
-    transaction!(ctx, |tx| {
-        patients::hold_hospital(ctx, &mut tx, treatment.hospital_id, "hospital_id").await?;
-        ctx.repos
-            .treatments
-            .insert(tx.session()?, &treatment)
-            .await?;
-        tx.point("treatment.record:insert")?;
-        // The key is done as soon as the treatment exists: a process that
-        // dies later in this transaction (the stand-in keeps its writes)
-        // leaves at most a missing credit, which the doctor books, never a
-        // key a retry could use to record the treatment twice.
-        idempotency::complete(ctx, &mut tx, claim, idem, &treatment).await?;
-        record_history(ctx, &mut tx, None, &treatment, "create", actor).await?;
-        tx.point("treatment.record:history")?;
-        if mark_repeat {
-            patients::mark_repeat(ctx, &mut tx, patient_id, actor).await?;
-        }
-        settle(ctx, &mut tx, &treatment).await?;
-        Ok(treatment.clone())
+    Ok(Planned {
+        treatment,
+        mark_repeat: returning && patient.status != PatientStatus::Repeat,
     })
+}
+
+/// What recording `planned` brings with it, in `tx`: the patient's repeat
+/// status, the patient's treatment status, and the credit of a treatment
+/// recorded as completed.
+pub async fn follow_up_recorded(
+    ctx: &Ctx,
+    tx: &mut Tx,
+    planned: &Planned,
+    actor: UserId,
+) -> Result<()> {
+    let t = &planned.treatment;
+    if planned.mark_repeat {
+        patients::mark_repeat(ctx, tx, t.patient_id, actor).await?;
+    }
+    settle(ctx, tx, t).await?;
+    patients::follow_treatment(ctx, tx, t.patient_id, t.status, actor).await
 }
 
 /// Applies `changes` to `prev`, checking every rule.
@@ -386,6 +424,20 @@ pub async fn update(
         record_history(ctx, &mut tx, Some(&prev), &next, action, actor).await?;
         tx.point("treatment.update:history")?;
         settle(ctx, &mut tx, &next).await?;
+        if next.status != prev.status {
+            patients::follow_treatment(ctx, &mut tx, next.patient_id, next.status, actor).await?;
+            if matches!(
+                next.status,
+                TreatmentState::Completed | TreatmentState::Cancelled
+            ) {
+                // A booked treatment that is over frees its treatment type
+                // for another accepted quote.
+                ctx.repos
+                    .quotes
+                    .release_booking(tx.session()?, next.id)
+                    .await?;
+            }
+        }
         Ok(next.clone())
     })
 }

@@ -40,6 +40,8 @@ const COLLECTIONS: &[&str] = &[
     "refresh_tokens",
     "permissions",
     "idempotency_keys",
+    "quotes",
+    "quote_bookings",
 ];
 const WORKFLOW_AUDIT: &[&str] = &[
     "users.access_change",
@@ -488,6 +490,48 @@ async fn account_and_permission_changes_carry_their_audit() {
             })
         },
         StatusCode::OK,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn accepting_a_quote_books_all_of_it_or_nothing() {
+    prove(
+        "accept a quote",
+        || {
+            Box::pin(async {
+                let mut c = base().await;
+                let quotes = format!("/api/v1/patients/{}/quotes", c.patient);
+                let ask = json!({"hospital_id": c.hospital, "treatment_type": "knee replacement",
+                                 "disease": "osteoarthritis"});
+                let mut ids = Vec::new();
+                for amount in [1_000_000, 1_100_000] {
+                    let id = id_of(c.app.post_as(&c.staff, &quotes, &ask).await);
+                    let valid = (chrono::Utc::now() + chrono::Duration::days(30))
+                        .format("%Y-%m-%d")
+                        .to_string();
+                    let answer = json!({"version": 1, "status": "received", "valid_until": valid,
+                                        "amount": {"amount_minor": amount, "currency": "EUR"}});
+                    let res = c
+                        .app
+                        .patch_as(&c.staff, &format!("/api/v1/quotes/{id}"), &answer)
+                        .await;
+                    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+                    ids.push(id);
+                }
+                c.other = ids.remove(0);
+                c
+            })
+        },
+        |c| {
+            Box::pin(async move {
+                let path = format!("/api/v1/quotes/{}/accept", c.other);
+                c.app
+                    .post_keyed(&c.staff, &path, "accept", &json!({}))
+                    .await
+            })
+        },
+        StatusCode::CREATED,
     )
     .await;
 }

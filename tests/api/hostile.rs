@@ -218,7 +218,7 @@ async fn operator_injection_in_every_list_filter_matches_nothing() {
 }
 
 /// A valid body for each JSON-body route, in the order they can run.
-fn bodies(w: &World, fresh_user: &str) -> Vec<(Method, String, Value)> {
+fn bodies(w: &World, fresh_user: &str, quote: &str) -> Vec<(Method, String, Value)> {
     let p = &w.patient;
     vec![
         (
@@ -254,7 +254,9 @@ fn bodies(w: &World, fresh_user: &str) -> Vec<(Method, String, Value)> {
         (
             Method::PATCH,
             format!("/api/v1/patients/{p}"),
-            json!({"version": 1, "name": "Renamed Patient"}),
+            // Version 4: the world's completed treatment took the patient
+            // from inquiry through ready and coming to completed.
+            json!({"version": 4, "name": "Renamed Patient"}),
         ),
         (
             Method::PUT,
@@ -283,6 +285,22 @@ fn bodies(w: &World, fresh_user: &str) -> Vec<(Method, String, Value)> {
             json!({"version": 1, "status": "cancelled"}),
         ),
         (
+            Method::POST,
+            format!("/api/v1/patients/{p}/quotes"),
+            json!({"hospital_id": w.hospital, "treatment_type": "cataract surgery", "notes": "both eyes"}),
+        ),
+        (
+            Method::PATCH,
+            format!("/api/v1/quotes/{quote}"),
+            json!({"version": 1, "status": "received", "amount": {"amount_minor": 300_000, "currency": "EUR"},
+                "valid_until": (chrono::Utc::now() + chrono::Duration::days(30)).format("%Y-%m-%d").to_string()}),
+        ),
+        (
+            Method::POST,
+            format!("/api/v1/quotes/{quote}/accept"),
+            json!({"disease": "cataract"}),
+        ),
+        (
             Method::PUT,
             "/api/v1/permissions/staff".into(),
             json!({"rules": [{"method": "GET", "path": "/api/v1/users", "allow": true}]}),
@@ -307,6 +325,15 @@ async fn operator_injection_in_every_body_field_is_refused_and_writes_nothing() 
         )
         .await;
     let fresh = res.json()["id"].as_str().expect("id").to_owned();
+    let res = w
+        .app
+        .post_as(
+            &w.admin,
+            &format!("/api/v1/patients/{}/quotes", w.patient),
+            &json!({"hospital_id": w.hospital, "treatment_type": "lens replacement"}),
+        )
+        .await;
+    let quote = res.json()["id"].as_str().expect("id").to_owned();
     let doc = w.app.get("/api/v1/openapi.json").await.json();
     let documented_bodies = doc["paths"]
         .as_object()
@@ -326,7 +353,7 @@ async fn operator_injection_in_every_body_field_is_refused_and_writes_nothing() 
                 && !r.contains("/auth/password")
         })
         .count();
-    let cases = bodies(&w, &fresh);
+    let cases = bodies(&w, &fresh, &quote);
     assert_eq!(
         cases.len(),
         documented_bodies,

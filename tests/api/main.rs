@@ -21,6 +21,7 @@ mod idempotency;
 mod migrations;
 mod patients;
 mod permissions;
+mod quotes;
 mod reports;
 mod seed;
 mod treatments;

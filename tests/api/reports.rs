@@ -135,6 +135,7 @@ async fn treatment(
         earnings: money(earned),
         status,
         appointment_ids: Vec::new(),
+        quote_id: None,
         started_at: None,
         completed_at: completed,
         cancelled_at: cancelled,

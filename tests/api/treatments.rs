@@ -416,3 +416,144 @@ async fn bad_updates_are_refused_and_change_nothing() {
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
+
+async fn patient_status(w: &World, patient: &str) -> Value {
+    w.app
+        .get_as(&w.staff, &format!("/api/v1/patients/{patient}"))
+        .await
+        .json()
+}
+
+async fn status_steps(w: &World, patient: &str) -> Vec<(String, String)> {
+    let history = w
+        .app
+        .get_as(&w.staff, &format!("/api/v1/patients/{patient}/history"))
+        .await
+        .json();
+    history["data"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter(|e| e["entity"] == "patient" && e["action"] == "status_change")
+        .map(|e| {
+            let change = &e["changes"]["treatment_status"];
+            (
+                change["before"].as_str().unwrap_or_default().to_owned(),
+                change["after"].as_str().unwrap_or_default().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_patients_status_follows_the_treatment() {
+    let w = world().await;
+    // Starting a treatment moves a ready patient to coming; completing it
+    // moves them to completed.
+    let path = format!("/api/v1/patients/{}", w.patient);
+    let res = w
+        .app
+        .patch_as(
+            &w.staff,
+            &path,
+            &json!({"version": 1, "treatment_status": "ready"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    let t = record(&w, "planned").await;
+    assert_eq!(
+        patient_status(&w, &w.patient).await["treatment_status"],
+        "ready"
+    );
+    let tpath = format!("/api/v1/treatments/{}", t["id"].as_str().expect("id"));
+    let res = w
+        .app
+        .patch_as(
+            &w.staff,
+            &tpath,
+            &json!({"version": 1, "status": "in_progress"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    assert_eq!(
+        patient_status(&w, &w.patient).await["treatment_status"],
+        "coming"
+    );
+    let res = w
+        .app
+        .patch_as(
+            &w.staff,
+            &tpath,
+            &json!({"version": 2, "status": "completed"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    let p = patient_status(&w, &w.patient).await;
+    assert_eq!(p["treatment_status"], "completed", "{p}");
+    let pair = |a: &str, b: &str| (a.to_owned(), b.to_owned());
+    assert_eq!(
+        status_steps(&w, &w.patient).await,
+        [
+            pair("inquiry", "ready"),
+            pair("ready", "coming"),
+            pair("coming", "completed")
+        ]
+    );
+
+    // A treatment recorded as completed takes an inquiry through every stage.
+    let res = w
+        .app
+        .post_as(
+            &w.staff,
+            "/api/v1/patients",
+            &json!({"name": "Walk-in", "country": "NL"}),
+        )
+        .await;
+    let other = res.json()["id"].as_str().expect("id").to_owned();
+    let res = w
+        .app
+        .post_as(
+            &w.staff,
+            &format!("/api/v1/patients/{other}/treatments"),
+            &treatment(&w.hospital, "completed"),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
+    assert_eq!(
+        patient_status(&w, &other).await["treatment_status"],
+        "completed"
+    );
+    assert_eq!(
+        status_steps(&w, &other).await,
+        [
+            pair("inquiry", "ready"),
+            pair("ready", "coming"),
+            pair("coming", "completed")
+        ]
+    );
+
+    // Starting a treatment leaves an inquiry alone (only ready moves).
+    let res = w
+        .app
+        .post_as(
+            &w.staff,
+            "/api/v1/patients",
+            &json!({"name": "Early", "country": "NL"}),
+        )
+        .await;
+    let early = res.json()["id"].as_str().expect("id").to_owned();
+    let res = w
+        .app
+        .post_as(
+            &w.staff,
+            &format!("/api/v1/patients/{early}/treatments"),
+            &treatment(&w.hospital, "in_progress"),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED);
+    assert_eq!(
+        patient_status(&w, &early).await["treatment_status"],
+        "inquiry"
+    );
+    assert!(status_steps(&w, &early).await.is_empty());
+}

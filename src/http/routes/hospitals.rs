@@ -83,11 +83,13 @@ pub struct CreateHospital {
     #[validate(custom(function = "validate_specialties"))]
     pub specialties: Option<Vec<String>>,
     /// Default commission in basis points (0..=10000; 1250 = 12.5 %).
+    /// Optional until quotes need it: accepting a quote of a hospital
+    /// without commission terms needs the earnings in the request.
     #[validate(range(min = 0, max = 10000))]
-    pub commission_bps: i32,
-    /// ISO 4217 currency of the commission terms.
+    pub commission_bps: Option<i32>,
+    /// ISO 4217 currency the hospital quotes in.
     #[validate(custom(function = "validate_currency"))]
-    pub currency: String,
+    pub currency: Option<String>,
     /// Defaults to true.
     pub active: Option<bool>,
 }
@@ -120,8 +122,8 @@ pub struct HospitalResponse {
     pub country: String,
     pub contact: Option<Contact>,
     pub specialties: Vec<String>,
-    pub commission_bps: i32,
-    pub currency: String,
+    pub commission_bps: Option<i32>,
+    pub currency: Option<String>,
     pub active: bool,
     /// Live (not deleted) patients currently assigned.
     pub patients_assigned: u64,

@@ -8,6 +8,7 @@ pub mod health;
 pub mod hospitals;
 pub mod patients;
 pub mod permissions;
+pub mod quotes;
 pub mod reports;
 pub mod treatments;
 pub mod users;

@@ -7,8 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::{Validate, ValidationError};
@@ -17,13 +16,13 @@ use crate::{
     domain::{
         money::Money,
         treatment::{Treatment, TreatmentState},
-        AppointmentId, HospitalId, PatientId, TreatmentId, UserId,
+        AppointmentId, HospitalId, TreatmentId,
     },
     error::{AppError, ErrorResponse},
     http::{
         audit::AuditPatients,
         auth::CurrentUser,
-        dto::{page_request, Page},
+        dto::{page_request, Page, TreatmentResponse},
         extract::{ApiJson, ApiPath, ApiQuery},
         idempotency::{created, json_body, IdempotencyKey},
         params::{PageOnly, PatientPath},
@@ -88,51 +87,6 @@ pub struct UpdateTreatment {
     pub status: Option<TreatmentState>,
     #[validate(length(max = 100))]
     pub appointment_ids: Option<Vec<AppointmentId>>,
-}
-
-#[derive(Debug, Serialize, ToSchema)]
-pub struct TreatmentResponse {
-    pub id: TreatmentId,
-    pub patient_id: PatientId,
-    pub hospital_id: HospitalId,
-    pub treatment_type: String,
-    pub disease: String,
-    pub cost: Money,
-    pub earnings: Money,
-    pub status: TreatmentState,
-    pub appointment_ids: Vec<AppointmentId>,
-    pub started_at: Option<DateTime<Utc>>,
-    pub completed_at: Option<DateTime<Utc>>,
-    pub cancelled_at: Option<DateTime<Utc>>,
-    pub version: i64,
-    pub created_by: UserId,
-    pub created_at: DateTime<Utc>,
-    pub updated_by: UserId,
-    pub updated_at: DateTime<Utc>,
-}
-
-impl From<&Treatment> for TreatmentResponse {
-    fn from(t: &Treatment) -> Self {
-        TreatmentResponse {
-            id: t.id,
-            patient_id: t.patient_id,
-            hospital_id: t.hospital_id,
-            treatment_type: t.treatment_type.clone(),
-            disease: t.disease.clone(),
-            cost: t.cost.clone(),
-            earnings: t.earnings.clone(),
-            status: t.status,
-            appointment_ids: t.appointment_ids.clone(),
-            started_at: t.started_at.map(|d| d.to_chrono()),
-            completed_at: t.completed_at.map(|d| d.to_chrono()),
-            cancelled_at: t.cancelled_at.map(|d| d.to_chrono()),
-            version: t.version,
-            created_by: t.created_by,
-            created_at: t.created_at.to_chrono(),
-            updated_by: t.updated_by,
-            updated_at: t.updated_at.to_chrono(),
-        }
-    }
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
