@@ -69,6 +69,22 @@ pub fn parse_bound(field: &str, raw: &str, end_of_day: bool) -> Result<BsonDateT
     Ok(BsonDateTime::from_chrono(at))
 }
 
+/// A `from`/`to` window from a query (see [`parse_bound`]): the start and
+/// the exclusive end; 400 when `from` is not before `to`.
+pub fn date_window(
+    from: Option<&str>,
+    to: Option<&str>,
+) -> Result<(Option<BsonDateTime>, Option<BsonDateTime>), AppError> {
+    let from = from.map(|v| parse_bound("from", v, false)).transpose()?;
+    let before = to.map(|v| parse_bound("to", v, true)).transpose()?;
+    if let (Some(f), Some(b)) = (from, before) {
+        if f >= b {
+            return Err(AppError::BadRequest("from must be before to".into()));
+        }
+    }
+    Ok((from, before))
+}
+
 #[cfg(test)]
 mod tests {
     use chrono::Datelike;

@@ -1,12 +1,64 @@
 //! The `appointments` collection.
 
-use mongodb::{bson::doc, ClientSession, Collection, Database};
+use mongodb::{
+    bson::{doc, DateTime, Document},
+    ClientSession, Collection, Database,
+};
 
 use super::PageRequest;
 use crate::{
-    domain::{appointment::Appointment, AppointmentId, PatientId},
+    domain::{
+        appointment::{Appointment, AppointmentStatus},
+        AppointmentId, HospitalId, PatientId,
+    },
     error::Result,
 };
+
+/// The appointment calendar's filters.
+#[derive(Debug, Default, Clone)]
+pub struct CalendarFilter {
+    /// On `appointment_date`.
+    pub from: Option<DateTime>,
+    /// Exclusive.
+    pub before: Option<DateTime>,
+    pub hospital_id: Option<HospitalId>,
+    pub status: Option<AppointmentStatus>,
+    /// Only these patients (the live patients of an assignee).
+    pub patients: Option<Vec<PatientId>>,
+    /// Never these (soft-deleted patients).
+    pub excluded: Vec<PatientId>,
+}
+
+impl CalendarFilter {
+    pub fn document(&self) -> Document {
+        let mut filter = doc! {};
+        if let Some(h) = self.hospital_id {
+            filter.insert("hospital_id", doc! { "$eq": h });
+        }
+        if let Some(s) = self.status {
+            filter.insert("status", doc! { "$eq": appointment_status(s) });
+        }
+        super::patient_scope(&mut filter, self.patients.as_deref(), &self.excluded);
+        super::add_date_range(&mut filter, "appointment_date", self.from, self.before);
+        if self.from.is_none() && self.before.is_none() {
+            // A calendar shows dated appointments only.
+            filter.insert(
+                "appointment_date",
+                doc! { "$ne": mongodb::bson::Bson::Null },
+            );
+        }
+        filter
+    }
+}
+
+fn appointment_status(s: AppointmentStatus) -> &'static str {
+    match s {
+        AppointmentStatus::Scheduled => "scheduled",
+        AppointmentStatus::Completed => "completed",
+        AppointmentStatus::Cancelled => "cancelled",
+        AppointmentStatus::Missed => "missed",
+    }
+}
 
 #[derive(Clone)]
 pub struct AppointmentsRepo {
@@ -77,5 +129,20 @@ impl AppointmentsRepo {
         )
         .await?;
         Ok((items, total))
+    }
+
+    /// Appointments across patients by date (the calendar), earliest first.
+    pub async fn calendar(
+        &self,
+        f: &CalendarFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<Appointment>, u64)> {
+        super::paged(
+            &self.coll,
+            f.document(),
+            doc! { "appointment_date": 1, "_id": 1 },
+            page,
+        )
+        .await
     }
 }

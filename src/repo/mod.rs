@@ -45,6 +45,29 @@ pub fn add_date_range(
     }
 }
 
+/// Limits `filter` to `only` patients (when given) and never `excluded`
+/// ones, on its `patient_id`.
+pub fn patient_scope(
+    filter: &mut mongodb::bson::Document,
+    only: Option<&[crate::domain::PatientId]>,
+    excluded: &[crate::domain::PatientId],
+) {
+    use mongodb::bson::doc;
+    let hex = |ids: &[crate::domain::PatientId]| -> Vec<String> {
+        ids.iter().map(|i| i.to_string()).collect()
+    };
+    let mut clause = doc! {};
+    if let Some(only) = only {
+        clause.insert("$in", hex(only));
+    }
+    if !excluded.is_empty() {
+        clause.insert("$nin", hex(excluded));
+    }
+    if !clause.is_empty() {
+        filter.insert("patient_id", clause);
+    }
+}
+
 /// Largest magnitude a double holds every whole number up to (2^53).
 const EXACT_IN_F64: f64 = 9_007_199_254_740_992.0;
 

@@ -237,4 +237,60 @@ impl PatientsRepo {
         ] };
         Ok(self.coll.find_one(filter).session(s).await?.is_some())
     }
+
+    /// Ids of soft-deleted patients (few: they wait on the restore screen),
+    /// to keep their records out of cross-patient lists.
+    pub async fn deleted_ids(&self) -> Result<Vec<PatientId>> {
+        self.ids(doc! { "deleted_at": { "$ne": mongodb::bson::Bson::Null } })
+            .await
+    }
+
+    /// Ids of the live patients assigned to `user`.
+    pub async fn ids_assigned_to(&self, user: UserId) -> Result<Vec<PatientId>> {
+        let mut filter = live();
+        filter.insert("assigned_to", user);
+        self.ids(filter).await
+    }
+
+    async fn ids(&self, filter: Document) -> Result<Vec<PatientId>> {
+        use futures::TryStreamExt;
+        let rows: Vec<Document> = self
+            .coll
+            .clone_with_type::<Document>()
+            .find(filter)
+            .projection(doc! { "_id": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|d| d.get_str("_id").ok()?.parse().ok())
+            .collect())
+    }
+
+    /// The names of `ids` (one query for a page of rows).
+    pub async fn names_of(
+        &self,
+        ids: &[PatientId],
+    ) -> Result<std::collections::HashMap<PatientId, String>> {
+        use futures::TryStreamExt;
+        if ids.is_empty() {
+            return Ok(Default::default());
+        }
+        let rows: Vec<Document> = self
+            .coll
+            .clone_with_type::<Document>()
+            .find(doc! { "_id": { "$in": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>() } })
+            .projection(doc! { "_id": 1, "name": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|d| {
+                let id = d.get_str("_id").ok()?.parse().ok()?;
+                Some((id, d.get_str("name").ok()?.to_owned()))
+            })
+            .collect())
+    }
 }

@@ -14,7 +14,7 @@ use mongodb::{
 use super::PageRequest;
 use crate::{
     domain::{
-        treatment::{EarningEntry, EntryKind, Treatment},
+        treatment::{EarningEntry, EntryKind, Treatment, TreatmentState},
         HospitalId, PatientId, TreatmentId,
     },
     error::{AppError, Result},
@@ -35,6 +35,34 @@ impl EarningsFilter {
         if let Some(h) = self.hospital_id {
             filter.insert("hospital_id", h);
         }
+        filter
+    }
+}
+
+/// The cross-patient treatment list's filters.
+#[derive(Debug, Default, Clone)]
+pub struct TreatmentListFilter {
+    pub status: Option<TreatmentState>,
+    pub hospital_id: Option<HospitalId>,
+    /// On `created_at` (when the treatment was recorded or booked).
+    pub from: Option<DateTime>,
+    /// Exclusive.
+    pub before: Option<DateTime>,
+    /// Never these (soft-deleted patients).
+    pub excluded: Vec<PatientId>,
+}
+
+impl TreatmentListFilter {
+    pub fn document(&self) -> Document {
+        let mut filter = doc! {};
+        if let Some(h) = self.hospital_id {
+            filter.insert("hospital_id", doc! { "$eq": h });
+        }
+        if let Some(s) = self.status {
+            filter.insert("status", doc! { "$eq": s.as_str() });
+        }
+        super::patient_scope(&mut filter, None, &self.excluded);
+        super::add_date_range(&mut filter, "created_at", self.from, self.before);
         filter
     }
 }
@@ -90,6 +118,21 @@ impl TreatmentsRepo {
         )
         .await?;
         Ok((items, total))
+    }
+
+    /// Treatments across patients, newest first.
+    pub async fn list(
+        &self,
+        f: &TreatmentListFilter,
+        page: PageRequest,
+    ) -> Result<(Vec<Treatment>, u64)> {
+        super::paged(
+            &self.coll,
+            f.document(),
+            doc! { "created_at": -1, "_id": -1 },
+            page,
+        )
+        .await
     }
 
     /// Every treatment (the consistency check).

@@ -9,6 +9,7 @@ mod atomicity;
 mod audit;
 mod auth;
 mod bounds;
+mod calendars;
 mod connections;
 mod crash;
 mod doctor;

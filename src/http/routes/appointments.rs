@@ -27,8 +27,9 @@ use crate::{
         dto::{page_request, Page},
         extract::{ApiJson, ApiPath, ApiQuery},
         idempotency::{created, json_body, IdempotencyKey},
-        params::{nullable, PageOnly, PatientPath},
+        params::{date_window, nullable, PageOnly, PatientPath},
     },
+    repo::appointments::CalendarFilter,
     state::AppState,
     workflow::{
         appointments::{self, AppointmentChanges, NewAppointment},
@@ -42,6 +43,31 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_appointments, log_appointment))
         .routes(routes!(get_appointment, update_appointment))
         .routes(routes!(follow_ups))
+        .routes(routes!(appointment_calendar))
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct CalendarQuery {
+    pub page: Option<u64>,
+    pub per_page: Option<u64>,
+    /// On `appointment_date`: `YYYY-MM-DD` (inclusive) or RFC 3339.
+    pub from: Option<String>,
+    /// `YYYY-MM-DD` (inclusive, whole day) or RFC 3339 (exclusive).
+    pub to: Option<String>,
+    /// Appointments of the patients assigned to this user.
+    pub assigned_to: Option<UserId>,
+    pub hospital_id: Option<HospitalId>,
+    pub status: Option<AppointmentStatus>,
+}
+
+/// A calendar row: the appointment and its patient's name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CalendarAppointment {
+    #[serde(flatten)]
+    pub appointment: AppointmentResponse,
+    pub patient_name: String,
 }
 
 fn validate_notes(notes: &str) -> Result<(), ValidationError> {
@@ -303,4 +329,43 @@ pub async fn follow_ups(
         .collect();
     let audit = AuditPatients(items.iter().map(|p| p.id.to_string()).collect());
     Ok((axum::Extension(audit), Json(Page::new(data, page, total))))
+}
+
+/// Dated appointments across patients, earliest first (the calendar):
+/// `from`/`to` on `appointment_date`, the patients `assigned_to` a user,
+/// `hospital_id`, `status`. Soft-deleted patients' appointments are left out.
+#[utoipa::path(get, path = "/appointments", tag = "appointments", params(CalendarQuery),
+    responses((status = 200, body = Page<CalendarAppointment>), (status = 400, body = ErrorResponse)))]
+pub async fn appointment_calendar(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<CalendarQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let page = page_request(q.page, q.per_page)?;
+    let (from, before) = date_window(q.from.as_deref(), q.to.as_deref())?;
+    let patients = &state.repos.patients;
+    let filter = CalendarFilter {
+        from,
+        before,
+        hospital_id: q.hospital_id,
+        status: q.status,
+        patients: match q.assigned_to {
+            Some(user) => Some(patients.ids_assigned_to(user).await?),
+            None => None,
+        },
+        excluded: patients.deleted_ids().await?,
+    };
+    let (items, total) = state.repos.appointments.calendar(&filter, page).await?;
+    let ids: Vec<PatientId> = items.iter().map(|a| a.patient_id).collect();
+    let names = patients.names_of(&ids).await?;
+    let rows = items
+        .iter()
+        .map(|a| CalendarAppointment {
+            appointment: AppointmentResponse::from(a),
+            patient_name: names.get(&a.patient_id).cloned().unwrap_or_default(),
+        })
+        .collect();
+    Ok((
+        axum::Extension(AuditPatients(ids.iter().map(|i| i.to_string()).collect())),
+        Json(Page::new(rows, page, total)),
+    ))
 }

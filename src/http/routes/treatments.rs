@@ -7,7 +7,7 @@ use axum::{
     response::{IntoResponse, Response},
     Json,
 };
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::{Validate, ValidationError};
@@ -16,7 +16,7 @@ use crate::{
     domain::{
         money::Money,
         treatment::{Treatment, TreatmentState},
-        AppointmentId, HospitalId, TreatmentId,
+        AppointmentId, HospitalId, PatientId, TreatmentId,
     },
     error::{AppError, ErrorResponse},
     http::{
@@ -25,8 +25,9 @@ use crate::{
         dto::{page_request, Page, TreatmentResponse},
         extract::{ApiJson, ApiPath, ApiQuery},
         idempotency::{created, json_body, IdempotencyKey},
-        params::{PageOnly, PatientPath},
+        params::{date_window, PageOnly, PatientPath},
     },
+    repo::treatments::TreatmentListFilter,
     state::AppState,
     workflow::{
         idempotency::Idem,
@@ -39,6 +40,29 @@ pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(list_treatments, record_treatment))
         .routes(routes!(get_treatment, update_treatment))
+        .routes(routes!(treatment_list))
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct TreatmentListQuery {
+    pub page: Option<u64>,
+    pub per_page: Option<u64>,
+    pub status: Option<TreatmentState>,
+    pub hospital_id: Option<HospitalId>,
+    /// On `created_at` (recorded or booked): `YYYY-MM-DD` (inclusive) or RFC 3339.
+    pub from: Option<String>,
+    /// `YYYY-MM-DD` (inclusive, whole day) or RFC 3339 (exclusive).
+    pub to: Option<String>,
+}
+
+/// A row of the cross-patient list: the treatment and its patient's name.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TreatmentRow {
+    #[serde(flatten)]
+    pub treatment: TreatmentResponse,
+    pub patient_name: String,
 }
 
 fn validate_text(s: &str) -> Result<(), ValidationError> {
@@ -201,5 +225,39 @@ pub async fn update_treatment(
     Ok((
         axum::Extension(AuditPatients(vec![next.patient_id.to_string()])),
         Json(TreatmentResponse::from(&next)),
+    ))
+}
+
+/// Treatments across patients, newest first: `status`, `hospital_id`, and
+/// `from`/`to` on when they were recorded. Soft-deleted patients' treatments
+/// are left out.
+#[utoipa::path(get, path = "/treatments", tag = "treatments", params(TreatmentListQuery),
+    responses((status = 200, body = Page<TreatmentRow>), (status = 400, body = ErrorResponse)))]
+pub async fn treatment_list(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<TreatmentListQuery>,
+) -> Result<impl IntoResponse, AppError> {
+    let page = page_request(q.page, q.per_page)?;
+    let (from, before) = date_window(q.from.as_deref(), q.to.as_deref())?;
+    let filter = TreatmentListFilter {
+        status: q.status,
+        hospital_id: q.hospital_id,
+        from,
+        before,
+        excluded: state.repos.patients.deleted_ids().await?,
+    };
+    let (items, total) = state.repos.treatments.list(&filter, page).await?;
+    let ids: Vec<PatientId> = items.iter().map(|t| t.patient_id).collect();
+    let names = state.repos.patients.names_of(&ids).await?;
+    let rows = items
+        .iter()
+        .map(|t| TreatmentRow {
+            treatment: TreatmentResponse::from(t),
+            patient_name: names.get(&t.patient_id).cloned().unwrap_or_default(),
+        })
+        .collect();
+    Ok((
+        axum::Extension(AuditPatients(ids.iter().map(|i| i.to_string()).collect())),
+        Json(Page::new(rows, page, total)),
     ))
 }

@@ -50,6 +50,7 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(activate_user))
         .routes(routes!(deactivate_user))
         .routes(routes!(reset_password))
+        .routes(routes!(directory))
         .merge(
             OpenApiRouter::new()
                 .routes(routes!(upload_avatar, get_avatar))
@@ -344,4 +345,55 @@ pub async fn get_avatar(
     ApiPath(UserPath { id }): ApiPath<UserPath>,
 ) -> Result<Response, AppError> {
     Ok(avatar_response(users::avatar(&state.workflows, id).await?))
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct DirectoryQuery {
+    pub page: Option<u64>,
+    pub per_page: Option<u64>,
+    pub role: Option<Role>,
+    /// Name or e-mail contains, case-insensitive.
+    #[validate(length(max = 100))]
+    pub q: Option<String>,
+}
+
+/// A colleague, as the assignee picker shows them.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct DirectoryEntry {
+    pub id: UserId,
+    pub name: String,
+    pub role: Role,
+    /// `GET` it for the profile image; null when none is set.
+    pub avatar_url: Option<String>,
+}
+
+/// Active users, for picking an assignee (readable by staff; no e-mail,
+/// permissions or login state).
+#[utoipa::path(get, path = "/directory", tag = "users", params(DirectoryQuery),
+    responses((status = 200, body = Page<DirectoryEntry>), (status = 400, body = ErrorResponse)))]
+pub async fn directory(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<DirectoryQuery>,
+) -> Result<Json<Page<DirectoryEntry>>, AppError> {
+    let page = page_request(q.page, q.per_page)?;
+    let filter = UserFilter {
+        role: q.role,
+        active: Some(true),
+        q: q.q,
+    };
+    let (users, total) = state.repos.users.list(&filter, page).await?;
+    let rows = users
+        .iter()
+        .map(|u| DirectoryEntry {
+            id: u.id,
+            name: u.name.clone(),
+            role: u.role,
+            avatar_url: u
+                .avatar_file_id
+                .map(|_| format!("/api/v1/users/{}/avatar", u.id)),
+        })
+        .collect();
+    Ok(Json(Page::new(rows, page, total)))
 }
