@@ -67,6 +67,8 @@ pub enum MigrationError {
     Invalid { file: String, message: String },
     #[error("applying migrations to {collection}: {source}")]
     Database { collection: String, source: Error },
+    #[error("filling in {collection}: {message}")]
+    Backfill { collection: String, message: String },
 }
 
 /// Parses every embedded migration file.
@@ -148,6 +150,14 @@ pub async fn run(db: &Database) -> Result<Report, MigrationError> {
                 .map_err(wrap)?;
         }
     }
+    // Data kept for queries: patients written before `search_text` existed.
+    crate::repo::patients::PatientsRepo::new(db)
+        .backfill_search()
+        .await
+        .map_err(|e| MigrationError::Backfill {
+            collection: "patients".into(),
+            message: e.to_string(),
+        })?;
     Ok(report)
 }
 

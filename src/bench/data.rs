@@ -135,6 +135,11 @@ pub struct Shape {
     pub treatments: usize,
 }
 
+/// The phone number of the `n`th generated patient (unique per `n`).
+pub fn bench_phone(n: usize) -> String {
+    format!("+90 53{} {:07}", n % 10, n)
+}
+
 pub fn patient(rng: &mut StdRng, n: usize, by: UserId, hospitals: &[HospitalId]) -> Patient {
     let name = format!("{} {} {n}", pick(rng, &FIRST), pick(rng, &LAST));
     let conditions: Vec<String> = (0..rng.random_range(0..3))
@@ -151,7 +156,10 @@ pub fn patient(rng: &mut StdRng, n: usize, by: UserId, hospitals: &[HospitalId])
         age: Some(rng.random_range(1..90)),
         date_of_birth: None,
         country: (*pick(rng, &COUNTRIES)).to_owned(),
-        contact: None,
+        contact: Some(crate::domain::patient::PatientContact {
+            email: Some(format!("patient{n}@example.test")),
+            phone: Some(bench_phone(n)),
+        }),
         source: Some("web form".into()),
         medical_history_lower: conditions.iter().map(|c| c.to_lowercase()).collect(),
         medical_history: conditions,
@@ -299,8 +307,13 @@ pub async fn load(
             }
         }
         ids.extend(patients.iter().map(|p| p.id));
-        db.collection::<Patient>("patients")
-            .insert_many(patients)
+        let stored = patients
+            .iter()
+            .map(crate::repo::patients::stored)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(err)?;
+        db.collection::<mongodb::bson::Document>("patients")
+            .insert_many(stored)
             .await
             .map_err(err)?;
         if !appointments.is_empty() {

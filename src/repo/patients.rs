@@ -17,7 +17,7 @@ use crate::{
 
 #[derive(Debug, Default, Clone)]
 pub struct PatientFilter {
-    /// Name contains (case-insensitive).
+    /// Name, e-mail or phone contains (see [`search_needle`]).
     pub q: Option<String>,
     pub country: Option<String>,
     /// A condition in the medical history (case-insensitive, exact).
@@ -63,6 +63,57 @@ pub struct PatientsRepo {
 
 /// Not soft-deleted. Written `$eq: null` rather than `null`: the stand-in's
 /// count path reads `{field: null}` as "missing" only (README notes).
+/// What `?q=` searches, kept on each stored patient as `search_text`: the
+/// lower-cased name, the lower-cased e-mail and the phone's E.164 digits,
+/// one per line. One field, so the search is one `$regex` beside the other
+/// filters (an `$or` beside other conditions is miscounted by the local
+/// stand-in; README, compatibility notes). Written by every insert and
+/// replace here; `migrate` fills it in for documents written before it.
+pub fn search_text(p: &Patient) -> String {
+    let contact = p.contact.as_ref();
+    let email = contact
+        .and_then(|c| c.email.as_deref())
+        .unwrap_or_default()
+        .to_lowercase();
+    let phone = contact
+        .and_then(|c| c.phone.as_deref())
+        .map(phone_digits)
+        .unwrap_or_default();
+    format!("{}\n{email}\n{phone}", p.name.to_lowercase())
+}
+
+/// The digits of a phone number in its E.164 form: `+90 532 000 1122` and
+/// `0090 532 000 1122` are both `905320001122`.
+pub fn phone_digits(raw: &str) -> String {
+    let digits: String = raw.chars().filter(char::is_ascii_digit).collect();
+    match digits.strip_prefix("00") {
+        Some(rest) if !raw.trim_start().starts_with('+') => rest.to_owned(),
+        _ => digits,
+    }
+}
+
+/// A search term as `search_text` holds it: a phone number (only digits,
+/// spaces, `+-().`, at least 4 digits) by its E.164 digits, anything else
+/// lower-cased.
+pub fn search_needle(q: &str) -> String {
+    let phone_like = q
+        .chars()
+        .all(|c| c.is_ascii_digit() || " +-().".contains(c))
+        && q.chars().filter(char::is_ascii_digit).count() >= 4;
+    if phone_like {
+        phone_digits(q)
+    } else {
+        q.to_lowercase()
+    }
+}
+
+/// The stored form of `p`: the patient and its `search_text`.
+pub fn stored(p: &Patient) -> Result<Document> {
+    let mut d = mongodb::bson::to_document(p).map_err(crate::error::AppError::internal)?;
+    d.insert("search_text", search_text(p));
+    Ok(d)
+}
+
 fn live() -> Document {
     doc! { "deleted_at": { "$eq": Bson::Null } }
 }
@@ -75,7 +126,11 @@ impl PatientsRepo {
     }
 
     pub async fn insert(&self, s: &mut ClientSession, patient: &Patient) -> Result<()> {
-        self.coll.insert_one(patient).session(s).await?;
+        self.coll
+            .clone_with_type::<Document>()
+            .insert_one(stored(patient)?)
+            .session(s)
+            .await?;
         Ok(())
     }
 
@@ -109,9 +164,10 @@ impl PatientsRepo {
     ) -> Result<bool> {
         let res = self
             .coll
+            .clone_with_type::<Document>()
             .replace_one(
                 doc! { "_id": patient.id, "version": expected_version },
-                patient,
+                stored(patient)?,
             )
             .session(s)
             .await?;
@@ -122,8 +178,8 @@ impl PatientsRepo {
         let mut filter = live();
         if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
             filter.insert(
-                "name_lower",
-                doc! { "$regex": regex_escape(&q.to_lowercase()) },
+                "search_text",
+                doc! { "$regex": regex_escape(&search_needle(q)) },
             );
         }
         if let Some(v) = &f.country {
@@ -236,6 +292,26 @@ impl PatientsRepo {
             { "hospital_history.hospital_id": hospital },
         ] };
         Ok(self.coll.find_one(filter).session(s).await?.is_some())
+    }
+
+    /// Writes `search_text` on patients stored before it existed; how many.
+    pub async fn backfill_search(&self) -> Result<u64> {
+        use futures::TryStreamExt;
+        let stale: Vec<Patient> = self
+            .coll
+            .find(doc! { "search_text": { "$exists": false } })
+            .await?
+            .try_collect()
+            .await?;
+        for p in &stale {
+            self.coll
+                .update_one(
+                    doc! { "_id": p.id },
+                    doc! { "$set": { "search_text": search_text(p) } },
+                )
+                .await?;
+        }
+        Ok(stale.len() as u64)
     }
 
     /// Ids of soft-deleted patients (few: they wait on the restore screen),

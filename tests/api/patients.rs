@@ -275,7 +275,8 @@ async fn patients_are_listed_with_every_filter() {
     register(
         &app,
         &staff,
-        &json!({"name": "Alice Brown", "country": "GB", "medical_history": ["Diabetes"]}),
+        &json!({"name": "Alice Brown", "country": "GB", "medical_history": ["Diabetes"],
+                "contact": {"email": "Alice.B@Example.org", "phone": "+90 532 000 1122"}}),
     )
     .await;
     register(&app, &admin, &json!({"name": "Bob Stone", "country": "DE", "medical_history": ["diabetes", "Asthma"], "hospital_id": h})).await;
@@ -337,6 +338,32 @@ async fn patients_are_listed_with_every_filter() {
         rows("?q=.*").await.is_empty(),
         "regex characters are literal"
     );
+    // The search also matches the e-mail and the phone, compared as the
+    // digits of its E.164 form however it is typed.
+    assert_eq!(rows("?q=alice.b@example.ORG").await, [alice]);
+    assert_eq!(rows("?q=example.org").await, [alice]);
+    assert_eq!(rows("?q=905320001122").await, [alice]);
+    assert_eq!(rows("?q=%2B90%20532%20000%201122").await, [alice]);
+    assert_eq!(rows("?q=0090-532-000-1122").await, [alice]);
+    assert_eq!(rows("?q=(532)%20000").await, [alice]);
+    assert!(rows("?q=905320009999").await.is_empty());
+    assert_eq!(rows("?q=brown&country=GB").await, [alice]);
+    assert!(rows("?q=stone&country=GB").await.is_empty());
+
+    // Patients stored before the search key existed are found once the
+    // migrations have filled it in.
+    app.db
+        .collection::<mongodb::bson::Document>("patients")
+        .update_many(
+            mongodb::bson::doc! {},
+            mongodb::bson::doc! { "$unset": { "search_text": "" } },
+        )
+        .await
+        .expect("unset");
+    assert!(rows("?q=905320001122").await.is_empty());
+    healthcrm::migrate::run(&app.db).await.expect("migrate");
+    assert_eq!(rows("?q=905320001122").await, [alice]);
+    assert_eq!(rows("?q=brown").await, [alice, carla]);
 
     let names = app
         .get_as(&staff, "/api/v1/patients?sort=name&per_page=2")
