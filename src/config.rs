@@ -68,6 +68,8 @@ pub struct Config {
     pub permission_cache_ttl: Duration,
     /// How long the dashboard's figures are reused (0: computed every time).
     pub dashboard_cache_ttl: Duration,
+    /// How long user and hospital names are reused in responses.
+    pub name_cache_ttl: Duration,
     /// Whether transactions run one at a time (`TRANSACTION_GATE`).
     pub transaction_gate: TransactionGate,
     /// How long an `Idempotency-Key` is remembered.
@@ -270,6 +272,8 @@ impl Config {
             parse_opt(&get, "PERMISSION_CACHE_TTL_MS", &mut errors).unwrap_or(30_000);
         let dashboard_cache_ms: u64 =
             parse_opt(&get, "DASHBOARD_CACHE_TTL_MS", &mut errors).unwrap_or(10_000);
+        let name_cache_ms: u64 =
+            parse_opt(&get, "NAME_CACHE_TTL_MS", &mut errors).unwrap_or(30_000);
 
         let transaction_gate = match get("TRANSACTION_GATE").as_deref() {
             None | Some("auto") => TransactionGate::Auto,
@@ -331,6 +335,7 @@ impl Config {
             user_cache_ttl: Duration::from_millis(user_cache_ms),
             permission_cache_ttl: Duration::from_millis(permission_cache_ms),
             dashboard_cache_ttl: Duration::from_millis(dashboard_cache_ms),
+            name_cache_ttl: Duration::from_millis(name_cache_ms),
             transaction_gate,
             idempotency_ttl: Duration::from_secs(idempotency_secs),
             doctor_on_start,

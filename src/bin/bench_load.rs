@@ -278,6 +278,7 @@ async fn run(args: Args) -> Result<(), String> {
             let (st, actor) = (st.clone(), who[i % who.len()].0);
             async move {
                 let f = PatientFilter {
+                    deleted: false,
                     country: Some("DE".into()),
                     treatment_status: Some(TreatmentStatus::Ready),
                     ..Default::default()

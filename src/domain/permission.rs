@@ -56,6 +56,16 @@ pub fn management_routes() -> [RouteKey; 2] {
     ]
 }
 
+/// Permissions that are not routes of their own but a query that widens
+/// one: listing soft-deleted patients (the restore screen) is
+/// `GET /api/v1/patients?deleted=true`, granted apart from the list.
+pub fn query_permissions() -> [RouteKey; 1] {
+    [RouteKey::new("GET", DELETED_PATIENTS)]
+}
+
+/// The path of the restore screen's permission.
+pub const DELETED_PATIENTS: &str = "/api/v1/patients?deleted=true";
+
 /// The whole matrix in memory: role -> route -> allow.
 #[derive(Debug, Clone, Default)]
 pub struct Matrix {

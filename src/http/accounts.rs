@@ -53,8 +53,10 @@ pub struct UserResponse {
     pub has_avatar: bool,
     pub created_at: DateTime<Utc>,
     pub created_by: Option<UserId>,
+    pub created_by_name: Option<String>,
     pub updated_at: DateTime<Utc>,
     pub updated_by: Option<UserId>,
+    pub updated_by_name: Option<String>,
 }
 
 impl From<&User> for UserResponse {
@@ -69,8 +71,10 @@ impl From<&User> for UserResponse {
             has_avatar: u.avatar_file_id.is_some(),
             created_at: u.created_at.to_chrono(),
             created_by: u.created_by,
+            created_by_name: crate::http::names::user_opt(u.created_by),
             updated_at: u.updated_at.to_chrono(),
             updated_by: u.updated_by,
+            updated_by_name: crate::http::names::user_opt(u.updated_by),
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::{
         AppointmentId, HospitalId, PatientId, QuoteId, TreatmentId, UserId,
     },
     error::AppError,
+    http::names,
     repo::PageRequest,
 };
 
@@ -70,7 +71,9 @@ pub struct ImageBytes(pub Vec<u8>);
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AssignmentResponse {
     pub hospital_id: HospitalId,
+    pub hospital_name: Option<String>,
     pub by: UserId,
+    pub by_name: Option<String>,
     pub at: DateTime<Utc>,
 }
 
@@ -90,15 +93,21 @@ pub struct PatientResponse {
     pub treatment_status: TreatmentStatus,
     pub denial_reason: Option<String>,
     pub assigned_to: Option<UserId>,
+    pub assigned_to_name: Option<String>,
     pub hospital_id: Option<HospitalId>,
+    pub hospital_name: Option<String>,
     pub hospital_history: Vec<AssignmentResponse>,
     #[schema(value_type = Option<String>, format = Date)]
     pub next_follow_up: Option<NaiveDate>,
     pub version: i64,
     pub created_at: DateTime<Utc>,
     pub created_by: UserId,
+    pub created_by_name: Option<String>,
     pub updated_at: DateTime<Utc>,
     pub updated_by: UserId,
+    pub updated_by_name: Option<String>,
+    /// When it was soft-deleted (only on the restore screen's rows).
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 impl From<&Patient> for PatientResponse {
@@ -117,13 +126,17 @@ impl From<&Patient> for PatientResponse {
             treatment_status: p.treatment_status,
             denial_reason: p.denial_reason.clone(),
             assigned_to: p.assigned_to,
+            assigned_to_name: names::user_opt(p.assigned_to),
             hospital_id: p.hospital_id,
+            hospital_name: names::hospital_opt(p.hospital_id),
             hospital_history: p
                 .hospital_history
                 .iter()
                 .map(|a| AssignmentResponse {
                     hospital_id: a.hospital_id,
+                    hospital_name: names::hospital(a.hospital_id),
                     by: a.by,
+                    by_name: names::user(a.by),
                     at: a.at.to_chrono(),
                 })
                 .collect(),
@@ -131,8 +144,11 @@ impl From<&Patient> for PatientResponse {
             version: p.version,
             created_at: p.created_at.to_chrono(),
             created_by: p.created_by,
+            created_by_name: names::user(p.created_by),
             updated_at: p.updated_at.to_chrono(),
             updated_by: p.updated_by,
+            updated_by_name: names::user(p.updated_by),
+            deleted_at: p.deleted_at.map(|d| d.to_chrono()),
         }
     }
 }
@@ -141,6 +157,7 @@ impl From<&Patient> for PatientResponse {
 pub struct AccessLogEntry {
     pub at: DateTime<Utc>,
     pub actor_id: Option<UserId>,
+    pub actor_name: Option<String>,
     pub role: Option<String>,
     pub action: String,
     pub method: String,
@@ -154,6 +171,7 @@ impl From<crate::repo::audit::AuditEvent> for AccessLogEntry {
     fn from(e: crate::repo::audit::AuditEvent) -> Self {
         AccessLogEntry {
             at: e.at.to_chrono(),
+            actor_name: names::user_opt(e.actor_id),
             actor_id: e.actor_id,
             role: e.role,
             action: e.action,
@@ -204,6 +222,7 @@ pub struct TreatmentResponse {
     pub id: TreatmentId,
     pub patient_id: PatientId,
     pub hospital_id: HospitalId,
+    pub hospital_name: Option<String>,
     pub treatment_type: String,
     pub disease: String,
     pub cost: Money,
@@ -217,8 +236,10 @@ pub struct TreatmentResponse {
     pub cancelled_at: Option<DateTime<Utc>>,
     pub version: i64,
     pub created_by: UserId,
+    pub created_by_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_by: UserId,
+    pub updated_by_name: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -228,6 +249,7 @@ impl From<&Treatment> for TreatmentResponse {
             id: t.id,
             patient_id: t.patient_id,
             hospital_id: t.hospital_id,
+            hospital_name: names::hospital(t.hospital_id),
             treatment_type: t.treatment_type.clone(),
             disease: t.disease.clone(),
             cost: t.cost.clone(),
@@ -240,8 +262,10 @@ impl From<&Treatment> for TreatmentResponse {
             cancelled_at: t.cancelled_at.map(|d| d.to_chrono()),
             version: t.version,
             created_by: t.created_by,
+            created_by_name: names::user(t.created_by),
             created_at: t.created_at.to_chrono(),
             updated_by: t.updated_by,
+            updated_by_name: names::user(t.updated_by),
             updated_at: t.updated_at.to_chrono(),
         }
     }

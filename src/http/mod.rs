@@ -10,6 +10,7 @@ pub mod dto;
 pub mod extract;
 pub mod idempotency;
 pub mod middleware;
+pub mod names;
 pub mod openapi;
 pub mod params;
 pub mod routes;
@@ -70,7 +71,8 @@ fn operations(item: &mut utoipa::openapi::PathItem) -> Vec<(&'static str, &mut O
 }
 
 /// Every protected route as `(METHOD, /api/v1/... template)`, read from the
-/// same registrations the router is built from.
+/// same registrations the router is built from, and the permissions a query
+/// parameter needs (`domain::permission::query_permissions`).
 pub fn protected_routes() -> &'static [RouteKey] {
     static ROUTES: OnceLock<Vec<RouteKey>> = OnceLock::new();
     ROUTES.get_or_init(|| {
@@ -88,6 +90,7 @@ pub fn protected_routes() -> &'static [RouteKey] {
                     .collect::<Vec<_>>()
             })
             .collect();
+        routes.extend(crate::domain::permission::query_permissions());
         routes.sort();
         routes
     })
@@ -109,6 +112,10 @@ pub fn build_app(state: AppState) -> Router {
     // Guard first, audit outside it, so refused attempts are recorded too;
     // the idempotency key is read only once the caller is allowed in.
     let protected = protected
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            names::scope,
+        ))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             idempotency::read_key,

@@ -75,6 +75,28 @@ impl HospitalsRepo {
             .await?)
     }
 
+    /// Every hospital's id and name (the name cache).
+    pub async fn names(&self) -> Result<Vec<(HospitalId, String)>> {
+        use futures::TryStreamExt;
+        let rows: Vec<Document> = self
+            .coll
+            .clone_with_type::<Document>()
+            .find(doc! {})
+            .projection(doc! { "_id": 1, "name": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|d| {
+                Some((
+                    d.get_str("_id").ok()?.parse().ok()?,
+                    d.get_str("name").ok()?.to_owned(),
+                ))
+            })
+            .collect())
+    }
+
     /// The hospitals with these ids (unknown ids are left out).
     pub async fn with_ids(&self, ids: &[HospitalId]) -> Result<Vec<Hospital>> {
         use futures::TryStreamExt;

@@ -30,6 +30,8 @@ pub struct PatientFilter {
     pub created_from: Option<DateTime>,
     /// Exclusive upper bound.
     pub created_before: Option<DateTime>,
+    /// Soft-deleted patients instead of live ones (the restore screen).
+    pub deleted: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -175,7 +177,11 @@ impl PatientsRepo {
     }
 
     pub fn filter(f: &PatientFilter) -> Document {
-        let mut filter = live();
+        let mut filter = if f.deleted {
+            doc! { "deleted_at": { "$ne": Bson::Null } }
+        } else {
+            live()
+        };
         if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
             filter.insert(
                 "search_text",

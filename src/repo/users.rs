@@ -206,6 +206,28 @@ impl UsersRepo {
         filter
     }
 
+    /// Every user's id and name (the name cache).
+    pub async fn names(&self) -> Result<Vec<(UserId, String)>> {
+        use futures::TryStreamExt;
+        let rows: Vec<Document> = self
+            .coll
+            .clone_with_type::<Document>()
+            .find(doc! {})
+            .projection(doc! { "_id": 1, "name": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|d| {
+                Some((
+                    d.get_str("_id").ok()?.parse().ok()?,
+                    d.get_str("name").ok()?.to_owned(),
+                ))
+            })
+            .collect())
+    }
+
     pub async fn list(&self, f: &UserFilter, page: PageRequest) -> Result<(Vec<User>, u64)> {
         let filter = Self::filter(f);
         let (docs, total) =

@@ -75,6 +75,7 @@ pub async fn create(
         idempotency::complete(ctx, &mut tx, claim.as_ref(), &idem, &hospital).await?;
         Ok(hospital.clone())
     });
+    ctx.names.invalidate();
     idempotency::finish(ctx, claim, result).await
 }
 
@@ -93,6 +94,7 @@ pub async fn update(
         .update(id, changes, actor)
         .await?
         .ok_or_else(|| AppError::not_found("hospital"))
+        .inspect(|_| ctx.names.invalidate())
 }
 
 /// Deletes a hospital nobody refers to; otherwise 409 (deactivate it).

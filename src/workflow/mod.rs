@@ -15,6 +15,7 @@ pub mod faults;
 pub mod history;
 pub mod hospitals;
 pub mod idempotency;
+pub mod names;
 pub mod patients;
 pub mod quotes;
 pub mod reports;
@@ -70,6 +71,8 @@ pub struct Ctx {
     pub gate: tx::Gate,
     /// Shared by every clone, so all requests reuse the same figures.
     pub dashboard: reports::DashboardCache,
+    /// User and hospital names for responses; shared by every clone.
+    pub names: names::NameCache,
 }
 
 impl Ctx {
@@ -81,6 +84,7 @@ impl Ctx {
             faults: Faults::default(),
             gate: tx::Gate::new(db.client().clone(), config.transaction_gate),
             dashboard: reports::DashboardCache::default(),
+            names: names::NameCache::new(config.name_cache_ttl),
             config,
         }
     }

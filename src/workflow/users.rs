@@ -112,6 +112,7 @@ pub async fn create(
         })
     }
     .await;
+    ctx.names.invalidate();
     idempotency::finish(ctx, claim, result).await
 }
 
@@ -189,6 +190,7 @@ pub async fn update(
         }
         Ok(updated)
     })
+    .inspect(|_| ctx.names.invalidate())
 }
 
 async fn apply(
@@ -225,6 +227,7 @@ pub async fn rename_self(ctx: &Ctx, me: UserId, name: &str) -> Result<User> {
         ..Default::default()
     };
     transaction!(ctx, |tx| apply(ctx, &mut tx, me, me, changes.clone()).await)
+        .inspect(|_| ctx.names.invalidate())
 }
 
 /// Deletes an account (not one's own, not the last admin), with its

@@ -20,6 +20,7 @@ mod hospitals;
 mod hostile;
 mod idempotency;
 mod migrations;
+mod names;
 mod patients;
 mod permissions;
 mod quotes;

@@ -545,3 +545,77 @@ async fn every_access_to_patient_data_is_audited() {
     .await
     .assert_error(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed");
 }
+
+#[tokio::test]
+async fn the_restore_screen_lists_deleted_patients_for_admins() {
+    let app = TestApp::spawn().await;
+    let admin = app.login_as(Role::Admin).await;
+    let staff = app.login_as(Role::Staff).await;
+    let mut ids = Vec::new();
+    for name in ["Kept", "Gone One", "Gone Two"] {
+        let res = app
+            .post_as(
+                &staff,
+                "/api/v1/patients",
+                &json!({"name": name, "country": "IT"}),
+            )
+            .await;
+        ids.push(res.json()["id"].as_str().expect("id").to_owned());
+    }
+    for id in &ids[1..] {
+        let res = app
+            .delete_as(&staff, &format!("/api/v1/patients/{id}"))
+            .await;
+        assert!(res.status.is_success(), "{:?}", res.json());
+    }
+    let names = |body: Value| -> Vec<String> {
+        let mut v: Vec<String> = body["data"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|p| p["name"].as_str().expect("name").to_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    let res = app.get_as(&admin, "/api/v1/patients?deleted=true").await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    let body = res.json();
+    assert_eq!(body["total"], 2);
+    assert!(body["data"][0]["deleted_at"].is_string(), "{body}");
+    assert_eq!(names(body), ["Gone One", "Gone Two"]);
+    let res = app
+        .get_as(&admin, "/api/v1/patients?deleted=true&q=two")
+        .await;
+    assert_eq!(names(res.json()), ["Gone Two"]);
+    let live = app
+        .get_as(&admin, "/api/v1/patients?deleted=false")
+        .await
+        .json();
+    assert_eq!(names(live), ["Kept"]);
+
+    // Staff may list patients but not the deleted ones, until granted.
+    app.get_as(&staff, "/api/v1/patients?deleted=true")
+        .await
+        .assert_error(StatusCode::FORBIDDEN, "forbidden");
+    let rule = json!({"rules": [{"method": "GET", "path": "/api/v1/patients?deleted=true", "allow": true}]});
+    let res = app.put_as(&admin, "/api/v1/permissions/staff", &rule).await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    let res = app.get_as(&staff, "/api/v1/patients?deleted=true").await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+
+    // A restored patient leaves the screen.
+    let res = app
+        .post_as(
+            &staff,
+            &format!("/api/v1/patients/{}/restore", ids[1]),
+            &json!({}),
+        )
+        .await;
+    assert!(res.status.is_success(), "{:?}", res.json());
+    let body = app
+        .get_as(&admin, "/api/v1/patients?deleted=true")
+        .await
+        .json();
+    assert_eq!(names(body), ["Gone Two"]);
+}

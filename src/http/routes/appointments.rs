@@ -27,6 +27,7 @@ use crate::{
         dto::{page_request, Page},
         extract::{ApiJson, ApiPath, ApiQuery},
         idempotency::{created, json_body, IdempotencyKey},
+        names,
         params::{date_window, nullable, PageOnly, PatientPath},
     },
     repo::appointments::CalendarFilter,
@@ -121,6 +122,7 @@ pub struct AppointmentResponse {
     pub id: AppointmentId,
     pub patient_id: PatientId,
     pub hospital_id: Option<HospitalId>,
+    pub hospital_name: Option<String>,
     pub appointment_date: Option<DateTime<Utc>>,
     pub discussion_notes: String,
     #[schema(value_type = Option<String>, format = Date)]
@@ -129,8 +131,10 @@ pub struct AppointmentResponse {
     pub version: i64,
     /// Who logged it.
     pub created_by: UserId,
+    pub created_by_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_by: UserId,
+    pub updated_by_name: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -140,14 +144,17 @@ impl From<&Appointment> for AppointmentResponse {
             id: a.id,
             patient_id: a.patient_id,
             hospital_id: a.hospital_id,
+            hospital_name: names::hospital_opt(a.hospital_id),
             appointment_date: a.appointment_date.map(|d| d.to_chrono()),
             discussion_notes: a.discussion_notes.clone(),
             next_follow_up: a.next_follow_up.map(bson_to_date),
             status: a.status,
             version: a.version,
             created_by: a.created_by,
+            created_by_name: names::user(a.created_by),
             created_at: a.created_at.to_chrono(),
             updated_by: a.updated_by,
+            updated_by_name: names::user(a.updated_by),
             updated_at: a.updated_at.to_chrono(),
         }
     }
@@ -182,6 +189,7 @@ pub struct FollowUp {
     pub country: String,
     pub treatment_status: TreatmentStatus,
     pub assigned_to: Option<UserId>,
+    pub assigned_to_name: Option<String>,
     #[schema(value_type = String, format = Date)]
     pub next_follow_up: NaiveDate,
     /// Due before today.
@@ -322,6 +330,7 @@ pub async fn follow_ups(
                 country: p.country.clone(),
                 treatment_status: p.treatment_status,
                 assigned_to: p.assigned_to,
+                assigned_to_name: names::user_opt(p.assigned_to),
                 next_follow_up: due,
                 overdue: due < today,
             })

@@ -18,6 +18,7 @@ use crate::{
         audit::AuditPatients,
         dto::{page_request, Page},
         extract::ApiQuery,
+        names,
     },
     repo::treatments::{EarningsFilter, Period},
     state::AppState,
@@ -37,6 +38,7 @@ pub struct EarningEntryResponse {
     pub amount_minor: i64,
     pub currency: String,
     pub hospital_id: HospitalId,
+    pub hospital_name: Option<String>,
     pub patient_id: PatientId,
     pub booked_at: DateTime<Utc>,
 }
@@ -49,6 +51,7 @@ impl From<&EarningEntry> for EarningEntryResponse {
             amount_minor: e.amount_minor,
             currency: e.currency.clone(),
             hospital_id: e.hospital_id,
+            hospital_name: names::hospital(e.hospital_id),
             patient_id: e.patient_id,
             booked_at: e.booked_at.to_chrono(),
         }

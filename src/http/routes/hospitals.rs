@@ -309,6 +309,7 @@ pub async fn hospital_patients(
     let page = page_request(q.page, q.per_page)?;
     hospitals::load(&state.workflows, id).await?;
     let filter = PatientFilter {
+        deleted: false,
         hospital_id: Some(id),
         ..Default::default()
     };

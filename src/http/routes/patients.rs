@@ -15,6 +15,7 @@ use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::{Validate, ValidationError};
 
+use crate::domain::permission::{RouteKey, DELETED_PATIENTS};
 use crate::{
     domain::{
         dates::validate_date,
@@ -210,6 +211,9 @@ pub struct ListPatientsQuery {
     /// `created_at`, `-created_at` (default), `updated_at`, `-updated_at`, `name`, `-name`.
     #[param(value_type = Option<String>)]
     pub sort: Option<SortParam>,
+    /// Soft-deleted patients only (the restore screen); needs the
+    /// permission `GET /api/v1/patients?deleted=true` (admin by default).
+    pub deleted: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -219,6 +223,7 @@ pub struct HistoryResponse {
     pub entity_id: String,
     pub action: String,
     pub actor_id: UserId,
+    pub actor_name: Option<String>,
     pub at: DateTime<Utc>,
     /// `{field: {before, after}}`.
     #[schema(value_type = Object)]
@@ -276,9 +281,17 @@ impl From<UpdatePatient> for PatientChanges {
     responses((status = 200, body = Page<PatientResponse>), (status = 400, body = ErrorResponse)))]
 pub async fn list_patients(
     State(state): State<AppState>,
+    CurrentUser(me): CurrentUser,
     ApiQuery(q): ApiQuery<ListPatientsQuery>,
 ) -> Result<impl IntoResponse, AppError> {
     let page = page_request(q.page, q.per_page)?;
+    if q.deleted == Some(true) {
+        let matrix = state.permissions.get(&state.repos.permissions).await?;
+        let key = RouteKey::new("GET", DELETED_PATIENTS);
+        if !matrix.allows(me.role, &me.overrides, &key) {
+            return Err(AppError::Forbidden(format!("you may not call {key}")));
+        }
+    }
     let created_from = q
         .created_from
         .as_deref()
@@ -307,6 +320,7 @@ pub async fn list_patients(
         assigned_to: q.assigned_to,
         created_from,
         created_before,
+        deleted: q.deleted.unwrap_or(false),
     };
     let sort = match q.sort {
         None | Some(SortParam::CreatedDesc) => PatientSort::CreatedDesc,
@@ -455,6 +469,7 @@ pub async fn patient_history(
             entity: e.entity,
             entity_id: e.entity_id,
             action: e.action,
+            actor_name: crate::http::names::user(e.actor_id),
             actor_id: e.actor_id,
             at: e.at.to_chrono(),
             changes: Bson::Document(e.changes).into_relaxed_extjson(),

@@ -26,6 +26,7 @@ use crate::{
         dto::{page_request, Page, TreatmentResponse},
         extract::{ApiJson, ApiPath, ApiQuery, MaybeJson},
         idempotency::{created, json_body, IdempotencyKey},
+        names,
         params::{PageOnly, PatientPath},
     },
     state::AppState,
@@ -122,6 +123,7 @@ pub struct QuoteResponse {
     pub id: QuoteId,
     pub patient_id: PatientId,
     pub hospital_id: HospitalId,
+    pub hospital_name: Option<String>,
     pub treatment_type: String,
     pub disease: Option<String>,
     pub notes: Option<String>,
@@ -138,8 +140,10 @@ pub struct QuoteResponse {
     pub treatment_id: Option<TreatmentId>,
     pub version: i64,
     pub created_by: UserId,
+    pub created_by_name: Option<String>,
     pub created_at: DateTime<Utc>,
     pub updated_by: UserId,
+    pub updated_by_name: Option<String>,
     pub updated_at: DateTime<Utc>,
 }
 
@@ -149,6 +153,7 @@ impl QuoteResponse {
             id: q.id,
             patient_id: q.patient_id,
             hospital_id: q.hospital_id,
+            hospital_name: names::hospital(q.hospital_id),
             treatment_type: q.treatment_type.clone(),
             disease: q.disease.clone(),
             notes: q.notes.clone(),
@@ -165,8 +170,10 @@ impl QuoteResponse {
             treatment_id: q.treatment_id,
             version: q.version,
             created_by: q.created_by,
+            created_by_name: names::user(q.created_by),
             created_at: q.created_at.to_chrono(),
             updated_by: q.updated_by,
+            updated_by_name: names::user(q.updated_by),
             updated_at: q.updated_at.to_chrono(),
         }
     }

@@ -1,0 +1,56 @@
+//! The names beside the ids: a request to a protected route runs with one
+//! snapshot of the name cache ([`crate::workflow::names`]) in scope, and the
+//! response types fill their `*_name` fields from it while they are built.
+//!
+//! The snapshot is request-scoped (a tokio task-local set by [`scope`]), so
+//! the many `From` conversions that build responses need no extra argument,
+//! and a page of rows costs no query at all. Built outside a request (a
+//! test, a background task), a response simply has no names.
+
+use std::sync::Arc;
+
+use axum::{extract::Request, extract::State, middleware::Next, response::Response};
+
+use crate::{
+    domain::{HospitalId, UserId},
+    state::AppState,
+    workflow::names::Names,
+};
+
+tokio::task_local! {
+    static NAMES: Arc<Names>;
+}
+
+/// Middleware: runs the rest of the request with the current names.
+pub async fn scope(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let cache = &state.workflows.names;
+    let names = match cache.get(&state.repos).await {
+        Ok(names) => names,
+        Err(e) => {
+            // Names are a convenience: serve the last ones rather than fail.
+            tracing::warn!(error = %e, "names could not be reloaded; using the last ones");
+            cache.last()
+        }
+    };
+    NAMES.scope(names, next.run(req)).await
+}
+
+/// The display name of user `id`, when known in this request.
+pub fn user(id: UserId) -> Option<String> {
+    NAMES.try_with(|n| n.user(id)).ok().flatten()
+}
+
+/// [`user`] of an optional id.
+pub fn user_opt(id: Option<UserId>) -> Option<String> {
+    id.and_then(user)
+}
+
+/// The name of hospital `id`, when known in this request.
+pub fn hospital(id: HospitalId) -> Option<String> {
+    NAMES.try_with(|n| n.hospital(id)).ok().flatten()
+}
+
+/// [`hospital`] of an optional id.
+pub fn hospital_opt(id: Option<HospitalId>) -> Option<String> {
+    id.and_then(hospital)
+}
