@@ -183,6 +183,7 @@ async fn the_follow_up_queue_lists_due_and_overdue_oldest_first() {
         .await
         .json();
     assert_eq!(week["total"], 4);
+    assert_eq!(week["data"].as_array().map(Vec::len), Some(4));
     app.get_as(&staff, "/api/v1/follow-ups?due_before=soon")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "bad_request");

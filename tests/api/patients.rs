@@ -215,6 +215,14 @@ async fn hospital_assignment_is_checked_and_kept_in_history() {
         .await
         .json();
     assert_eq!(assigned["total"], 1);
+    assert_eq!(assigned["data"].as_array().map(Vec::len), Some(1));
+    assert_eq!(assigned["data"][0]["hospital_id"], h2.as_str());
+    let before = app
+        .get_as(&staff, &format!("/api/v1/hospitals/{h1}/patients"))
+        .await
+        .json();
+    assert_eq!(before["total"], 0, "only patients assigned now: {before}");
+    assert_eq!(before["data"], json!([]));
     // Referenced hospitals cannot be deleted, even the previous one.
     app.delete_as(&admin, &format!("/api/v1/hospitals/{h1}"))
         .await

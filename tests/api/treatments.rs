@@ -328,6 +328,29 @@ async fn summaries_group_by_period_and_currency_net_of_reversals() {
         .await
         .json();
     assert_eq!(by_hospital["total"], 4);
+    let rows = by_hospital["data"].as_array().expect("rows");
+    assert_eq!(rows.len(), 4);
+    assert!(rows.iter().all(|e| e["hospital_id"] == w.hospital.as_str()));
+    let elsewhere = format!(
+        "/api/v1/earnings?hospital_id={}",
+        "0123456789abcdef01234567"
+    );
+    let none = w.app.get_as(&w.admin, &elsewhere).await.json();
+    assert_eq!(
+        (none["total"].clone(), none["data"].clone()),
+        (json!(0), json!([]))
+    );
+    let today = Utc::now().date_naive();
+    let window = format!("/api/v1/earnings?from={today}&to={today}");
+    let todays = w.app.get_as(&w.admin, &window).await.json();
+    assert_eq!(todays["total"], 4);
+    assert_eq!(todays["data"].as_array().map(Vec::len), Some(4));
+    let later = format!("/api/v1/earnings?from={}", today + Duration::days(1));
+    let later = w.app.get_as(&w.admin, &later).await.json();
+    assert_eq!(
+        (later["total"].clone(), later["data"].clone()),
+        (json!(0), json!([]))
+    );
 }
 
 #[tokio::test]

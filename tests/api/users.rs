@@ -139,6 +139,12 @@ async fn users_are_listed_with_filters_and_pages() {
     );
     let found = app.get_as(&admin, "/api/v1/users?q=NURSE3").await.json();
     assert_eq!(found["total"], 1);
+    assert_eq!(found["data"][0]["name"], "Nurse 3");
+    let by_mail = app
+        .get_as(&admin, "/api/v1/users?q=nurse4@clinic")
+        .await
+        .json();
+    assert_eq!(by_mail["data"][0]["name"], "Nurse 4", "{by_mail}");
     let found = app.get_as(&admin, "/api/v1/users?q=.*").await.json();
     assert_eq!(found["total"], 0, "regex metacharacters match literally");
     let admins = app
@@ -146,6 +152,36 @@ async fn users_are_listed_with_filters_and_pages() {
         .await
         .json();
     assert_eq!(admins["total"], 1);
+    assert_eq!(admins["data"][0]["id"], admin.id.to_string());
+    let nurse0 = app.get_as(&admin, "/api/v1/users?q=nurse%200").await.json()["data"][0]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let res = app
+        .post_as(
+            &admin,
+            &format!("/api/v1/users/{nurse0}/deactivate"),
+            &json!({}),
+        )
+        .await;
+    assert!(res.status.is_success(), "{:?}", res.json());
+    let inactive = app
+        .get_as(&admin, "/api/v1/users?active=false")
+        .await
+        .json();
+    assert_eq!(inactive["total"], 1);
+    assert_eq!(inactive["data"][0]["id"], nurse0.as_str());
+    let active_staff = app
+        .get_as(&admin, "/api/v1/users?role=staff&active=true")
+        .await
+        .json();
+    assert_eq!(active_staff["total"], 4);
+    assert_eq!(active_staff["data"].as_array().map(Vec::len), Some(4));
+    assert!(active_staff["data"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .all(|u| u["role"] == "staff" && u["active"] == true && u["id"] != nurse0.as_str()));
 }
 
 #[tokio::test]
