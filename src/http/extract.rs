@@ -37,13 +37,7 @@ where
                 "expected Content-Type: application/json".into(),
             ));
         }
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::PayloadTooLarge
-            } else {
-                AppError::BadRequest("the request body could not be read".into())
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         let value = parse_json::<T>(&bytes)?;
         value.validate()?;
         Ok(ApiJson(value))
@@ -64,13 +58,7 @@ where
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let json = has_json_content_type(req.headers());
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                AppError::PayloadTooLarge
-            } else {
-                AppError::BadRequest("the request body could not be read".into())
-            }
-        })?;
+        let bytes = read_body(req, state).await?;
         if bytes.is_empty() {
             return Ok(MaybeJson(None));
         }
@@ -83,6 +71,17 @@ where
         value.validate()?;
         Ok(MaybeJson(Some(value)))
     }
+}
+
+/// The whole body (within the body limit: 413 beyond it).
+async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, AppError> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            AppError::PayloadTooLarge
+        } else {
+            AppError::BadRequest("the request body could not be read".into())
+        }
+    })
 }
 
 /// Deserializes `bytes`, telling malformed JSON (400) from well-formed JSON

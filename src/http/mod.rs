@@ -110,7 +110,8 @@ pub fn build_app(state: AppState) -> Router {
         }
     }
     // Guard first, audit outside it, so refused attempts are recorded too;
-    // the idempotency key is read only once the caller is allowed in.
+    // the idempotency key is read only once the caller is allowed in, and
+    // the names snapshot (`names::scope`) is taken last, for allowed calls.
     let protected = protected
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),

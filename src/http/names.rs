@@ -23,15 +23,7 @@ tokio::task_local! {
 
 /// Middleware: runs the rest of the request with the current names.
 pub async fn scope(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let cache = &state.workflows.names;
-    let names = match cache.get(&state.repos).await {
-        Ok(names) => names,
-        Err(e) => {
-            // Names are a convenience: serve the last ones rather than fail.
-            tracing::warn!(error = %e, "names could not be reloaded; using the last ones");
-            cache.last()
-        }
-    };
+    let names = state.workflows.names.get(&state.repos).await;
     NAMES.scope(names, next.run(req)).await
 }
 

@@ -25,8 +25,6 @@ pub struct CalendarFilter {
     pub status: Option<AppointmentStatus>,
     /// Only these patients (the live patients of an assignee).
     pub patients: Option<Vec<PatientId>>,
-    /// Never these (soft-deleted patients).
-    pub excluded: Vec<PatientId>,
 }
 
 impl CalendarFilter {
@@ -38,7 +36,7 @@ impl CalendarFilter {
         if let Some(s) = self.status {
             filter.insert("status", doc! { "$eq": appointment_status(s) });
         }
-        super::patient_scope(&mut filter, self.patients.as_deref(), &self.excluded);
+        super::patient_scope(&mut filter, self.patients.as_deref());
         super::add_date_range(&mut filter, "appointment_date", self.from, self.before);
         if self.from.is_none() && self.before.is_none() {
             // A calendar shows dated appointments only.
@@ -144,5 +142,22 @@ impl AppointmentsRepo {
             page,
         )
         .await
+    }
+
+    /// Marks `patient`'s appointments as a deleted patient's (or not).
+    pub async fn mark_patient_deleted(
+        &self,
+        s: &mut ClientSession,
+        patient: PatientId,
+        deleted: bool,
+    ) -> Result<()> {
+        self.coll
+            .update_many(
+                doc! { "patient_id": patient },
+                doc! { "$set": { "patient_deleted": deleted } },
+            )
+            .session(s)
+            .await?;
+        Ok(())
     }
 }

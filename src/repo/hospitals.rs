@@ -77,24 +77,7 @@ impl HospitalsRepo {
 
     /// Every hospital's id and name (the name cache).
     pub async fn names(&self) -> Result<Vec<(HospitalId, String)>> {
-        use futures::TryStreamExt;
-        let rows: Vec<Document> = self
-            .coll
-            .clone_with_type::<Document>()
-            .find(doc! {})
-            .projection(doc! { "_id": 1, "name": 1 })
-            .await?
-            .try_collect()
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|d| {
-                Some((
-                    d.get_str("_id").ok()?.parse().ok()?,
-                    d.get_str("name").ok()?.to_owned(),
-                ))
-            })
-            .collect())
+        super::id_names(&self.coll, doc! {}).await
     }
 
     /// The hospitals with these ids (unknown ids are left out).

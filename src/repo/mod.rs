@@ -45,26 +45,53 @@ pub fn add_date_range(
     }
 }
 
-/// Limits `filter` to `only` patients (when given) and never `excluded`
-/// ones, on its `patient_id`.
+/// `(_id, name)` of the documents matching `filter` in `coll`, with ids
+/// parsed as `Id` (one projection query; documents that do not parse are
+/// left out).
+pub async fn id_names<T, Id>(
+    coll: &mongodb::Collection<T>,
+    filter: mongodb::bson::Document,
+) -> crate::error::Result<Vec<(Id, String)>>
+where
+    T: Send + Sync,
+    Id: std::str::FromStr,
+{
+    use futures::TryStreamExt;
+    use mongodb::bson::{doc, Document};
+    let rows: Vec<Document> = coll
+        .clone_with_type::<Document>()
+        .find(filter)
+        .projection(doc! { "_id": 1, "name": 1 })
+        .await?
+        .try_collect()
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|d| {
+            let id = d.get_str("_id").ok()?.parse().ok()?;
+            Some((id, d.get_str("name").ok()?.to_owned()))
+        })
+        .collect())
+}
+
+/// Limits `filter` (appointments or treatments) to live patients' records
+/// (`patient_deleted`, set by a patient's soft delete and cleared by its
+/// restore; absent on records of patients never deleted) and, when given,
+/// to `only` these patients. Written `$in: [false, null]`: `$ne: true`
+/// means the same on MongoDB, but the stand-in's count leaves out the
+/// documents that lack the field (README, compatibility notes).
 pub fn patient_scope(
     filter: &mut mongodb::bson::Document,
     only: Option<&[crate::domain::PatientId]>,
-    excluded: &[crate::domain::PatientId],
 ) {
     use mongodb::bson::doc;
-    let hex = |ids: &[crate::domain::PatientId]| -> Vec<String> {
-        ids.iter().map(|i| i.to_string()).collect()
-    };
-    let mut clause = doc! {};
+    filter.insert(
+        "patient_deleted",
+        doc! { "$in": [false, mongodb::bson::Bson::Null] },
+    );
     if let Some(only) = only {
-        clause.insert("$in", hex(only));
-    }
-    if !excluded.is_empty() {
-        clause.insert("$nin", hex(excluded));
-    }
-    if !clause.is_empty() {
-        filter.insert("patient_id", clause);
+        let hex: Vec<String> = only.iter().map(|i| i.to_string()).collect();
+        filter.insert("patient_id", doc! { "$in": hex });
     }
 }
 

@@ -63,8 +63,6 @@ pub struct PatientsRepo {
     coll: Collection<Patient>,
 }
 
-/// Not soft-deleted. Written `$eq: null` rather than `null`: the stand-in's
-/// count path reads `{field: null}` as "missing" only (README notes).
 /// What `?q=` searches, kept on each stored patient as `search_text`: the
 /// lower-cased name, the lower-cased e-mail and the phone's E.164 digits,
 /// one per line. One field, so the search is one `$regex` beside the other
@@ -116,6 +114,8 @@ pub fn stored(p: &Patient) -> Result<Document> {
     Ok(d)
 }
 
+/// Not soft-deleted. Written `$eq: null` rather than `null`: the stand-in's
+/// count path reads `{field: null}` as "missing" only (README notes).
 fn live() -> Document {
     doc! { "deleted_at": { "$eq": Bson::Null } }
 }
@@ -320,13 +320,6 @@ impl PatientsRepo {
         Ok(stale.len() as u64)
     }
 
-    /// Ids of soft-deleted patients (few: they wait on the restore screen),
-    /// to keep their records out of cross-patient lists.
-    pub async fn deleted_ids(&self) -> Result<Vec<PatientId>> {
-        self.ids(doc! { "deleted_at": { "$ne": mongodb::bson::Bson::Null } })
-            .await
-    }
-
     /// Ids of the live patients assigned to `user`.
     pub async fn ids_assigned_to(&self, user: UserId) -> Result<Vec<PatientId>> {
         let mut filter = live();
@@ -355,24 +348,11 @@ impl PatientsRepo {
         &self,
         ids: &[PatientId],
     ) -> Result<std::collections::HashMap<PatientId, String>> {
-        use futures::TryStreamExt;
         if ids.is_empty() {
             return Ok(Default::default());
         }
-        let rows: Vec<Document> = self
-            .coll
-            .clone_with_type::<Document>()
-            .find(doc! { "_id": { "$in": ids.iter().map(|i| i.to_string()).collect::<Vec<_>>() } })
-            .projection(doc! { "_id": 1, "name": 1 })
-            .await?
-            .try_collect()
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|d| {
-                let id = d.get_str("_id").ok()?.parse().ok()?;
-                Some((id, d.get_str("name").ok()?.to_owned()))
-            })
-            .collect())
+        let hex: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        let rows = super::id_names(&self.coll, doc! { "_id": { "$in": hex } }).await?;
+        Ok(rows.into_iter().collect())
     }
 }

@@ -48,8 +48,6 @@ pub struct TreatmentListFilter {
     pub from: Option<DateTime>,
     /// Exclusive.
     pub before: Option<DateTime>,
-    /// Never these (soft-deleted patients).
-    pub excluded: Vec<PatientId>,
 }
 
 impl TreatmentListFilter {
@@ -61,7 +59,7 @@ impl TreatmentListFilter {
         if let Some(s) = self.status {
             filter.insert("status", doc! { "$eq": s.as_str() });
         }
-        super::patient_scope(&mut filter, None, &self.excluded);
+        super::patient_scope(&mut filter, None);
         super::add_date_range(&mut filter, "created_at", self.from, self.before);
         filter
     }
@@ -133,6 +131,23 @@ impl TreatmentsRepo {
             page,
         )
         .await
+    }
+
+    /// Marks `patient`'s treatments as a deleted patient's (or not).
+    pub async fn mark_patient_deleted(
+        &self,
+        s: &mut ClientSession,
+        patient: PatientId,
+        deleted: bool,
+    ) -> Result<()> {
+        self.coll
+            .update_many(
+                doc! { "patient_id": patient },
+                doc! { "$set": { "patient_deleted": deleted } },
+            )
+            .session(s)
+            .await?;
+        Ok(())
     }
 
     /// Every treatment (the consistency check).

@@ -107,6 +107,8 @@ pub struct UserFilter {
     pub role: Option<Role>,
     pub active: Option<bool>,
     pub q: Option<String>,
+    /// `q` matches the name only (the directory, which shows no e-mails).
+    pub name_only: bool,
 }
 
 #[derive(Clone)]
@@ -195,6 +197,10 @@ impl UsersRepo {
         }
         if let Some(q) = f.q.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
             let pattern = regex_escape(q);
+            if f.name_only {
+                filter.insert("name", doc! { "$regex": &pattern, "$options": "i" });
+                return filter;
+            }
             filter.insert(
                 "$or",
                 vec![
@@ -208,24 +214,7 @@ impl UsersRepo {
 
     /// Every user's id and name (the name cache).
     pub async fn names(&self) -> Result<Vec<(UserId, String)>> {
-        use futures::TryStreamExt;
-        let rows: Vec<Document> = self
-            .coll
-            .clone_with_type::<Document>()
-            .find(doc! {})
-            .projection(doc! { "_id": 1, "name": 1 })
-            .await?
-            .try_collect()
-            .await?;
-        Ok(rows
-            .iter()
-            .filter_map(|d| {
-                Some((
-                    d.get_str("_id").ok()?.parse().ok()?,
-                    d.get_str("name").ok()?.to_owned(),
-                ))
-            })
-            .collect())
+        super::id_names(&self.coll, doc! {}).await
     }
 
     pub async fn list(&self, f: &UserFilter, page: PageRequest) -> Result<(Vec<User>, u64)> {

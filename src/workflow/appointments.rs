@@ -51,11 +51,8 @@ pub async fn load(ctx: &Ctx, id: AppointmentId) -> Result<Appointment> {
         .find(id)
         .await?
         .ok_or_else(|| AppError::not_found("appointment"))?;
-    match patients::load(ctx, a.patient_id).await {
-        Err(AppError::NotFound(_)) => return Err(AppError::not_found("appointment")),
-        other => other?,
-    };
-    Ok(a)
+    let patient = a.patient_id;
+    patients::of_live_patient(ctx, a, patient, "appointment").await
 }
 
 async fn record_history(

@@ -12,6 +12,7 @@ pub mod appointments;
 pub mod credentials;
 pub mod doctor;
 pub mod faults;
+pub mod follow;
 pub mod history;
 pub mod hospitals;
 pub mod idempotency;

@@ -3,13 +3,18 @@
 //!
 //! Users and hospitals are few (hundreds), so the cache holds all of them:
 //! one projection query each, repeated at most once per TTL
-//! (`NAME_CACHE_TTL_SECS`), never a query per row. A rename or a new record
+//! (`NAME_CACHE_TTL_MS`), never a query per row. A rename or a new record
 //! made through this process shows at once (its workflow invalidates the
-//! cache); one made by another instance shows within the TTL.
+//! cache); one made by another instance shows within the TTL. When the
+//! database cannot be read, the last names are served for another TTL (a
+//! slow database is not asked again by every waiting request).
 
 use std::{
     collections::HashMap,
-    sync::{Arc, RwLock},
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, RwLock,
+    },
     time::{Duration, Instant},
 };
 
@@ -44,7 +49,11 @@ pub struct NameCache {
 
 struct Inner {
     ttl: Duration,
-    current: RwLock<Option<(Instant, Arc<Names>)>>,
+    /// When the snapshot was taken (`None`: reload before use), and it.
+    current: RwLock<(Option<Instant>, Arc<Names>)>,
+    /// Bumped by every invalidation: a reload that began before one does
+    /// not store what it read.
+    generation: AtomicU64,
     /// One reload at a time; the others wait for it and take its result.
     reload: tokio::sync::Mutex<()>,
 }
@@ -54,7 +63,8 @@ impl NameCache {
         NameCache {
             inner: Arc::new(Inner {
                 ttl,
-                current: RwLock::new(None),
+                current: RwLock::new((None, Arc::default())),
+                generation: AtomicU64::new(0),
                 reload: tokio::sync::Mutex::new(()),
             }),
         }
@@ -62,49 +72,75 @@ impl NameCache {
 
     fn fresh(&self) -> Option<Arc<Names>> {
         let current = self.inner.current.read().unwrap_or_else(|p| p.into_inner());
-        current
-            .as_ref()
-            .filter(|(at, _)| at.elapsed() < self.inner.ttl)
-            .map(|(_, names)| names.clone())
+        match current.0 {
+            Some(at) if at.elapsed() < self.inner.ttl => Some(current.1.clone()),
+            _ => None,
+        }
     }
 
-    /// The names as of at most one TTL ago, reloading them when older.
-    pub async fn get(&self, repos: &Repos) -> Result<Arc<Names>> {
-        if let Some(names) = self.fresh() {
-            return Ok(names);
-        }
-        let _one = self.inner.reload.lock().await;
-        if let Some(names) = self.fresh() {
-            return Ok(names);
-        }
-        let (users, hospitals) = tokio::try_join!(repos.users.names(), repos.hospitals.names())?;
-        let names = Arc::new(Names {
-            users: users.into_iter().collect(),
-            hospitals: hospitals.into_iter().collect(),
-        });
-        *self
+    fn store(&self, generation: u64, names: Arc<Names>) {
+        let mut current = self
             .inner
             .current
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = Some((Instant::now(), names.clone()));
-        Ok(names)
+            .unwrap_or_else(|p| p.into_inner());
+        if self.inner.generation.load(Ordering::SeqCst) == generation {
+            *current = (Some(Instant::now()), names);
+        }
     }
 
-    /// The last snapshot, however old (when a reload fails).
+    /// The names as of at most one TTL ago, reloading them when older. A
+    /// failed reload is logged and the last names serve for another TTL.
+    pub async fn get(&self, repos: &Repos) -> Arc<Names> {
+        if let Some(names) = self.fresh() {
+            return names;
+        }
+        let _one = self.inner.reload.lock().await;
+        if let Some(names) = self.fresh() {
+            return names;
+        }
+        let generation = self.inner.generation.load(Ordering::SeqCst);
+        match load(repos).await {
+            Ok(names) => {
+                let names = Arc::new(names);
+                self.store(generation, names.clone());
+                names
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "names could not be reloaded; serving the last ones");
+                let last = self.last();
+                self.store(generation, last.clone());
+                last
+            }
+        }
+    }
+
+    /// The last snapshot, however old.
     pub fn last(&self) -> Arc<Names> {
-        let current = self.inner.current.read().unwrap_or_else(|p| p.into_inner());
-        current
-            .as_ref()
-            .map(|(_, names)| names.clone())
-            .unwrap_or_default()
+        self.inner
+            .current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .1
+            .clone()
     }
 
     /// Forgets the snapshot: the next read reloads (after a rename here).
     pub fn invalidate(&self) {
-        *self
+        let mut current = self
             .inner
             .current
             .write()
-            .unwrap_or_else(|p| p.into_inner()) = None;
+            .unwrap_or_else(|p| p.into_inner());
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+        current.0 = None;
     }
+}
+
+async fn load(repos: &Repos) -> Result<Names> {
+    let (users, hospitals) = tokio::try_join!(repos.users.names(), repos.hospitals.names())?;
+    Ok(Names {
+        users: users.into_iter().collect(),
+        hospitals: hospitals.into_iter().collect(),
+    })
 }

@@ -15,7 +15,6 @@ use crate::{
     domain::{
         dates::{age_on, date_to_bson},
         patient::{HospitalAssignment, Patient, PatientContact, PatientStatus, TreatmentStatus},
-        treatment::TreatmentState,
         HospitalId, PatientId, UserId,
     },
     error::{AppError, FieldErrors, Result},
@@ -54,6 +53,16 @@ pub struct PatientChanges {
     pub denial_reason: Option<Option<String>>,
     pub assigned_to: Option<Option<UserId>>,
     pub next_follow_up: Option<Option<NaiveDate>>,
+}
+
+/// `record` (a `what` of patient `patient`) when its patient is live; a
+/// soft-deleted patient's records are 404 like the patient.
+pub async fn of_live_patient<T>(ctx: &Ctx, record: T, patient: PatientId, what: &str) -> Result<T> {
+    match load(ctx, patient).await {
+        Ok(_) => Ok(record),
+        Err(AppError::NotFound(_)) => Err(AppError::not_found(what)),
+        Err(e) => Err(e),
+    }
 }
 
 /// The live (not deleted) patient, or 404.
@@ -351,7 +360,7 @@ async fn apply(
 /// Moves `p` to `status` with what a status change implies: leaving
 /// `completed` makes a repeat patient, leaving `denied` drops the reason,
 /// and the funnel notes the stage reached.
-fn take_step(p: &mut Patient, status: TreatmentStatus, now: BsonDateTime) {
+pub(super) fn take_step(p: &mut Patient, status: TreatmentStatus, now: BsonDateTime) {
     if status != p.treatment_status {
         if p.treatment_status == TreatmentStatus::Completed {
             p.status = PatientStatus::Repeat;
@@ -399,16 +408,10 @@ pub async fn delete(ctx: &Ctx, actor: UserId, id: PatientId) -> Result<()> {
     let mut next = prev.clone();
     next.deleted_at = Some(ctx.clock.now_bson());
     next.deleted_by = Some(actor);
-    transaction!(ctx, |tx| save(
-        ctx,
-        &mut tx,
-        &prev,
-        next.clone(),
-        "delete",
-        actor
-    )
-    .await)?;
-    Ok(())
+    transaction!(ctx, |tx| {
+        save(ctx, &mut tx, &prev, next.clone(), "delete", actor).await?;
+        super::follow::mark_records(ctx, &mut tx, id, true).await
+    })
 }
 
 /// Undoes a soft delete; 409 if the patient is not deleted.
@@ -425,15 +428,11 @@ pub async fn restore(ctx: &Ctx, actor: UserId, id: PatientId) -> Result<Patient>
     let mut next = prev.clone();
     next.deleted_at = None;
     next.deleted_by = None;
-    transaction!(ctx, |tx| save(
-        ctx,
-        &mut tx,
-        &prev,
-        next.clone(),
-        "restore",
-        actor
-    )
-    .await)
+    transaction!(ctx, |tx| {
+        let restored = save(ctx, &mut tx, &prev, next.clone(), "restore", actor).await?;
+        super::follow::mark_records(ctx, &mut tx, id, false).await?;
+        Ok(restored)
+    })
 }
 
 /// Assigns the patient to an active hospital, kept in its hospital history.
@@ -519,7 +518,7 @@ pub async fn change_in(
 }
 
 /// [`change_in`] recorded in history as `action`; whether anything changed.
-async fn change_in_as(
+pub(super) async fn change_in_as(
     ctx: &Ctx,
     tx: &mut Tx,
     id: PatientId,
@@ -574,70 +573,4 @@ pub async fn mark_repeat(ctx: &Ctx, tx: &mut Tx, id: PatientId, actor: UserId) -
         changed
     })
     .await
-}
-
-/// Moves the patient's treatment status along with a treatment's, in `tx`:
-/// a completed treatment takes the patient to `completed` (through the
-/// stages the transition table needs, each its own history entry like a
-/// manual change), and a started one takes a `ready` patient to `coming`.
-pub async fn follow_treatment(
-    ctx: &Ctx,
-    tx: &mut Tx,
-    id: PatientId,
-    treatment: TreatmentState,
-    actor: UserId,
-) -> Result<()> {
-    let now = ctx.clock.now_bson();
-    let target = match treatment {
-        TreatmentState::Completed => TreatmentStatus::Completed,
-        TreatmentState::InProgress => TreatmentStatus::Coming,
-        TreatmentState::Planned | TreatmentState::Cancelled => return Ok(()),
-    };
-    // At most four steps (denied -> inquiry -> ready -> coming -> completed).
-    for _ in 0..4 {
-        let moved = change_in_as(ctx, tx, id, actor, "status_change", |p| {
-            if target == TreatmentStatus::Coming && p.treatment_status != TreatmentStatus::Ready {
-                return false;
-            }
-            match p.treatment_status.path_to(target).first() {
-                Some(&step) => {
-                    take_step(p, step, now);
-                    true
-                }
-                None => false,
-            }
-        })
-        .await?;
-        if !moved {
-            break;
-        }
-        tx.point("patient.follow_treatment:step")?;
-    }
-    Ok(())
-}
-
-/// Assigns the patient to `hospital` in `tx` (kept in its hospital history);
-/// nothing when already assigned there.
-pub async fn assign_in(
-    ctx: &Ctx,
-    tx: &mut Tx,
-    id: PatientId,
-    hospital: HospitalId,
-    actor: UserId,
-) -> Result<()> {
-    let at = ctx.clock.now_bson();
-    change_in_as(ctx, tx, id, actor, "assign_hospital", |p| {
-        if p.hospital_id == Some(hospital) {
-            return false;
-        }
-        p.hospital_id = Some(hospital);
-        p.hospital_history.push(HospitalAssignment {
-            hospital_id: hospital,
-            by: actor,
-            at,
-        });
-        true
-    })
-    .await
-    .map(|_| ())
 }

@@ -76,11 +76,8 @@ pub async fn load(ctx: &Ctx, id: QuoteId) -> Result<Quote> {
         .find(id)
         .await?
         .ok_or_else(|| AppError::not_found("quote"))?;
-    match patients::load(ctx, q.patient_id).await {
-        Err(AppError::NotFound(_)) => return Err(AppError::not_found("quote")),
-        other => other?,
-    };
-    Ok(q)
+    let patient = q.patient_id;
+    patients::of_live_patient(ctx, q, patient, "quote").await
 }
 
 async fn record_history(
@@ -187,18 +184,9 @@ fn closed(q: &Quote, today: NaiveDate) -> Option<AppError> {
     }
 }
 
-/// Records the hospital's answer: a price valid until a day (`received`),
-/// or `declined`. A received quote may be answered again (a revised price)
-/// until it is accepted, declined or expired.
-pub async fn answer(ctx: &Ctx, actor: UserId, id: QuoteId, answer: Answer) -> Result<Quote> {
-    let prev = load(ctx, id).await?;
-    if answer.version != prev.version {
-        return Err(stale(answer.version, prev.version));
-    }
-    let today = ctx.clock.today();
-    if let Some(e) = closed(&prev, today) {
-        return Err(e);
-    }
+/// `prev` with the hospital's answer applied (not yet stamped): a received
+/// quote needs its price and a last day not in the past.
+fn answered(prev: &Quote, answer: &Answer, today: NaiveDate) -> Result<Quote> {
     let mut next = prev.clone();
     match answer.status {
         QuoteStatus::Received => {
@@ -225,12 +213,12 @@ pub async fn answer(ctx: &Ctx, actor: UserId, id: QuoteId, answer: Answer) -> Re
                     details,
                 });
             }
-            next.amount = answer.amount;
+            next.amount = answer.amount.clone();
             next.valid_until = answer.valid_until.map(|d| d.format("%Y-%m-%d").to_string());
         }
         QuoteStatus::Declined => {
-            if answer.amount.is_some() {
-                next.amount = answer.amount;
+            if answer.amount.clone().is_some() {
+                next.amount = answer.amount.clone();
             }
             if let Some(d) = answer.valid_until {
                 next.valid_until = Some(d.format("%Y-%m-%d").to_string());
@@ -247,11 +235,27 @@ pub async fn answer(ctx: &Ctx, actor: UserId, id: QuoteId, answer: Answer) -> Re
         }
     }
     if answer.includes.is_some() {
-        next.includes = trimmed(answer.includes);
+        next.includes = trimmed(answer.includes.clone());
     }
     if answer.notes.is_some() {
-        next.notes = trimmed(answer.notes);
+        next.notes = trimmed(answer.notes.clone());
     }
+    Ok(next)
+}
+
+/// Records the hospital's answer: a price valid until a day (`received`),
+/// or `declined`. A received quote may be answered again (a revised price)
+/// until it is accepted, declined or expired.
+pub async fn answer(ctx: &Ctx, actor: UserId, id: QuoteId, answer: Answer) -> Result<Quote> {
+    let prev = load(ctx, id).await?;
+    if answer.version != prev.version {
+        return Err(stale(answer.version, prev.version));
+    }
+    let today = ctx.clock.today();
+    if let Some(e) = closed(&prev, today) {
+        return Err(e);
+    }
+    let mut next = answered(&prev, &answer, today)?;
     let now = ctx.clock.now_bson();
     next.set_status(answer.status);
     next.answered_at = Some(now);
@@ -389,7 +393,7 @@ async fn accept_claimed(
         idempotency::complete(ctx, &mut tx, claim, idem, &booked).await?;
         tx.point("quote.accept:key")?;
         decline_siblings(ctx, &mut tx, &booked.quote, actor).await?;
-        patients::assign_in(ctx, &mut tx, prev.patient_id, prev.hospital_id, actor).await?;
+        super::follow::assign_in(ctx, &mut tx, prev.patient_id, prev.hospital_id, actor).await?;
         tx.point("quote.accept:assign")?;
         treatments::follow_up_recorded(ctx, &mut tx, &planned, actor).await?;
         Ok(booked.clone())
@@ -437,20 +441,7 @@ async fn book(
         .insert(tx.session()?, &planned.treatment)
         .await?;
     tx.point("quote.accept:treatment")?;
-    history::record(
-        ctx,
-        tx,
-        Change {
-            entity: "treatment",
-            entity_id: booked.treatment.id.to_string(),
-            patient_id: prev.patient_id,
-            before: None,
-            after: &booked.treatment,
-            action: "create",
-            actor,
-        },
-    )
-    .await?;
+    treatments::record_history(ctx, tx, None, &booked.treatment, "create", actor).await?;
     record_history(ctx, tx, Some(prev), &booked.quote, "accept", actor).await
 }
 

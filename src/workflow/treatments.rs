@@ -165,7 +165,8 @@ pub async fn settle(ctx: &Ctx, tx: &mut Tx, t: &Treatment) -> Result<()> {
     Ok(())
 }
 
-async fn record_history(
+/// Writes the treatment's history entry in `tx`.
+pub async fn record_history(
     ctx: &Ctx,
     tx: &mut Tx,
     before: Option<&Treatment>,
@@ -197,11 +198,8 @@ pub async fn load(ctx: &Ctx, id: TreatmentId) -> Result<Treatment> {
         .find(id)
         .await?
         .ok_or_else(|| AppError::not_found("treatment"))?;
-    match patients::load(ctx, t.patient_id).await {
-        Err(AppError::NotFound(_)) => return Err(AppError::not_found("treatment")),
-        other => other?,
-    };
-    Ok(t)
+    let patient = t.patient_id;
+    patients::of_live_patient(ctx, t, patient, "treatment").await
 }
 
 /// Records a treatment: the treatment, its history, its credit when it is
@@ -321,7 +319,7 @@ pub async fn follow_up_recorded(
         patients::mark_repeat(ctx, tx, t.patient_id, actor).await?;
     }
     settle(ctx, tx, t).await?;
-    patients::follow_treatment(ctx, tx, t.patient_id, t.status, actor).await
+    super::follow::follow_treatment(ctx, tx, t.patient_id, t.status, actor).await
 }
 
 /// Applies `changes` to `prev`, checking every rule.
@@ -425,7 +423,8 @@ pub async fn update(
         tx.point("treatment.update:history")?;
         settle(ctx, &mut tx, &next).await?;
         if next.status != prev.status {
-            patients::follow_treatment(ctx, &mut tx, next.patient_id, next.status, actor).await?;
+            super::follow::follow_treatment(ctx, &mut tx, next.patient_id, next.status, actor)
+                .await?;
             if matches!(
                 next.status,
                 TreatmentState::Completed | TreatmentState::Cancelled

@@ -128,6 +128,20 @@ async fn the_appointment_calendar_filters_by_date_assignee_hospital_and_status()
     let scheduled = format!("{base}?status=scheduled&assigned_to={}", admin.id);
     assert_eq!(rows(&app, &staff, &scheduled).await, named(&[]));
 
+    // A restored patient's appointments come back.
+    let res = app
+        .post_as(
+            &admin,
+            &format!("/api/v1/patients/{gone}/restore"),
+            &json!({}),
+        )
+        .await;
+    assert!(res.status.is_success(), "{:?}", res.json());
+    assert_eq!(
+        rows(&app, &staff, base).await,
+        named(&["Mine", "Gone", "Other"])
+    );
+
     let backwards = format!("{base}?from={}&to={}", day(5), day(1));
     app.get_as(&staff, &backwards)
         .await
@@ -242,6 +256,28 @@ async fn the_directory_lists_active_colleagues_for_staff() {
         .find(|p| p["id"] == staff.id.to_string())
         .expect("staff");
     assert_eq!(plain["avatar_url"], Value::Null);
+    // The directory searches names only: e-mails stay hidden, even to probes.
+    let probe = app.get_as(&staff, "/api/v1/directory?q=%40").await.json();
+    assert_eq!(
+        (probe["total"].clone(), probe["data"].clone()),
+        (json!(0), json!([]))
+    );
+    let first: String = me["name"].as_str().expect("name").chars().take(3).collect();
+    let found = app
+        .get_as(
+            &staff,
+            &format!("/api/v1/directory?q={}", first.to_uppercase()),
+        )
+        .await
+        .json();
+    assert!(
+        found["data"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .any(|p| p["id"] == admin.id.to_string()),
+        "{found}"
+    );
     let admins = app
         .get_as(&staff, "/api/v1/directory?role=admin")
         .await

@@ -487,3 +487,68 @@ async fn the_matrix_decides_who_works_on_quotes() {
         .await;
     assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
 }
+
+#[tokio::test]
+async fn quotes_keep_their_hospital_and_need_an_active_one() {
+    let w = world().await;
+    let q = ask(&w, &w.hospital, "liver transplant", Some("cirrhosis")).await;
+    // A hospital a quote names cannot be deleted.
+    w.app
+        .delete_as(&w.admin, &format!("/api/v1/hospitals/{}", w.hospital))
+        .await
+        .assert_error(StatusCode::CONFLICT, "conflict");
+    price(&w, &q, 9_000_000, "EUR").await;
+    let res = w
+        .app
+        .patch_as(
+            &w.admin,
+            &format!("/api/v1/hospitals/{}", w.hospital),
+            &json!({"active": false}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    let body = json!({"hospital_id": w.hospital, "treatment_type": "kidney transplant"});
+    let err = w
+        .app
+        .post_as(
+            &w.staff,
+            &format!("/api/v1/patients/{}/quotes", w.patient),
+            &body,
+        )
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert!(err["details"]["hospital_id"].is_array(), "{err}");
+    // An answered quote of a hospital since deactivated cannot be booked.
+    accept(&w, &q, None)
+        .await
+        .assert_error(StatusCode::UNPROCESSABLE_ENTITY, "validation_failed");
+    assert_eq!(quote(&w, &q).await["status"], "received", "nothing written");
+}
+
+#[tokio::test]
+async fn cancelling_the_booked_treatment_frees_its_type_too() {
+    let w = world().await;
+    let first = ask(&w, &w.hospital, "spine surgery", Some("herniated disc")).await;
+    price(&w, &first, 2_000_000, "EUR").await;
+    let booked = accept(&w, &first, None).await.json();
+    let later = ask(&w, &w.hospital, "spine surgery", Some("herniated disc")).await;
+    price(&w, &later, 1_900_000, "EUR").await;
+    accept(&w, &later, None)
+        .await
+        .assert_error(StatusCode::CONFLICT, "conflict");
+    let path = format!(
+        "/api/v1/treatments/{}",
+        booked["treatment"]["id"].as_str().expect("id")
+    );
+    let res = w
+        .app
+        .patch_as(
+            &w.staff,
+            &path,
+            &json!({"version": 1, "status": "cancelled"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    let res = accept(&w, &later, None).await;
+    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
+}

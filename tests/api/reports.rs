@@ -921,9 +921,9 @@ async fn the_dashboard_counts_relative_to_today_in_utc() {
     assert_eq!(
         d["top_hospitals"],
         json!([
-            {"hospital_id": h1.to_string(), "name": "Anadolu", "earnings": {"amount_minor": 8_000, "currency": "EUR"}},
-            {"hospital_id": h2.to_string(), "name": "Charite", "earnings": {"amount_minor": 5_000, "currency": "EUR"}},
-            {"hospital_id": h1.to_string(), "name": "Anadolu", "earnings": {"amount_minor": 7_000, "currency": "USD"}},
+            {"hospital_id": h1.to_string(), "hospital_name": "Anadolu", "earnings": {"amount_minor": 8_000, "currency": "EUR"}},
+            {"hospital_id": h2.to_string(), "hospital_name": "Charite", "earnings": {"amount_minor": 5_000, "currency": "EUR"}},
+            {"hospital_id": h1.to_string(), "hospital_name": "Anadolu", "earnings": {"amount_minor": 7_000, "currency": "USD"}},
         ])
     );
 
@@ -955,7 +955,7 @@ async fn the_dashboard_counts_relative_to_today_in_utc() {
     );
     assert_eq!(
         d["top_hospitals"],
-        json!([{"hospital_id": h2.to_string(), "name": "Charite", "earnings": {"amount_minor": 100_000, "currency": "EUR"}}])
+        json!([{"hospital_id": h2.to_string(), "hospital_name": "Charite", "earnings": {"amount_minor": 100_000, "currency": "EUR"}}])
     );
 }
 

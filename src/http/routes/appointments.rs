@@ -361,7 +361,6 @@ pub async fn appointment_calendar(
             Some(user) => Some(patients.ids_assigned_to(user).await?),
             None => None,
         },
-        excluded: patients.deleted_ids().await?,
     };
     let (items, total) = state.repos.appointments.calendar(&filter, page).await?;
     let ids: Vec<PatientId> = items.iter().map(|a| a.patient_id).collect();

@@ -306,7 +306,8 @@ pub struct DiseaseCount {
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct HospitalEarnings {
     pub hospital_id: HospitalId,
-    pub name: Option<String>,
+    /// The hospital's name beside its id (null if it no longer exists).
+    pub hospital_name: Option<String>,
     pub earnings: Money,
 }
 
@@ -379,7 +380,7 @@ impl From<Dashboard> for DashboardResponse {
                 .into_iter()
                 .map(|h| HospitalEarnings {
                     hospital_id: h.hospital_id,
-                    name: h.name,
+                    hospital_name: h.name,
                     earnings: h.earnings,
                 })
                 .collect(),

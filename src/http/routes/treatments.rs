@@ -244,7 +244,6 @@ pub async fn treatment_list(
         hospital_id: q.hospital_id,
         from,
         before,
-        excluded: state.repos.patients.deleted_ids().await?,
     };
     let (items, total) = state.repos.treatments.list(&filter, page).await?;
     let ids: Vec<PatientId> = items.iter().map(|t| t.patient_id).collect();

@@ -136,6 +136,7 @@ pub async fn list_users(
         role: q.role,
         active: q.active,
         q: q.q,
+        name_only: false,
     };
     let (users, total) = state.repos.users.list(&filter, page).await?;
     Ok(Json(Page::new(
@@ -354,7 +355,7 @@ pub struct DirectoryQuery {
     pub page: Option<u64>,
     pub per_page: Option<u64>,
     pub role: Option<Role>,
-    /// Name or e-mail contains, case-insensitive.
+    /// Name contains, case-insensitive.
     #[validate(length(max = 100))]
     pub q: Option<String>,
 }
@@ -382,6 +383,7 @@ pub async fn directory(
         role: q.role,
         active: Some(true),
         q: q.q,
+        name_only: true,
     };
     let (users, total) = state.repos.users.list(&filter, page).await?;
     let rows = users
