@@ -40,6 +40,7 @@ const FILES: &[(&str, &str)] = &[
     migration!("guards.json"),
     migration!("quotes.json"),
     migration!("quote_bookings.json"),
+    migration!("travel.json"),
 ];
 
 /// One collection's declared state.

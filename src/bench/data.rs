@@ -135,6 +135,11 @@ pub struct Shape {
     pub treatments: usize,
 }
 
+/// The passport number of the `n`th generated patient (unique per `n`).
+pub fn bench_passport(n: usize) -> String {
+    format!("U{n:08}")
+}
+
 /// The phone number of the `n`th generated patient (unique per `n`).
 pub fn bench_phone(n: usize) -> String {
     format!("+90 53{} {:07}", n % 10, n)
@@ -175,6 +180,7 @@ pub fn patient(rng: &mut StdRng, n: usize, by: UserId, hospitals: &[HospitalId])
         version: 1,
         deleted_at: None,
         deleted_by: None,
+        passport_search: Some(bench_passport(n)),
         created_at: created,
         created_by: by,
         updated_at: created,

@@ -116,6 +116,7 @@ fn new_patient(n: usize, by: UserId) -> Patient {
         version: 1,
         deleted_at: None,
         deleted_by: None,
+        passport_search: None,
         created_at: now,
         created_by: by,
         updated_at: now,

@@ -126,6 +126,16 @@ async fn run(args: Args) -> Result<(), String> {
         row(size, "GET /patients?q=<phone>", &by_phone);
 
         let (http, base, tok) = (srv.http.clone(), srv.base.clone(), token.clone());
+        let by_passport = bench::measure(args.concurrency, args.requests, move |i| {
+            let passport = healthcrm::bench::data::bench_passport((i * 7919) % size);
+            http.get(format!("{base}/api/v1/patients"))
+                .query(&[("q", passport.as_str()), ("per_page", "20")])
+                .bearer_auth(&tok)
+        })
+        .await;
+        row(size, "GET /patients?q=<passport>", &by_passport);
+
+        let (http, base, tok) = (srv.http.clone(), srv.base.clone(), token.clone());
         let get = bench::measure(args.concurrency, args.requests, move |i| {
             let id = ids[(i * 7919) % ids.len()];
             http.get(format!("{base}/api/v1/patients/{id}"))
@@ -133,7 +143,7 @@ async fn run(args: Args) -> Result<(), String> {
         })
         .await;
         row(size, "GET /patients/{id}", &get);
-        if list.errors + by_name.errors + by_phone.errors + get.errors > 0 {
+        if list.errors + by_name.errors + by_phone.errors + by_passport.errors + get.errors > 0 {
             srv.finish().await;
             return Err("some requests failed".into());
         }

@@ -10,6 +10,7 @@ pub mod patient;
 pub mod permission;
 pub mod quote;
 pub mod role;
+pub mod travel;
 pub mod treatment;
 pub mod user;
 

@@ -137,6 +137,12 @@ pub struct Patient {
     /// When the patient first reached `completed`.
     #[serde(default)]
     pub completed_at: Option<DateTime>,
+    /// The passport number from the travel record, normalised (upper-case
+    /// letters and digits), for the search; kept by the travel workflow and
+    /// left out of the patient's history (the travel record's history
+    /// holds the change, masked).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passport_search: Option<String>,
     pub version: i64,
     pub deleted_at: Option<DateTime>,
     pub deleted_by: Option<UserId>,

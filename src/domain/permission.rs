@@ -59,12 +59,21 @@ pub fn management_routes() -> [RouteKey; 2] {
 /// Permissions that are not routes of their own but a query that widens
 /// one: listing soft-deleted patients (the restore screen) is
 /// `GET /api/v1/patients?deleted=true`, granted apart from the list.
-pub fn query_permissions() -> [RouteKey; 1] {
-    [RouteKey::new("GET", DELETED_PATIENTS)]
+/// Seeing passport numbers in full is `GET
+/// /api/v1/patients/{id}/travel?passport=shown`; without it the travel
+/// record shows their last four characters.
+pub fn query_permissions() -> [RouteKey; 2] {
+    [
+        RouteKey::new("GET", DELETED_PATIENTS),
+        RouteKey::new("GET", PASSPORT_NUMBERS),
+    ]
 }
 
 /// The path of the restore screen's permission.
 pub const DELETED_PATIENTS: &str = "/api/v1/patients?deleted=true";
+
+/// The path of the permission to see passport numbers in full.
+pub const PASSPORT_NUMBERS: &str = "/api/v1/patients/{id}/travel?passport=shown";
 
 /// The whole matrix in memory: role -> route -> allow.
 #[derive(Debug, Clone, Default)]

@@ -52,6 +52,7 @@ fn protected_v1() -> OpenApiRouter<AppState> {
         .merge(routes::appointments::router())
         .merge(routes::treatments::router())
         .merge(routes::quotes::router())
+        .merge(routes::travel::router())
         .merge(routes::earnings::router())
         .merge(routes::reports::router())
         .merge(routes::audit::router())

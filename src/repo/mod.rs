@@ -13,6 +13,7 @@ pub mod permissions;
 pub mod quotes;
 pub mod refresh_tokens;
 pub mod reports;
+pub mod travel;
 pub mod treatments;
 pub mod users;
 
@@ -190,6 +191,7 @@ pub struct Repos {
     pub appointments: appointments::AppointmentsRepo,
     pub treatments: treatments::TreatmentsRepo,
     pub quotes: quotes::QuotesRepo,
+    pub travel: travel::TravelRepo,
     pub reports: reports::ReportsRepo,
     pub idempotency: idempotency::IdempotencyRepo,
     pub guards: guards::GuardsRepo,
@@ -209,6 +211,7 @@ impl Repos {
             appointments: appointments::AppointmentsRepo::new(db),
             treatments: treatments::TreatmentsRepo::new(db),
             quotes: quotes::QuotesRepo::new(db),
+            travel: travel::TravelRepo::new(db),
             reports: reports::ReportsRepo::new(db),
             idempotency: idempotency::IdempotencyRepo::new(db),
             guards: guards::GuardsRepo::new(db),

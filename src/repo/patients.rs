@@ -64,8 +64,8 @@ pub struct PatientsRepo {
 }
 
 /// What `?q=` searches, kept on each stored patient as `search_text`: the
-/// lower-cased name, the lower-cased e-mail and the phone's E.164 digits,
-/// one per line. One field, so the search is one `$regex` beside the other
+/// lower-cased name, the lower-cased e-mail, the phone's E.164 digits and
+/// the passport number, one per line. One field, so the search is one `$regex` beside the other
 /// filters (an `$or` beside other conditions is miscounted by the local
 /// stand-in; README, compatibility notes). Written by every insert and
 /// replace here; `migrate` fills it in for documents written before it.
@@ -79,7 +79,12 @@ pub fn search_text(p: &Patient) -> String {
         .and_then(|c| c.phone.as_deref())
         .map(phone_digits)
         .unwrap_or_default();
-    format!("{}\n{email}\n{phone}", p.name.to_lowercase())
+    let passport = p
+        .passport_search
+        .as_deref()
+        .unwrap_or_default()
+        .to_lowercase();
+    format!("{}\n{email}\n{phone}\n{passport}", p.name.to_lowercase())
 }
 
 /// The digits of a phone number in its E.164 form: `+90 532 000 1122` and

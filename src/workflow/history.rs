@@ -20,6 +20,7 @@ pub const BOOKKEEPING: &[&str] = &[
     "updated_by",
     "name_lower",
     "medical_history_lower",
+    "passport_search",
 ];
 
 /// Fields whose values differ between two versions of a document, as

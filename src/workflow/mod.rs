@@ -20,6 +20,7 @@ pub mod names;
 pub mod patients;
 pub mod quotes;
 pub mod reports;
+pub mod travel;
 pub mod treatments;
 pub mod tx;
 pub mod users;

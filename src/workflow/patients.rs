@@ -220,6 +220,7 @@ async fn build(ctx: &Ctx, actor: UserId, input: NewPatient) -> Result<Patient> {
         version: 1,
         deleted_at: None,
         deleted_by: None,
+        passport_search: None,
         created_at: now,
         created_by: actor,
         updated_at: now,

@@ -42,6 +42,7 @@ const COLLECTIONS: &[&str] = &[
     "idempotency_keys",
     "quotes",
     "quote_bookings",
+    "travel",
 ];
 const WORKFLOW_AUDIT: &[&str] = &[
     "users.access_change",
@@ -532,6 +533,29 @@ async fn accepting_a_quote_books_all_of_it_or_nothing() {
             })
         },
         StatusCode::CREATED,
+    )
+    .await;
+}
+
+#[tokio::test]
+async fn saving_travel_writes_the_record_its_history_and_the_search_key_or_nothing() {
+    prove(
+        "save travel",
+        || Box::pin(base()),
+        |c| {
+            Box::pin(async move {
+                let body = json!({"passport": {"number": "U12345678", "country": "GB",
+                    "expires_on": "2031-05-01"}, "pickup_arranged": true});
+                c.app
+                    .put_as(
+                        &c.staff,
+                        &format!("/api/v1/patients/{}/travel", c.patient),
+                        &body,
+                    )
+                    .await
+            })
+        },
+        StatusCode::OK,
     )
     .await;
 }

@@ -302,6 +302,13 @@ fn bodies(w: &World, fresh_user: &str, quote: &str) -> Vec<(Method, String, Valu
         ),
         (
             Method::PUT,
+            format!("/api/v1/patients/{p}/travel"),
+            json!({"passport": {"number": "U12345678", "country": "GB", "expires_on": "2031-05-01"},
+                "visa": {"status": "applied"}, "arrival": {"at": "2026-12-10T09:30:00Z"},
+                "companions": [{"name": "Jane Doe", "relation": "spouse"}], "pickup_arranged": true}),
+        ),
+        (
+            Method::PUT,
             "/api/v1/permissions/staff".into(),
             json!({"rules": [{"method": "GET", "path": "/api/v1/users", "allow": true}]}),
         ),

@@ -26,5 +26,6 @@ mod permissions;
 mod quotes;
 mod reports;
 mod seed;
+mod travel;
 mod treatments;
 mod users;

@@ -93,6 +93,7 @@ async fn patient(app: &TestApp, by: UserId, p: NewPatient<'_>) -> PatientId {
         version: 1,
         deleted_at: p.deleted.then_some(p.created),
         deleted_by: p.deleted.then_some(by),
+        passport_search: None,
         created_at: p.created,
         created_by: by,
         updated_at: p.created,

@@ -10,5 +10,6 @@ pub mod patients;
 pub mod permissions;
 pub mod quotes;
 pub mod reports;
+pub mod travel;
 pub mod treatments;
 pub mod users;
