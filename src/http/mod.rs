@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod params;
 pub mod routes;
 pub mod rules;
+pub mod text;
 
 use std::sync::{Arc, OnceLock};
 

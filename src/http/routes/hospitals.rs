@@ -26,6 +26,7 @@ use crate::{
         extract::{ApiJson, ApiPath, ApiQuery},
         idempotency::{created, json_body, IdempotencyKey},
         params::PageOnly,
+        text::validate_text,
     },
     repo::{
         hospitals::{HospitalChanges, HospitalFilter},
@@ -53,16 +54,6 @@ fn validate_specialties(list: &[String]) -> Result<(), ValidationError> {
     {
         return Err(ValidationError::new("specialties")
             .with_message("at most 100 specialties of 1 to 100 characters".into()));
-    }
-    Ok(())
-}
-
-fn validate_text(s: &str) -> Result<(), ValidationError> {
-    let len = s.trim().chars().count();
-    if len == 0 || len > 200 {
-        return Err(
-            ValidationError::new("length").with_message("must be 1 to 200 characters".into())
-        );
     }
     Ok(())
 }

@@ -11,7 +11,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
-use validator::{Validate, ValidationError};
+use validator::Validate;
 
 use crate::{
     domain::{
@@ -28,6 +28,7 @@ use crate::{
         idempotency::{created, json_body, IdempotencyKey},
         names,
         params::{PageOnly, PatientPath},
+        text::{validate_note, validate_text},
     },
     state::AppState,
     workflow::{
@@ -42,25 +43,6 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(list_quotes, request_quote))
         .routes(routes!(get_quote, answer_quote))
         .routes(routes!(accept_quote))
-}
-
-fn validate_text(s: &str) -> Result<(), ValidationError> {
-    let len = s.trim().chars().count();
-    if len == 0 || len > 200 {
-        return Err(
-            ValidationError::new("length").with_message("must be 1 to 200 characters".into())
-        );
-    }
-    Ok(())
-}
-
-fn validate_note(s: &str) -> Result<(), ValidationError> {
-    if s.chars().count() > 2000 {
-        return Err(
-            ValidationError::new("length").with_message("must be at most 2000 characters".into())
-        );
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]

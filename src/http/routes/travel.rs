@@ -22,6 +22,7 @@ use crate::{
         extract::{ApiJson, ApiPath},
         names,
         params::PatientPath,
+        text::{validate_note, validate_text},
     },
     state::AppState,
     workflow::travel::{self, PassportInput, TravelInput},
@@ -29,25 +30,6 @@ use crate::{
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().routes(routes!(get_travel, put_travel))
-}
-
-fn validate_short(s: &str) -> Result<(), ValidationError> {
-    let len = s.trim().chars().count();
-    if len == 0 || len > 200 {
-        return Err(
-            ValidationError::new("length").with_message("must be 1 to 200 characters".into())
-        );
-    }
-    Ok(())
-}
-
-fn validate_note(s: &str) -> Result<(), ValidationError> {
-    if s.chars().count() > 2000 {
-        return Err(
-            ValidationError::new("length").with_message("must be at most 2000 characters".into())
-        );
-    }
-    Ok(())
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Validate, ToSchema)]
@@ -83,7 +65,7 @@ pub struct LegBody {
 }
 
 fn validate_companions(list: &[Companion]) -> Result<(), ValidationError> {
-    let bad = |s: &str| validate_short(s).is_err();
+    let bad = |s: &str| validate_text(s).is_err();
     if list.len() > 20 || list.iter().any(|c| bad(&c.name) || bad(&c.relation)) {
         return Err(ValidationError::new("companions").with_message(
             "at most 20 companions, each name and relation 1 to 200 characters".into(),

@@ -10,7 +10,7 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
-use validator::{Validate, ValidationError};
+use validator::Validate;
 
 use crate::{
     domain::{
@@ -26,6 +26,7 @@ use crate::{
         extract::{ApiJson, ApiPath, ApiQuery},
         idempotency::{created, json_body, IdempotencyKey},
         params::{date_window, PageOnly, PatientPath},
+        text::validate_text,
     },
     repo::treatments::TreatmentListFilter,
     state::AppState,
@@ -63,16 +64,6 @@ pub struct TreatmentRow {
     #[serde(flatten)]
     pub treatment: TreatmentResponse,
     pub patient_name: String,
-}
-
-fn validate_text(s: &str) -> Result<(), ValidationError> {
-    let len = s.trim().chars().count();
-    if len == 0 || len > 200 {
-        return Err(
-            ValidationError::new("length").with_message("must be 1 to 200 characters".into())
-        );
-    }
-    Ok(())
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
