@@ -10,7 +10,9 @@ RUN cargo build --release --locked --bins
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates \
     && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --uid 10001 healthcrm
+    && useradd --system --uid 10001 healthcrm \
+    && mkdir -p /var/lib/healthcrm/documents \
+    && chown healthcrm /var/lib/healthcrm/documents
 COPY --from=build /src/target/release/healthcrm /usr/local/bin/healthcrm
 COPY --from=build /src/target/release/seed /src/target/release/doctor /usr/local/bin/
 COPY seeds /app/seeds

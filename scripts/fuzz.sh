@@ -31,7 +31,7 @@ server_pid=""
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null && wait "$server_pid" 2>/dev/null
   (unset MONGODB_URI; scripts/db.sh stop >/dev/null) || true
-  rm -rf "$DB_DATA_DIR"
+  rm -rf "$DB_DATA_DIR" "$ROOT/.local/fuzz-documents"
 }
 trap cleanup EXIT
 MONGODB_URI="$(unset MONGODB_URI; scripts/db.sh start)"
@@ -43,7 +43,9 @@ ADMIN_PASSWORD="$(random 24)"
 export MONGODB_URI MONGODB_DB="fuzz" JWT_SECRET="$(random 48)" \
   BIND_ADDR="127.0.0.1:$APP_PORT" LOG_FORMAT="${LOG_FORMAT:-json}" RUST_LOG="${RUST_LOG:-warn}" \
   SEED_ADMIN_EMAIL="fuzz.admin@healthcrm.test" SEED_ADMIN_PASSWORD="$ADMIN_PASSWORD" \
-  ACCESS_TOKEN_TTL_SECS=7200 AUTH_RATE_LIMIT_PER_MINUTE=1000000
+  ACCESS_TOKEN_TTL_SECS=7200 AUTH_RATE_LIMIT_PER_MINUTE=1000000 \
+  DOCUMENT_KEY="$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" \
+  DOCUMENT_STORE="$ROOT/.local/fuzz-documents"
 target/debug/seed >/dev/null
 target/debug/healthcrm >"$ROOT/.local/fuzz-server.log" 2>&1 &
 server_pid=$!

@@ -3,8 +3,8 @@
 #
 #   scripts/run.sh
 #
-# First run: writes a random JWT secret and first-admin password to
-# .local/env (ignored by git) unless the environment already sets them,
+# First run: writes a random JWT secret, document key and first-admin
+# password to .local/env (ignored by git) unless the environment already sets them,
 # starts the local database (scripts/db.sh) unless MONGODB_URI is set,
 # builds in release mode, seeds, and serves on BIND_ADDR (127.0.0.1:8080).
 set -euo pipefail
@@ -24,6 +24,13 @@ if [ ! -f "$ENV_FILE" ]; then
     echo "SEED_ADMIN_PASSWORD=$(random 20)"
   } >"$ENV_FILE"
   echo "run.sh: wrote $ENV_FILE (JWT secret and first-admin password)"
+fi
+
+# The document key arrived after the first env files were written.
+if ! grep -q '^DOCUMENT_KEY=' "$ENV_FILE"; then
+  umask 077
+  echo "DOCUMENT_KEY=$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')" >>"$ENV_FILE"
+  echo "run.sh: added a random DOCUMENT_KEY to $ENV_FILE (losing it makes every document unreadable: back it up)"
 fi
 
 # Values from the environment win over the generated file.

@@ -9,6 +9,8 @@
 #
 # TEST_MONGODB_URI: run against that database instead of a throwaway one
 # (each test creates and drops its own uniquely named database).
+# TEST_S3_ENDPOINT: an S3-compatible server (with bucket TEST_S3_BUCKET)
+# for the document store's S3 test instead of the moto one started here.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -23,7 +25,21 @@ if [ -z "${TEST_MONGODB_URI:-}" ]; then
   rm -rf "$DB_DATA_DIR"
   TEST_MONGODB_URI="$(unset MONGODB_URI; scripts/db.sh start)"
   export TEST_MONGODB_URI
-  trap '(unset MONGODB_URI; scripts/db.sh stop) || true; rm -rf "$DB_DATA_DIR"' EXIT
+  DB_STARTED=1
+fi
+cleanup() {
+  if [ -n "${DB_STARTED:-}" ]; then (unset MONGODB_URI; scripts/db.sh stop) || true; rm -rf "$DB_DATA_DIR"; fi
+  if [ -n "${S3_STARTED:-}" ]; then scripts/s3.sh stop || true; fi
+}
+trap cleanup EXIT
+
+# The document store's S3 test: moto in server mode, on a free port.
+if [ -z "${TEST_S3_ENDPOINT:-}" ]; then
+  S3_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  export S3_PORT
+  TEST_S3_ENDPOINT="$(scripts/s3.sh start)"
+  export TEST_S3_ENDPOINT TEST_S3_BUCKET="${S3_BUCKET:-healthcrm-test}"
+  S3_STARTED=1
 fi
 
 # The fault tests start and kill databases of their own.

@@ -8,6 +8,9 @@ use std::{net::SocketAddr, time::Duration};
 
 use secrecy::{ExposeSecret, SecretString};
 
+mod documents;
+pub use documents::{DocumentSettings, DocumentStore};
+
 /// The JWT secret shipped in `.env.example`; a deployment that copies the
 /// example file verbatim must not start with a publicly known secret.
 pub const EXAMPLE_JWT_SECRET: &str = "change-me-to-a-long-random-secret-of-at-least-32-bytes";
@@ -76,6 +79,8 @@ pub struct Config {
     pub idempotency_ttl: Duration,
     /// What the consistency check at start-up does (`DOCTOR_ON_START`).
     pub doctor_on_start: DoctorOnStart,
+    /// Patient documents: key, store and size limit.
+    pub documents: DocumentSettings,
     pub seed_admin_email: Option<String>,
     pub seed_admin_password: Option<SecretString>,
     pub seed_admin_name: String,
@@ -303,6 +308,8 @@ impl Config {
             }
         };
 
+        let documents = documents::parse(&get, &mut errors);
+
         let seed_admin_email = get("SEED_ADMIN_EMAIL").map(|e| e.to_lowercase());
         let seed_admin_password = get("SEED_ADMIN_PASSWORD").map(SecretString::from);
         let seed_admin_name = get("SEED_ADMIN_NAME").unwrap_or_else(|| "Administrator".into());
@@ -339,6 +346,7 @@ impl Config {
             transaction_gate,
             idempotency_ttl: Duration::from_secs(idempotency_secs),
             doctor_on_start,
+            documents,
             seed_admin_email,
             seed_admin_password,
             seed_admin_name,

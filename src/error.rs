@@ -73,6 +73,10 @@ pub enum AppError {
     /// one that keeps conflicting past the retry budget reaches the client.
     #[error("a concurrent change got in the way; retry")]
     WriteConflict(String),
+    /// A stored document failed its integrity check (damaged, changed or
+    /// missing object): 409 `document_corrupted`, never a 500.
+    #[error("{0}")]
+    Corrupted(String),
     /// Anything unexpected. The cause is logged, never sent.
     #[error("internal error: {0}")]
     Internal(String),
@@ -87,7 +91,9 @@ impl AppError {
             Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict { .. } | WriteConflict(_) | RequestInProgress => StatusCode::CONFLICT,
+            Conflict { .. } | WriteConflict(_) | RequestInProgress | Corrupted(_) => {
+                StatusCode::CONFLICT
+            }
             IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -115,6 +121,7 @@ impl AppError {
             Conflict { .. } | WriteConflict(_) => "conflict",
             IdempotencyKeyReused => "idempotency_key_reused",
             RequestInProgress => "request_in_progress",
+            Corrupted(_) => "document_corrupted",
             PayloadTooLarge => "payload_too_large",
             UnsupportedMediaType(_) => "unsupported_media_type",
             Validation { .. } => "validation_failed",

@@ -15,6 +15,7 @@ pub mod repo;
 pub mod seed;
 pub mod server;
 pub mod state;
+pub mod storage;
 pub mod telemetry;
 pub mod workflow;
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use healthcrm::{
     config::{Config, DoctorOnStart},
-    db, migrate, server, telemetry, workflow, AppState,
+    db, migrate, server, storage, telemetry, workflow, AppState,
 };
 use tokio::net::TcpListener;
 
@@ -31,6 +31,12 @@ async fn main() -> ExitCode {
 }
 
 async fn run(config: Config) -> Result<(), String> {
+    match storage::Vault::open(&config)? {
+        Some(vault) => tracing::info!(store = %vault.location, key_id = vault.key_id(), "document store ready"),
+        None => {
+            return Err("DOCUMENT_KEY is required: 64 hex characters (32 random bytes, e.g. `openssl rand -hex 32`); scripts/run.sh generates one".into())
+        }
+    }
     let client = db::client(&config)
         .await
         .map_err(|e| format!("MONGODB_URI is invalid: {e}"))?;

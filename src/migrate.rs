@@ -41,6 +41,7 @@ const FILES: &[(&str, &str)] = &[
     migration!("quotes.json"),
     migration!("quote_bookings.json"),
     migration!("travel.json"),
+    migration!("documents.json"),
 ];
 
 /// One collection's declared state.
@@ -254,6 +255,31 @@ mod tests {
             .iter()
             .filter(|s| s.collection != "guards")
             .all(|s| !s.indexes.is_empty()));
+    }
+
+    /// Every kind of history entry the workflows write passes the
+    /// collection's validator (which MongoDB enforces and the stand-in
+    /// does not).
+    #[test]
+    fn the_history_validator_admits_every_entity() {
+        use crate::workflow::history::Entity;
+        let specs = specs().expect("parse");
+        let history = specs
+            .iter()
+            .find(|s| s.collection == "history")
+            .expect("history.json");
+        let schema = history.validator.as_ref().expect("a validator");
+        let allowed: Vec<&str> = schema
+            .get_document("$jsonSchema")
+            .and_then(|s| s.get_document("properties"))
+            .and_then(|p| p.get_document("entity"))
+            .and_then(|e| e.get_array("enum"))
+            .expect("entity enum")
+            .iter()
+            .filter_map(|v| v.as_str())
+            .collect();
+        let written: Vec<&str> = Entity::ALL.iter().map(|e| e.as_str()).collect();
+        assert_eq!(allowed, written);
     }
 
     #[test]

@@ -38,6 +38,13 @@ pub struct Prepared {
     pub env: Vec<(String, String)>,
 }
 
+/// 32 random bytes as 64 hex characters.
+fn random_hex_key() -> String {
+    let mut key = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+    key.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// Creates, migrates and seeds a throwaway database on `MONGODB_URI`.
 /// `env` overrides configuration.
 pub async fn prepare(env: &[(&str, &str)]) -> Result<Prepared, String> {
@@ -49,6 +56,15 @@ pub async fn prepare(env: &[(&str, &str)]) -> Result<Prepared, String> {
         ("MONGODB_URI".into(), uri),
         ("MONGODB_DB".into(), db_name.clone()),
         ("AUTH_RATE_LIMIT_PER_MINUTE".into(), "100000000".into()),
+        ("DOCUMENT_KEY".into(), random_hex_key()),
+        (
+            "DOCUMENT_STORE".into(),
+            std::env::temp_dir()
+                .join("healthcrm-bench-documents")
+                .join(&db_name)
+                .display()
+                .to_string(),
+        ),
     ];
     vars.extend(env.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())));
     let config = Config::from_lookup(|k| {

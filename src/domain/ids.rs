@@ -91,6 +91,7 @@ typed_id!(PatientId, "patient");
 typed_id!(AppointmentId, "appointment");
 typed_id!(TreatmentId, "treatment");
 typed_id!(QuoteId, "quote");
+typed_id!(DocumentId, "document");
 
 #[cfg(test)]
 mod tests {

@@ -2,6 +2,7 @@
 
 pub mod appointment;
 pub mod dates;
+pub mod document;
 pub mod hospital;
 pub mod ids;
 pub mod iso;

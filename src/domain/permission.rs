@@ -62,15 +62,21 @@ pub fn management_routes() -> [RouteKey; 2] {
 /// Seeing passport numbers in full is `GET
 /// /api/v1/patients/{id}/travel?passport=shown`; without it the travel
 /// record shows their last four characters.
-pub fn query_permissions() -> [RouteKey; 2] {
+/// Listing a patient's deleted documents (to restore one) is `GET
+/// /api/v1/patients/{id}/documents?deleted=true`.
+pub fn query_permissions() -> [RouteKey; 3] {
     [
         RouteKey::new("GET", DELETED_PATIENTS),
         RouteKey::new("GET", PASSPORT_NUMBERS),
+        RouteKey::new("GET", DELETED_DOCUMENTS),
     ]
 }
 
 /// The path of the restore screen's permission.
 pub const DELETED_PATIENTS: &str = "/api/v1/patients?deleted=true";
+
+/// The path of the permission to list a patient's deleted documents.
+pub const DELETED_DOCUMENTS: &str = "/api/v1/patients/{id}/documents?deleted=true";
 
 /// The path of the permission to see passport numbers in full.
 pub const PASSPORT_NUMBERS: &str = "/api/v1/patients/{id}/travel?passport=shown";

@@ -68,6 +68,11 @@ pub struct Ack {
 #[schema(value_type = String, format = Binary)]
 pub struct ImageBytes(pub Vec<u8>);
 
+/// A file's raw bytes, as the OpenAPI document describes a download.
+#[derive(utoipa::ToSchema)]
+#[schema(value_type = String, format = Binary)]
+pub struct FileBytes(pub Vec<u8>);
+
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AssignmentResponse {
     pub hospital_id: HospitalId,

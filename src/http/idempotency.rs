@@ -26,6 +26,7 @@ pub const CREATING: &[&str] = &[
     "/api/v1/patients/{id}/treatments",
     "/api/v1/hospitals",
     "/api/v1/users",
+    "/api/v1/patients/{id}/documents",
 ];
 pub const REPLAYED: &str = "idempotent-replayed";
 
@@ -48,6 +49,15 @@ pub async fn read_key(State(state): State<AppState>, req: Request, next: Next) -
             "Idempotency-Key must be 1 to 255 printable ASCII characters".into(),
         )
         .into_response();
+    }
+    if is_multipart(req.headers()) {
+        // An upload is streamed, never buffered here: its handler
+        // fingerprints the file's digest and fields once it has read them
+        // (`keyed_upload`).
+        let key = String::from_utf8_lossy(key.as_bytes()).into_owned();
+        let (mut parts, body) = req.into_parts();
+        parts.extensions.insert(PendingUploadKey(key));
+        return next.run(Request::from_parts(parts, body)).await;
     }
     let (mut parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, state.config.body_limit_bytes).await {
@@ -75,6 +85,52 @@ pub async fn read_key(State(state): State<AppState>, req: Request, next: Next) -
     parts.extensions.insert(keyed);
     next.run(Request::from_parts(parts, Body::from(bytes)))
         .await
+}
+
+fn is_multipart(headers: &axum::http::HeaderMap) -> bool {
+    headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("multipart/")
+        })
+}
+
+/// The `Idempotency-Key` of a streamed upload, checked but not yet
+/// fingerprinted.
+#[derive(Debug, Clone)]
+pub struct PendingUploadKey(pub String);
+
+/// An upload's key, if it carried one.
+pub struct UploadKey(pub Option<PendingUploadKey>);
+
+impl<S: Send + Sync> FromRequestParts<S> for UploadKey {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(UploadKey(
+            parts.extensions.get::<PendingUploadKey>().cloned(),
+        ))
+    }
+}
+
+/// The keyed request of an upload: fingerprinted like any other, over what
+/// identifies the upload (`parts`: its fields and the file's SHA-256), so
+/// a retry of the same file and fields replays and another file under the
+/// same key is 422.
+pub fn keyed_upload(
+    state: &AppState,
+    key: &PendingUploadKey,
+    path: &str,
+    parts: &[&str],
+) -> Result<KeyedRequest> {
+    let body = serde_json::to_vec(parts).map_err(AppError::internal)?;
+    Ok(KeyedRequest {
+        key: key.0.clone(),
+        fingerprint: fingerprint(state.config.jwt_secret_bytes(), "POST", path, &body)?,
+    })
 }
 
 /// The request's key, if it carried one.

@@ -79,7 +79,10 @@ where
                 AppError::internal("handler panicked").into_response()
             }))
             .layer(middleware::from_fn_with_state(
-                config.request_timeout,
+                Timeouts {
+                    request: config.request_timeout,
+                    upload: config.documents.upload_timeout.max(config.request_timeout),
+                },
                 timeout,
             ))
             .layer(DefaultBodyLimit::max(config.body_limit_bytes))
@@ -226,7 +229,27 @@ async fn error_envelope(req: Request, next: Next) -> Response {
     Response::from_parts(parts, Body::from(bytes))
 }
 
-async fn timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+#[derive(Clone, Copy)]
+struct Timeouts {
+    request: Duration,
+    /// Document uploads, whose file streams in within the handler.
+    upload: Duration,
+}
+
+/// The route a document upload is made to.
+pub const DOCUMENT_UPLOAD_ROUTE: &str = "/api/v1/patients/{id}/documents";
+
+async fn timeout(State(limits): State<Timeouts>, req: Request, next: Next) -> Response {
+    let upload = req.method() == Method::POST
+        && req
+            .extensions()
+            .get::<MatchedPath>()
+            .is_some_and(|p| p.as_str() == DOCUMENT_UPLOAD_ROUTE);
+    let limit = if upload {
+        limits.upload
+    } else {
+        limits.request
+    };
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
         Err(_) => AppError::Timeout.into_response(),

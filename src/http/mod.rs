@@ -54,6 +54,7 @@ fn protected_v1() -> OpenApiRouter<AppState> {
         .merge(routes::treatments::router())
         .merge(routes::quotes::router())
         .merge(routes::travel::router())
+        .merge(routes::documents::router())
         .merge(routes::earnings::router())
         .merge(routes::reports::router())
         .merge(routes::audit::router())

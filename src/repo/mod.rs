@@ -4,6 +4,7 @@
 pub mod appointments;
 pub mod audit;
 pub mod avatars;
+pub mod documents;
 pub mod guards;
 pub mod history;
 pub mod hospitals;
@@ -192,6 +193,7 @@ pub struct Repos {
     pub treatments: treatments::TreatmentsRepo,
     pub quotes: quotes::QuotesRepo,
     pub travel: travel::TravelRepo,
+    pub documents: documents::DocumentsRepo,
     pub reports: reports::ReportsRepo,
     pub idempotency: idempotency::IdempotencyRepo,
     pub guards: guards::GuardsRepo,
@@ -212,6 +214,7 @@ impl Repos {
             treatments: treatments::TreatmentsRepo::new(db),
             quotes: quotes::QuotesRepo::new(db),
             travel: travel::TravelRepo::new(db),
+            documents: documents::DocumentsRepo::new(db),
             reports: reports::ReportsRepo::new(db),
             idempotency: idempotency::IdempotencyRepo::new(db),
             guards: guards::GuardsRepo::new(db),

@@ -67,7 +67,7 @@ async fn record_history(
         ctx,
         tx,
         Change {
-            entity: "appointment",
+            entity: history::Entity::Appointment,
             entity_id: after.id.to_string(),
             patient_id: after.patient_id,
             before,

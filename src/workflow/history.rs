@@ -46,13 +46,47 @@ pub fn diff(before: &Document, after: &Document, skip: &[&str]) -> Document {
 /// What changed: `entity` `entity_id` of `patient_id` went from `before`
 /// (nothing, for a create) to `after` by `action`.
 pub struct Change<'a, T> {
-    pub entity: &'static str,
+    pub entity: Entity,
     pub entity_id: String,
     pub patient_id: PatientId,
     pub before: Option<&'a T>,
     pub after: &'a T,
     pub action: &'static str,
     pub actor: UserId,
+}
+
+/// What a history entry is about. The `history` collection's validator
+/// (`migrations/history.json`) lists the same names; a test keeps them equal.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    Patient,
+    Appointment,
+    Treatment,
+    Quote,
+    Travel,
+    Document,
+}
+
+impl Entity {
+    pub const ALL: [Entity; 6] = [
+        Entity::Patient,
+        Entity::Appointment,
+        Entity::Treatment,
+        Entity::Quote,
+        Entity::Travel,
+        Entity::Document,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Entity::Patient => "patient",
+            Entity::Appointment => "appointment",
+            Entity::Treatment => "treatment",
+            Entity::Quote => "quote",
+            Entity::Travel => "travel",
+            Entity::Document => "document",
+        }
+    }
 }
 
 /// Builds the history entry of `change` (changed fields only).
@@ -64,7 +98,7 @@ pub fn entry<T: Serialize>(ctx: &Ctx, change: Change<'_, T>) -> Result<HistoryEn
     let after = mongodb::bson::to_document(change.after).map_err(AppError::internal)?;
     let changes = diff(&before, &after, BOOKKEEPING);
     Ok(HistoryEntry::new(
-        change.entity,
+        change.entity.as_str(),
         change.entity_id,
         change.patient_id,
         change.action,

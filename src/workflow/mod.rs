@@ -11,6 +11,7 @@ pub mod access;
 pub mod appointments;
 pub mod credentials;
 pub mod doctor;
+pub mod documents;
 pub mod faults;
 pub mod follow;
 pub mod history;
@@ -75,6 +76,9 @@ pub struct Ctx {
     pub dashboard: reports::DashboardCache,
     /// User and hospital names for responses; shared by every clone.
     pub names: names::NameCache,
+    /// The document store; `None` without `DOCUMENT_KEY` (the server does
+    /// not start so; the tools that never touch documents do).
+    pub vault: Option<crate::storage::Vault>,
 }
 
 impl Ctx {
@@ -87,6 +91,11 @@ impl Ctx {
             gate: tx::Gate::new(db.client().clone(), config.transaction_gate),
             dashboard: reports::DashboardCache::default(),
             names: names::NameCache::new(config.name_cache_ttl),
+            vault: crate::storage::Vault::open(&config).unwrap_or_else(|e| {
+                // `main` opens the vault before serving and stops on this.
+                tracing::error!("{e}");
+                None
+            }),
             config,
         }
     }

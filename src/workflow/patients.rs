@@ -273,7 +273,7 @@ async fn record_created(ctx: &Ctx, tx: &mut Tx, patient: &Patient, actor: UserId
         ctx,
         tx,
         Change {
-            entity: "patient",
+            entity: history::Entity::Patient,
             entity_id: patient.id.to_string(),
             patient_id: patient.id,
             before: None,
@@ -489,7 +489,7 @@ pub async fn save(
         ctx,
         tx,
         Change {
-            entity: "patient",
+            entity: history::Entity::Patient,
             entity_id: next.id.to_string(),
             patient_id: next.id,
             before: Some(prev),

@@ -92,7 +92,7 @@ async fn record_history(
         ctx,
         tx,
         Change {
-            entity: "quote",
+            entity: history::Entity::Quote,
             entity_id: after.id.to_string(),
             patient_id: after.patient_id,
             before,

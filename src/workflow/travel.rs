@@ -167,7 +167,7 @@ pub async fn save(
             ctx,
             &mut tx,
             Change {
-                entity: "travel",
+                entity: history::Entity::Travel,
                 entity_id: patient.to_string(),
                 patient_id: patient,
                 before: before.as_ref(),

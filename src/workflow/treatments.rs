@@ -178,7 +178,7 @@ pub async fn record_history(
         ctx,
         tx,
         Change {
-            entity: "treatment",
+            entity: history::Entity::Treatment,
             entity_id: after.id.to_string(),
             patient_id: after.patient_id,
             before,

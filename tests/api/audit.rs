@@ -140,7 +140,7 @@ async fn only_well_formed_path_parameters_are_stored() {
 }
 
 /// `VmHWM` / `VmRSS` of a process, in KiB.
-fn memory_kib(pid: u32, field: &str) -> u64 {
+pub fn memory_kib(pid: u32, field: &str) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
     status
         .lines()

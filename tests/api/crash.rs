@@ -19,7 +19,7 @@ use mongodb::bson::{doc, Document};
 use serde_json::json;
 
 use crate::{
-    helpers::{mongodb_uri, TestApp, TEST_JWT_SECRET},
+    helpers::{mongodb_uri, test_document_dir, TestApp, TEST_DOCUMENT_KEY, TEST_JWT_SECRET},
     hospitals::create_hospital,
 };
 
@@ -48,6 +48,8 @@ impl Server {
             .env("MONGODB_URI", mongodb_uri())
             .env("MONGODB_DB", db_name)
             .env("JWT_SECRET", TEST_JWT_SECRET)
+            .env("DOCUMENT_KEY", TEST_DOCUMENT_KEY)
+            .env("DOCUMENT_STORE", test_document_dir(db_name))
             .env("DOCTOR_ON_START", "repair")
             .env("RUST_LOG", "warn")
             .envs(env.iter().copied())

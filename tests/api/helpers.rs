@@ -31,6 +31,17 @@ use serde_json::{json, Value};
 use tower::ServiceExt;
 
 pub const TEST_JWT_SECRET: &str = "test-secret-0123456789-abcdefghijklmnopqrstuvwxyz";
+pub const TEST_DOCUMENT_KEY: &str =
+    "6b1f0c9e2a7d4e8f9a0b1c2d3e4f5a6b7c8d9e0f1a2b3c4d5e6f7a8b9c0d1e2f";
+
+/// A document store of the test's own under the system's temp directory.
+pub fn test_document_dir(db_name: &str) -> String {
+    std::env::temp_dir()
+        .join("healthcrm-test-documents")
+        .join(db_name)
+        .display()
+        .to_string()
+}
 
 /// Where the test database server is; `scripts/test.sh` sets it.
 pub fn mongodb_uri() -> String {
@@ -54,8 +65,11 @@ fn init_tracing() {
 pub fn test_config(overrides: &[(&str, &str)]) -> Config {
     init_tracing();
     let db_name = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let documents = test_document_dir(&db_name);
     let mut env: HashMap<String, String> = HashMap::from([
         ("JWT_SECRET".into(), TEST_JWT_SECRET.into()),
+        ("DOCUMENT_KEY".into(), TEST_DOCUMENT_KEY.into()),
+        ("DOCUMENT_STORE".into(), documents),
         ("MONGODB_URI".into(), mongodb_uri()),
         ("MONGODB_DB".into(), db_name),
         ("MONGODB_TIMEOUT_MS".into(), "5000".into()),
@@ -388,6 +402,7 @@ impl Drop for TestApp {
         // The test's runtime is going away; drop the database from a thread
         // with its own runtime and client.
         let name = self.config.mongodb_db.clone();
+        let _ = std::fs::remove_dir_all(test_document_dir(&name));
         let _ = std::thread::spawn(move || {
             let Ok(rt) = tokio::runtime::Builder::new_current_thread()
                 .enable_all()

@@ -13,6 +13,8 @@ mod calendars;
 mod connections;
 mod crash;
 mod doctor;
+mod documents;
+mod documents_streaming;
 mod errors;
 mod faults;
 mod health;

@@ -3,6 +3,7 @@
 pub mod appointments;
 pub mod audit;
 pub mod auth;
+pub mod documents;
 pub mod earnings;
 pub mod health;
 pub mod hospitals;
