@@ -213,7 +213,7 @@ mod tests {
             "Report_2026_v2.pdf"
         );
         assert_eq!(safe_file_name(Some("\"; evil=1\r\n.pdf"), pdf), "evil1.pdf");
-        assert_eq!(safe_file_name(Some("Ünïcødé.pdf"), pdf), "nc.pdf");
+        assert_eq!(safe_file_name(Some("Ünïcødé.pdf"), pdf), "ncd.pdf");
         assert_eq!(safe_file_name(None, FileType::Dicom), "document.dcm");
         assert_eq!(safe_file_name(Some(".hidden"), pdf), "hidden.pdf");
         assert!(safe_file_name(Some(&"a".repeat(500)), pdf).len() <= 104);
