@@ -349,6 +349,18 @@ impl PatientsRepo {
     }
 
     /// The names of `ids` (one query for a page of rows).
+    /// The live (not deleted) patients among `ids`.
+    pub async fn live_among(&self, ids: &[PatientId]) -> Result<Vec<Patient>> {
+        use futures::TryStreamExt;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let hex: Vec<String> = ids.iter().map(|i| i.to_string()).collect();
+        let mut filter = live();
+        filter.insert("_id", doc! { "$in": hex });
+        Ok(self.coll.find(filter).await?.try_collect().await?)
+    }
+
     pub async fn names_of(
         &self,
         ids: &[PatientId],

@@ -20,6 +20,25 @@ impl TravelRepo {
         }
     }
 
+    /// Records whose arrival is in `from..before`, earliest first, at most
+    /// `limit`.
+    pub async fn arriving(
+        &self,
+        from: mongodb::bson::DateTime,
+        before: mongodb::bson::DateTime,
+        limit: i64,
+    ) -> Result<Vec<Travel>> {
+        use futures::TryStreamExt;
+        Ok(self
+            .coll
+            .find(doc! { "arrival.at": { "$gte": from, "$lt": before } })
+            .sort(doc! { "arrival.at": 1, "_id": 1 })
+            .limit(limit)
+            .await?
+            .try_collect()
+            .await?)
+    }
+
     pub async fn find(&self, patient: PatientId) -> Result<Option<Travel>> {
         Ok(self.coll.find_one(doc! { "_id": patient }).await?)
     }

@@ -84,6 +84,32 @@ impl TreatmentsRepo {
         Ok(())
     }
 
+    /// Those of `patients` with a treatment that is not cancelled.
+    pub async fn patients_treated(
+        &self,
+        patients: &[PatientId],
+    ) -> Result<std::collections::HashSet<PatientId>> {
+        if patients.is_empty() {
+            return Ok(Default::default());
+        }
+        let hex: Vec<String> = patients.iter().map(|i| i.to_string()).collect();
+        let rows: Vec<Document> = self
+            .coll
+            .clone_with_type::<Document>()
+            .find(doc! {
+                "patient_id": { "$in": hex },
+                "status": { "$in": ["planned", "in_progress", "completed"] },
+            })
+            .projection(doc! { "_id": 0, "patient_id": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|d| d.get_str("patient_id").ok()?.parse().ok())
+            .collect())
+    }
+
     pub async fn find(&self, id: TreatmentId) -> Result<Option<Treatment>> {
         Ok(self.coll.find_one(doc! { "_id": id }).await?)
     }

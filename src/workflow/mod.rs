@@ -9,6 +9,7 @@
 
 pub mod access;
 pub mod appointments;
+pub mod arrivals;
 pub mod credentials;
 pub mod doctor;
 pub mod documents;

@@ -186,3 +186,184 @@ async fn passport_numbers_follow_the_matrix_and_find_the_patient() {
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
+
+mod arrivals {
+    use axum::http::StatusCode;
+    use chrono::{Duration, Utc};
+    use serde_json::{json, Value};
+
+    use crate::treatments::world;
+
+    fn day(offset: i64) -> String {
+        (Utc::now().date_naive() + Duration::days(offset))
+            .format("%Y-%m-%d")
+            .to_string()
+    }
+
+    fn at(offset: i64) -> String {
+        format!("{}T10:00:00Z", day(offset))
+    }
+
+    /// A trip arriving in `arrive` days, leaving in `leave`, its passport
+    /// expiring in `expires` days.
+    fn trip(arrive: i64, leave: i64, expires: i64, visa: &str, pickup: bool) -> Value {
+        json!({
+            "passport": {"number": "X1234567", "country": "GB", "expires_on": day(expires)},
+            "visa": {"status": visa},
+            "arrival": {"at": at(arrive), "flight": "TK1980"},
+            "departure": {"at": at(leave)},
+            "pickup_arranged": pickup
+        })
+    }
+
+    async fn new_patient(w: &crate::treatments::World, name: &str) -> String {
+        w.app
+            .post_as(
+                &w.staff,
+                "/api/v1/patients",
+                &json!({"name": name, "country": "GB"}),
+            )
+            .await
+            .json()["id"]
+            .as_str()
+            .expect("id")
+            .to_owned()
+    }
+
+    #[tokio::test]
+    async fn the_board_lists_arrivals_in_the_window_with_each_warning_on_its_day() {
+        let w = world().await;
+        let app = &w.app;
+        // Each patient shows one rule (the others kept quiet).
+        let year = 365;
+        let cases = [
+            (
+                "All Set",
+                trip(20, 30, 30 + 2 * year, "granted", true),
+                vec![],
+            ),
+            (
+                "Short Passport",
+                trip(20, 30, 30 + 150, "granted", true),
+                vec!["passport_expires_soon"],
+            ),
+            (
+                "Visa Pending",
+                trip(14, 20, 3 * year, "applied", true),
+                vec!["visa_not_granted"],
+            ),
+            (
+                "Visa Later",
+                trip(15, 20, 3 * year, "applied", true),
+                vec![],
+            ),
+            (
+                "No Pickup",
+                trip(3, 10, 3 * year, "not_needed", false),
+                vec!["no_pickup"],
+            ),
+            (
+                "Pickup Later",
+                trip(4, 10, 3 * year, "not_needed", false),
+                vec![],
+            ),
+        ];
+        let mut ids = Vec::new();
+        for (name, travel, _) in &cases {
+            let id = new_patient(&w, name).await;
+            let res = app
+                .put_as(&w.staff, &format!("/api/v1/patients/{id}/travel"), travel)
+                .await;
+            assert_eq!(res.status, StatusCode::OK, "{name}: {:?}", res.json());
+            // A planned treatment each, so only the travel rules speak.
+            let t = app
+                .post_as(
+                    &w.staff,
+                    &format!("/api/v1/patients/{id}/treatments"),
+                    &json!({"treatment_type": "dental implants", "disease": "tooth loss", "hospital_id": w.hospital,
+                            "cost": {"amount_minor": 300_000, "currency": "EUR"},
+                            "earnings": {"amount_minor": 30_000, "currency": "EUR"}, "status": "planned"}),
+                )
+                .await;
+            assert_eq!(t.status, StatusCode::CREATED, "{:?}", t.json());
+            ids.push(id);
+        }
+        // No treatment recorded: the world's patient, arriving in 5 days.
+        let res = app
+            .put_as(
+                &w.staff,
+                &format!("/api/v1/patients/{}/travel", w.patient),
+                &trip(5, 12, 3 * year, "granted", true),
+            )
+            .await;
+        assert_eq!(res.status, StatusCode::OK);
+        // Past the 35-day window asked for below.
+        let later = new_patient(&w, "Next Month").await;
+        app.put_as(
+            &w.staff,
+            &format!("/api/v1/patients/{later}/travel"),
+            &trip(40, 50, 3 * year, "granted", true),
+        )
+        .await;
+        // A deleted patient does not arrive.
+        let gone = new_patient(&w, "Gone").await;
+        app.put_as(
+            &w.staff,
+            &format!("/api/v1/patients/{gone}/travel"),
+            &trip(6, 9, 3 * year, "granted", true),
+        )
+        .await;
+        assert_eq!(
+            app.delete_as(&w.admin, &format!("/api/v1/patients/{gone}"))
+                .await
+                .status,
+            StatusCode::NO_CONTENT
+        );
+
+        let board = app
+            .get_as(&w.staff, &format!("/api/v1/arrivals?to={}", day(35)))
+            .await;
+        assert_eq!(board.status, StatusCode::OK, "{:?}", board.json());
+        let board = board.json();
+        let rows = board["data"].as_array().expect("rows");
+        assert_eq!(board["total"], 7, "{board}");
+        let arrivals: Vec<&str> = rows
+            .iter()
+            .map(|r| r["arrival_at"].as_str().unwrap())
+            .collect();
+        let mut sorted = arrivals.clone();
+        sorted.sort();
+        assert_eq!(arrivals, sorted, "earliest first");
+        let row = |id: &str| {
+            rows.iter()
+                .find(|r| r["patient_id"] == id)
+                .expect("on the board")
+                .clone()
+        };
+        for ((name, _, want), id) in cases.iter().zip(&ids) {
+            let r = row(id);
+            assert_eq!(r["patient_name"], *name);
+            assert_eq!(r["warnings"], json!(want), "{name}: {r}");
+        }
+        let r = row(&w.patient);
+        assert_eq!(r["warnings"], json!(["no_treatment"]));
+        assert_eq!(r["visa_status"], "granted");
+        assert_eq!(r["pickup_arranged"], true);
+        assert!(r["assigned_to"].is_null() || r["assigned_to_name"].is_string());
+
+        // The default window is today and the next 14 days: 14, 3, 4 and 5
+        // days away; 15 and 20 are not.
+        let default = app.get_as(&w.staff, "/api/v1/arrivals").await.json();
+        assert_eq!(default["total"], 4, "{default}");
+        // Bad windows are 400.
+        for q in [
+            "?from=2026-13-01",
+            "?from=2027-01-10&to=2027-01-01",
+            "?from=2027-01-01&to=2027-12-31",
+        ] {
+            app.get_as(&w.staff, &format!("/api/v1/arrivals{q}"))
+                .await
+                .assert_error(StatusCode::BAD_REQUEST, "bad_request");
+        }
+    }
+}

@@ -1,10 +1,14 @@
 //! A patient's travel record: passport, visa, flights, accommodation,
-//! companions and pickup.
+//! companions and pickup; and the arrivals board across patients.
 
-use axum::{extract::State, response::IntoResponse, Json};
+use axum::{
+    extract::State,
+    response::{IntoResponse, Response},
+    Extension, Json,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
-use utoipa::ToSchema;
+use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::{Validate, ValidationError};
 
@@ -13,23 +17,108 @@ use crate::{
         dates::{validate_date, validate_instant},
         iso::validate_country,
         permission::{RouteKey, PASSPORT_NUMBERS},
-        travel::{mask_passport, Companion, Leg, Travel, Visa, VisaStatus},
-        PatientId, UserId,
+        travel::{mask_passport, Companion, Leg, Travel, Visa, VisaStatus, Warning},
+        HospitalId, PatientId, UserId,
     },
     error::{AppError, ErrorResponse},
     http::{
+        audit::AuditPatients,
         auth::CurrentUser,
-        extract::{ApiJson, ApiPath},
+        dto::{page_request, Page},
+        extract::{ApiJson, ApiPath, ApiQuery},
         names,
-        params::PatientPath,
+        params::{date_window, PatientPath},
         text::{validate_note, validate_text},
     },
     state::AppState,
-    workflow::travel::{self, PassportInput, TravelInput},
+    workflow::{
+        arrivals,
+        travel::{self, PassportInput, TravelInput},
+    },
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
-    OpenApiRouter::new().routes(routes!(get_travel, put_travel))
+    OpenApiRouter::new()
+        .routes(routes!(get_travel, put_travel))
+        .routes(routes!(arrivals))
+}
+
+#[derive(Debug, Deserialize, Validate, IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+pub struct ArrivalsQuery {
+    pub page: Option<u64>,
+    pub per_page: Option<u64>,
+    /// On the arrival time: `YYYY-MM-DD` (inclusive, UTC) or RFC 3339;
+    /// default the start of today (UTC).
+    pub from: Option<String>,
+    /// `YYYY-MM-DD` (inclusive, whole day) or RFC 3339 (exclusive);
+    /// default the end of the 14th day after `from`'s. At most 92 days
+    /// after `from`.
+    pub to: Option<String>,
+}
+
+/// A row of the arrivals board.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ArrivalRow {
+    pub patient_id: PatientId,
+    pub patient_name: String,
+    pub arrival_at: DateTime<Utc>,
+    pub flight: Option<String>,
+    pub departure_at: Option<DateTime<Utc>>,
+    pub hospital_id: Option<HospitalId>,
+    pub hospital_name: Option<String>,
+    pub assigned_to: Option<UserId>,
+    pub assigned_to_name: Option<String>,
+    /// `null` when no visa status is recorded.
+    pub visa_status: Option<VisaStatus>,
+    pub pickup_arranged: bool,
+    pub warnings: Vec<Warning>,
+}
+
+/// The coordinator's board: live patients arriving in `from`..`to`
+/// (default today and the next 14 days), earliest first, with their warnings as of
+/// today (UTC): `passport_expires_soon` (within 6 months of the departure),
+/// `visa_not_granted` (14 days before arrival), `no_pickup` (3 days
+/// before), `no_treatment` (none recorded, or only cancelled ones).
+#[utoipa::path(get, path = "/arrivals", tag = "travel", params(ArrivalsQuery),
+    responses((status = 200, body = Page<ArrivalRow>), (status = 400, body = ErrorResponse)))]
+pub async fn arrivals(
+    State(state): State<AppState>,
+    ApiQuery(q): ApiQuery<ArrivalsQuery>,
+) -> Result<Response, AppError> {
+    let page = page_request(q.page, q.per_page)?;
+    let (from, before) = date_window(q.from.as_deref(), q.to.as_deref())?;
+    let board = arrivals::board(&state.workflows, from, before).await?;
+    let total = board.len() as u64;
+    let rows: Vec<ArrivalRow> = board
+        .into_iter()
+        .skip(usize::try_from(page.skip()).unwrap_or(usize::MAX))
+        .take(usize::try_from(page.per_page).unwrap_or(100))
+        .filter_map(|a| {
+            let arrival = a.travel.arrival.as_ref()?;
+            Some(ArrivalRow {
+                patient_id: a.patient.id,
+                patient_name: a.patient.name.clone(),
+                arrival_at: arrival.at.to_chrono(),
+                flight: arrival.flight.clone(),
+                departure_at: a.travel.departure.as_ref().map(|d| d.at.to_chrono()),
+                hospital_id: a.patient.hospital_id,
+                hospital_name: a.patient.hospital_id.and_then(names::hospital),
+                assigned_to: a.patient.assigned_to,
+                assigned_to_name: names::user_opt(a.patient.assigned_to),
+                visa_status: a.travel.visa.as_ref().map(|v| v.status),
+                pickup_arranged: a.travel.pickup_arranged,
+                warnings: a.warnings,
+            })
+        })
+        .collect();
+    let shown = rows.iter().map(|r| r.patient_id.to_string()).collect();
+    Ok((
+        Extension(AuditPatients(shown)),
+        Json(Page::new(rows, page, total)),
+    )
+        .into_response())
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Validate, ToSchema)]
