@@ -6,13 +6,14 @@
 #   scripts/bench.sh scale [--sizes 10000,100000] [--requests 500] [--concurrency 4]
 #   scripts/bench.sh load [--patients 10000] [--requests 320] [--concurrency 1,16,64] [--out target/bench/load.md]
 #   scripts/bench.sh reports [--sizes 10000,100000] [--requests 5] [--treatments 3]
+#   scripts/bench.sh documents [--mib 25] [--concurrency 1,4] [--rounds 4]
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 name="${1:-}"
 case "$name" in
-  login|scale|reports|load) shift ;;
-  *) echo "usage: $0 login|scale|reports|load [args]" >&2; exit 2 ;;
+  login|scale|reports|load|documents) shift ;;
+  *) echo "usage: $0 login|scale|reports|load|documents [args]" >&2; exit 2 ;;
 esac
 if [ -z "${MONGODB_URI:-}" ]; then
   export DB_PORT="${BENCH_DB_PORT:-27217}"

@@ -217,11 +217,15 @@ impl BenchServer {
         Some(kb * 1024)
     }
 
-    /// Stops the server process, if any, and drops the benchmark's database.
+    /// Stops the server process, if any, and drops the benchmark's database
+    /// and its document store.
     pub async fn finish(mut self) {
         if let Some(mut child) = self.process.take() {
             let _ = child.kill();
             let _ = child.wait();
+        }
+        if let crate::config::DocumentStore::Local(dir) = &self.config.documents.store {
+            let _ = std::fs::remove_dir_all(dir);
         }
         // BENCH_KEEP_DB=1 leaves the data set for a closer look.
         if std::env::var("BENCH_KEEP_DB").as_deref() == Ok("1") {

@@ -24,16 +24,18 @@ pub struct DocumentSettings {
     pub store: DocumentStore,
     /// Largest accepted document, in bytes.
     pub max_bytes: u64,
-    /// How long one upload may take (`DOCUMENT_UPLOAD_TIMEOUT_SECS`): the
-    /// file streams in within the request, so `REQUEST_TIMEOUT_SECS` would
-    /// cut a large scan on a slow line.
+    /// How long one upload or download may take
+    /// (`DOCUMENT_UPLOAD_TIMEOUT_SECS`): the file streams within the
+    /// request, so `REQUEST_TIMEOUT_SECS` would cut a large scan on a slow
+    /// line.
     pub upload_timeout: std::time::Duration,
 }
 
 pub const DEFAULT_MAX_BYTES: u64 = 25 * 1024 * 1024;
-/// 64 GiB: far beyond any scan, and within what one S3 multipart upload
-/// of 5 MiB parts holds (10,000 parts).
-pub const MAX_MAX_BYTES: u64 = 64 * 1024 * 1024 * 1024;
+/// 40 GiB: far beyond any scan, and within what one S3 multipart upload
+/// of 5 MiB parts holds (10,000 parts, 48.8 GiB, less the sealing's 16
+/// bytes per 64 KiB).
+pub const MAX_MAX_BYTES: u64 = 40 * 1024 * 1024 * 1024;
 
 pub fn parse(get: &impl Fn(&str) -> Option<String>, errors: &mut Vec<String>) -> DocumentSettings {
     let key = get("DOCUMENT_KEY");

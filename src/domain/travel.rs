@@ -73,7 +73,8 @@ pub struct Travel {
 #[serde(rename_all = "snake_case")]
 pub enum Warning {
     /// The passport expires within 6 months of the departure (of the
-    /// arrival when no departure is set), as many countries refuse entry.
+    /// arrival when no departure is set), as many countries refuse entry;
+    /// also when no passport is on file.
     PassportExpiresSoon,
     /// The visa is neither granted nor unneeded and the arrival is 14 days
     /// away or less.
@@ -109,7 +110,8 @@ impl Travel {
             .passport
             .as_ref()
             .and_then(|p| chrono::NaiveDate::parse_from_str(&p.expires_on, "%Y-%m-%d").ok());
-        if expires.is_some_and(|e| e < must_last) {
+        // No passport (or no expiry) on file cannot be shown valid either.
+        if expires.is_none_or(|e| e < must_last) {
             out.push(Warning::PassportExpiresSoon);
         }
         let days_left = (arrival - today).num_days();
@@ -232,6 +234,10 @@ mod tests {
         assert_eq!(t.warnings(true, today), vec![]);
         // No treatment, whatever the date.
         assert_eq!(good.warnings(false, today), vec![Warning::NoTreatment]);
+        // No passport on file.
+        let mut t = good.clone();
+        t.passport = None;
+        assert_eq!(t.warnings(true, today), vec![Warning::PassportExpiresSoon]);
     }
 
     #[test]

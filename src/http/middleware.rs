@@ -44,7 +44,8 @@ pub struct RequestId(pub Arc<str>);
 /// 6. the error envelope: every status >= 400 leaves in the contract's shape,
 ///    with the request id, and a 5xx cause is logged here, once;
 /// 7. panics become a 500 (rendered by 6) instead of a dropped connection;
-/// 8. the request timeout (a 504 rendered by 6);
+/// 8. the request timeout (a 504 rendered by 6), longer for document
+///    transfers, whose upload body it also bounds;
 /// 9. the body limit enforced by the body extractors (413 rendered by 6).
 pub fn apply<S>(router: Router<S>, config: &Config) -> Router<S>
 where
@@ -81,7 +82,10 @@ where
             .layer(middleware::from_fn_with_state(
                 Timeouts {
                     request: config.request_timeout,
-                    upload: config.documents.upload_timeout.max(config.request_timeout),
+                    transfer: config.documents.upload_timeout.max(config.request_timeout),
+                    upload_body: usize::try_from(config.documents.max_bytes)
+                        .unwrap_or(usize::MAX)
+                        .saturating_add(FORM_OVERHEAD),
                 },
                 timeout,
             ))
@@ -232,21 +236,38 @@ async fn error_envelope(req: Request, next: Next) -> Response {
 #[derive(Clone, Copy)]
 struct Timeouts {
     request: Duration,
-    /// Document uploads, whose file streams in within the handler.
-    upload: Duration,
+    /// Document uploads and downloads, whose bytes stream within the
+    /// request.
+    transfer: Duration,
+    /// The whole body of a document upload: the file's limit plus room for
+    /// the form around it.
+    upload_body: usize,
 }
 
 /// The route a document upload is made to.
 pub const DOCUMENT_UPLOAD_ROUTE: &str = "/api/v1/patients/{id}/documents";
+/// The route a document is downloaded from.
+pub const DOCUMENT_CONTENT_ROUTE: &str = "/api/v1/documents/{id}/content";
+/// Room for the multipart framing and text fields around a document.
+const FORM_OVERHEAD: usize = 64 * 1024;
 
-async fn timeout(State(limits): State<Timeouts>, req: Request, next: Next) -> Response {
-    let upload = req.method() == Method::POST
-        && req
-            .extensions()
-            .get::<MatchedPath>()
-            .is_some_and(|p| p.as_str() == DOCUMENT_UPLOAD_ROUTE);
-    let limit = if upload {
-        limits.upload
+async fn timeout(State(limits): State<Timeouts>, mut req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_owned());
+    let upload = req.method() == Method::POST && route.as_deref() == Some(DOCUMENT_UPLOAD_ROUTE);
+    let download = req.method() == Method::GET && route.as_deref() == Some(DOCUMENT_CONTENT_ROUTE);
+    if upload {
+        // The upload route turns the JSON body limit off (the file is
+        // bounded as it streams); this bounds the rest of the form, which
+        // the multipart parser would otherwise buffer without limit.
+        let (parts, body) = req.into_parts();
+        let limited = http_body_util::Limited::new(body, limits.upload_body);
+        req = Request::from_parts(parts, Body::new(limited));
+    }
+    let limit = if upload || download {
+        limits.transfer
     } else {
         limits.request
     };

@@ -348,7 +348,6 @@ impl PatientsRepo {
             .collect())
     }
 
-    /// The names of `ids` (one query for a page of rows).
     /// The live (not deleted) patients among `ids`.
     pub async fn live_among(&self, ids: &[PatientId]) -> Result<Vec<Patient>> {
         use futures::TryStreamExt;
@@ -361,6 +360,7 @@ impl PatientsRepo {
         Ok(self.coll.find(filter).await?.try_collect().await?)
     }
 
+    /// The names of `ids` (one query for a page of rows).
     pub async fn names_of(
         &self,
         ids: &[PatientId],

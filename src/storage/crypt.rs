@@ -19,6 +19,7 @@ use aes_gcm::{
 };
 use hkdf::Hkdf;
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
 /// Plaintext bytes per segment.
 pub const SEGMENT: usize = 64 * 1024;
@@ -41,14 +42,12 @@ pub enum Broken {
 
 fn cipher(master: &[u8; 32], salt: &[u8], object: &str) -> Aes256Gcm {
     let hk = Hkdf::<Sha256>::new(Some(salt), master);
-    let mut key = [0u8; 32];
+    let mut key = Zeroizing::new([0u8; 32]);
     let info = [b"healthcrm document v1:".as_slice(), object.as_bytes()].concat();
     // 32 bytes is far below HKDF-SHA256's limit of 255 * 32: cannot fail.
-    hk.expand(&info, &mut key)
+    hk.expand(&info, key.as_mut_slice())
         .expect("32 bytes is a valid HKDF-SHA256 output length");
-    let cipher = Aes256Gcm::new(&key.into());
-    key.fill(0);
-    cipher
+    Aes256Gcm::new(key.as_slice().into())
 }
 
 /// Seals plaintext pushed in pieces of any size.
@@ -107,22 +106,16 @@ impl Sealer {
 
 /// Opens a sealed object pushed in pieces of any size.
 pub struct Opener {
-    master: [u8; 32],
+    master: Zeroizing<[u8; 32]>,
     object: String,
     dec: Option<DecryptorBE32<Aes256Gcm>>,
     buf: Vec<u8>,
 }
 
-impl Drop for Opener {
-    fn drop(&mut self) {
-        self.master.fill(0);
-    }
-}
-
 impl Opener {
     pub fn new(master: &[u8; 32], object: &str) -> Opener {
         Opener {
-            master: *master,
+            master: Zeroizing::new(*master),
             object: object.to_owned(),
             dec: None,
             buf: Vec::with_capacity(SEGMENT + TAG),

@@ -27,10 +27,12 @@ use crypt::{Broken, Opener, Sealer};
 
 /// Sealed bytes held before the object store is called: a document that
 /// fits is written with one PUT, a larger one as a multipart upload of
-/// parts this size (S3's minimum part size).
-const PART: usize = 5 * 1024 * 1024;
-/// Parts being uploaded at once; with [`PART`] this bounds the memory one
-/// upload holds (about 15 MiB).
+/// parts this size. S3's minimum part size; a directory takes smaller ones.
+const S3_PART: usize = 5 * 1024 * 1024;
+const LOCAL_PART: usize = 1024 * 1024;
+/// Parts being uploaded at once; with the part being filled and the sealed
+/// bytes not yet handed over, one upload holds about 4 parts (20 MiB on
+/// S3, 4 MiB in a directory).
 const PARTS_IN_FLIGHT: usize = 2;
 
 /// The store and the master key. Cheap to clone.
@@ -40,6 +42,8 @@ pub struct Vault {
     prefix: Option<Path>,
     key: Arc<SecretBox<[u8; 32]>>,
     key_id: Arc<str>,
+    /// The multipart part size (and the largest object written with one PUT).
+    part: usize,
     /// Where the objects are, for logs and the doctor (never a secret).
     pub location: Arc<str>,
 }
@@ -109,7 +113,7 @@ impl Vault {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>()
         };
-        let (store, prefix, location): (Arc<dyn ObjectStore>, Option<Path>, String) =
+        let (store, prefix, location, part): (Arc<dyn ObjectStore>, Option<Path>, String, usize) =
             match &settings.store {
                 DocumentStore::Local(dir) => {
                     std::fs::create_dir_all(dir).map_err(|e| {
@@ -118,7 +122,7 @@ impl Vault {
                     let fs = LocalFileSystem::new_with_prefix(dir).map_err(|e| {
                         format!("DOCUMENT_STORE {} cannot be used: {e}", dir.display())
                     })?;
-                    (Arc::new(fs), None, dir.display().to_string())
+                    (Arc::new(fs), None, dir.display().to_string(), LOCAL_PART)
                 }
                 DocumentStore::S3 { bucket, prefix } => {
                     let s3 = AmazonS3Builder::from_env()
@@ -127,7 +131,7 @@ impl Vault {
                         .map_err(|e| format!("DOCUMENT_STORE s3://{bucket}: {e}"))?;
                     let location = format!("s3://{bucket}/{prefix}");
                     let prefix = (!prefix.is_empty()).then(|| Path::from(prefix.as_str()));
-                    (Arc::new(s3), prefix, location)
+                    (Arc::new(s3), prefix, location, S3_PART)
                 }
             };
         Ok(Some(Vault {
@@ -135,6 +139,7 @@ impl Vault {
             prefix,
             key: Arc::new(SecretBox::new(Box::new(key))),
             key_id: key_id.into(),
+            part,
             location: location.into(),
         }))
     }
@@ -158,7 +163,7 @@ impl Vault {
         Writer {
             vault: self.clone(),
             path: self.path(object),
-            sealer,
+            sealer: Some(sealer),
             sealed: header,
             sink: Sink::Held,
             hasher: Sha256::new(),
@@ -276,7 +281,7 @@ impl Vault {
 }
 
 enum Sink {
-    /// Everything sealed so far is in `Writer::sealed` (under [`PART`]).
+    /// Everything sealed so far is in `Writer::sealed` (under a part).
     Held,
     Multipart(WriteMultipart),
 }
@@ -286,7 +291,8 @@ enum Sink {
 pub struct Writer {
     vault: Vault,
     path: Path,
-    sealer: Sealer,
+    /// `None` once finished.
+    sealer: Option<Sealer>,
     /// Sealed bytes not yet handed to the store.
     sealed: Vec<u8>,
     sink: Sink,
@@ -301,10 +307,15 @@ impl Writer {
     }
 
     pub async fn write(&mut self, plain: &[u8]) -> Result<()> {
+        let sealer = self
+            .sealer
+            .as_mut()
+            .ok_or_else(|| AppError::internal("write after finish"))?;
         self.hasher.update(plain);
         self.size += plain.len() as u64;
-        self.sealer.push(plain, &mut self.sealed);
-        if self.sealed.len() < PART {
+        sealer.push(plain, &mut self.sealed);
+        let part = self.vault.part;
+        if self.sealed.len() < part {
             return Ok(());
         }
         if let Sink::Held = self.sink {
@@ -314,7 +325,7 @@ impl Writer {
                 .put_multipart(&self.path)
                 .await
                 .map_err(store_error)?;
-            self.sink = Sink::Multipart(WriteMultipart::new_with_chunk_size(upload, PART));
+            self.sink = Sink::Multipart(WriteMultipart::new_with_chunk_size(upload, part));
         }
         if let Sink::Multipart(w) = &mut self.sink {
             w.wait_for_capacity(PARTS_IN_FLIGHT)
@@ -326,42 +337,61 @@ impl Writer {
         Ok(())
     }
 
-    /// Seals the last segment and completes the object.
-    pub async fn finish(self) -> Result<Sealed> {
-        let Writer {
-            vault,
-            path,
-            sealer,
-            mut sealed,
-            sink,
-            hasher,
-            size,
-        } = self;
+    /// Seals the last segment and completes the object. A failed part
+    /// aborts the multipart upload, so no incomplete upload is left.
+    pub async fn finish(mut self) -> Result<Sealed> {
+        let sealer = self
+            .sealer
+            .take()
+            .ok_or_else(|| AppError::internal("finished twice"))?;
+        let mut sealed = std::mem::take(&mut self.sealed);
         sealer.finish(&mut sealed);
-        match sink {
+        match std::mem::replace(&mut self.sink, Sink::Held) {
             Sink::Held => {
-                vault
+                self.vault
                     .store
-                    .put(&path, PutPayload::from(sealed))
+                    .put(&self.path, PutPayload::from(sealed))
                     .await
                     .map_err(store_error)?;
             }
             Sink::Multipart(mut w) => {
                 w.write(&sealed);
+                if let Err(e) = w.wait_for_capacity(0).await {
+                    abort_upload(w).await;
+                    return Err(store_error(e));
+                }
                 w.finish().await.map_err(store_error)?;
             }
         }
+        let hasher = std::mem::take(&mut self.hasher);
         Ok(Sealed {
-            size,
+            size: self.size,
             sha256: format!("{:x}", hasher.finalize()),
         })
     }
 
     /// Gives up: nothing of the object is left behind.
-    pub async fn abort(self) {
-        if let Sink::Multipart(w) = self.sink {
-            if let Err(e) = w.abort().await {
-                tracing::warn!(error = %e, "document upload not aborted cleanly");
+    pub async fn abort(mut self) {
+        if let Sink::Multipart(w) = std::mem::replace(&mut self.sink, Sink::Held) {
+            abort_upload(w).await;
+        }
+    }
+}
+
+async fn abort_upload(w: WriteMultipart) {
+    if let Err(e) = w.abort().await {
+        tracing::warn!(error = %e, "document upload not aborted cleanly");
+    }
+}
+
+/// A writer dropped unfinished (the client went away, the upload timed
+/// out) aborts its multipart upload in the background: a bucket keeps the
+/// parts of an incomplete upload until it is aborted.
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Sink::Multipart(w) = std::mem::replace(&mut self.sink, Sink::Held) {
+            if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                rt.spawn(abort_upload(w));
             }
         }
     }

@@ -37,13 +37,34 @@ fn vault(ctx: &Ctx) -> Result<&Vault> {
     })
 }
 
-/// A file in the store, not yet recorded.
+/// A file in the store, not yet recorded. Dropped without being recorded
+/// or discarded (the request was cancelled), it removes its object in the
+/// background.
 #[derive(Debug)]
 pub struct Staged {
     pub id: DocumentId,
     pub patient_id: PatientId,
     pub file_type: FileType,
     pub sealed: Sealed,
+    vault: Vault,
+    /// Set once the object is recorded or removed.
+    settled: bool,
+}
+
+impl Drop for Staged {
+    fn drop(&mut self) {
+        if self.settled {
+            return;
+        }
+        let (vault, object) = (self.vault.clone(), self.id.to_string());
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Err(e) = vault.remove(&object).await {
+                    tracing::warn!(error = %e, object, "abandoned document object not removed");
+                }
+            });
+        }
+    }
 }
 
 /// What the client said about the file.
@@ -115,6 +136,8 @@ where
         patient_id: patient,
         file_type,
         sealed,
+        vault: vault.clone(),
+        settled: false,
     })
 }
 
@@ -135,11 +158,26 @@ fn check_size(size: u64, max: u64) -> Result<()> {
 }
 
 /// Removes a staged object that will not be recorded.
-pub async fn discard(ctx: &Ctx, staged: &Staged) {
-    let Ok(vault) = vault(ctx) else { return };
-    if let Err(e) = vault.remove(&staged.id.to_string()).await {
+pub async fn discard(mut staged: Staged) {
+    staged.settled = true;
+    if let Err(e) = staged.vault.remove(&staged.id.to_string()).await {
         // An object without a record is never served; it only takes space.
         tracing::warn!(error = %e, document = %staged.id, "staged document object not removed");
+    }
+}
+
+/// After a failed registration: removes the object unless the record was
+/// written after all (a commit whose outcome was unknown). When even that
+/// cannot be told, the object stays: an object without a record only
+/// takes space, a record without its object is a lost document.
+async fn discard_unless_recorded(ctx: &Ctx, mut staged: Staged) {
+    match ctx.repos.documents.find(staged.id).await {
+        Ok(None) => discard(staged).await,
+        Ok(Some(_)) => staged.settled = true,
+        Err(e) => {
+            tracing::warn!(error = %e, document = %staged.id, "kept a staged object: its record could not be checked");
+            staged.settled = true;
+        }
     }
 }
 
@@ -200,24 +238,25 @@ async fn record_history(
 pub async fn register(
     ctx: &Ctx,
     actor: UserId,
-    staged: Staged,
+    mut staged: Staged,
     upload: Upload,
     idem: Idem<'_, Document>,
 ) -> Result<Created<Document>> {
     let claim = match idempotency::claim(ctx, actor, idem.request).await {
         Ok(Claimed::Proceed(c)) => c,
         Ok(Claimed::Replay(r)) => {
-            discard(ctx, &staged).await;
+            discard(staged).await;
             return Ok(Created::Replayed(r));
         }
         Err(e) => {
-            discard(ctx, &staged).await;
+            discard(staged).await;
             return Err(e);
         }
     };
     let result = register_claimed(ctx, actor, &staged, upload, claim.as_ref(), &idem).await;
-    if result.is_err() {
-        discard(ctx, &staged).await;
+    match &result {
+        Ok(_) => staged.settled = true,
+        Err(_) => discard_unless_recorded(ctx, staged).await,
     }
     idempotency::finish(ctx, claim, result).await
 }
@@ -333,8 +372,9 @@ pub async fn download(ctx: &Ctx, id: DocumentId) -> Result<Download> {
     })
 }
 
-/// Soft-deletes a document (its object stays, for restore).
-pub async fn delete(ctx: &Ctx, actor: UserId, id: DocumentId) -> Result<()> {
+/// Soft-deletes a document (its object stays, for restore); the document
+/// as it was.
+pub async fn delete(ctx: &Ctx, actor: UserId, id: DocumentId) -> Result<Document> {
     let prev = load(ctx, id).await?;
     let mut next = prev.clone();
     next.deleted_at = Some(ctx.clock.now_bson());
@@ -349,7 +389,8 @@ pub async fn delete(ctx: &Ctx, actor: UserId, id: DocumentId) -> Result<()> {
             return Err(AppError::not_found("document"));
         }
         tx.point("document.delete:mark")?;
-        record_history(ctx, &mut tx, Some(&prev), &next, "delete", actor).await
+        record_history(ctx, &mut tx, Some(&prev), &next, "delete", actor).await?;
+        Ok(prev.clone())
     })
 }
 

@@ -273,6 +273,16 @@ async fn the_size_limit_is_413_and_keeps_nothing() {
     upload_with(&app, &staff, &patient, over, None)
         .await
         .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
+    // The form around the file is bounded too: 200 KiB before the first
+    // boundary (which a multipart parser would otherwise buffer).
+    let mut padded = vec![b'x'; 200 * 1024];
+    padded.extend(form(
+        &[("category", "imaging")],
+        Some(("c.pdf", &pdf("x", 100))),
+    ));
+    upload_with(&app, &staff, &patient, padded, None)
+        .await
+        .assert_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large");
     assert_eq!(document_count(&app).await, 1);
     assert_eq!(stored_objects(&app), 1, "the refused upload left no object");
 }

@@ -317,7 +317,7 @@ pub async fn upload_document(
         Ok(read) => read,
         Err((e, staged)) => {
             if let Some(s) = staged {
-                documents::discard(&state.workflows, &s).await;
+                documents::discard(s).await;
             }
             return Err(e);
         }
@@ -349,7 +349,7 @@ pub async fn upload_document(
     let (upload, keyed) = match prepared {
         Ok(p) => p,
         Err(e) => {
-            documents::discard(&state.workflows, &staged).await;
+            documents::discard(staged).await;
             return Err(e);
         }
     };
@@ -421,8 +421,7 @@ pub async fn delete_document(
     CurrentUser(me): CurrentUser,
     ApiPath(DocumentPath { id }): ApiPath<DocumentPath>,
 ) -> Result<Response, AppError> {
-    let d = documents::load(&state.workflows, id).await?;
-    documents::delete(&state.workflows, me.id, id).await?;
+    let d = documents::delete(&state.workflows, me.id, id).await?;
     Ok(audited(d.patient_id, StatusCode::NO_CONTENT))
 }
 
