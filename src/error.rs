@@ -44,6 +44,18 @@ pub enum AppError {
         message: String,
         details: Option<FieldErrors>,
     },
+    /// The update was based on an older `version` than the record's: 409
+    /// `conflict` when the version came in the body, 412
+    /// `precondition_failed` when it came as `If-Match`
+    /// (`http::versioning`).
+    #[error("{0}")]
+    Stale(String),
+    /// `If-Match` named another version than the record's.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// A versioned update sent neither `version` nor `If-Match`.
+    #[error("{0}")]
+    PreconditionRequired(String),
     #[error("the request body is larger than the allowed limit")]
     PayloadTooLarge,
     #[error("{0}")]
@@ -91,9 +103,11 @@ impl AppError {
             Forbidden(_) => StatusCode::FORBIDDEN,
             NotFound(_) => StatusCode::NOT_FOUND,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
-            Conflict { .. } | WriteConflict(_) | RequestInProgress | Corrupted(_) => {
+            Conflict { .. } | Stale(_) | WriteConflict(_) | RequestInProgress | Corrupted(_) => {
                 StatusCode::CONFLICT
             }
+            PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+            PreconditionRequired(_) => StatusCode::PRECONDITION_REQUIRED,
             IdempotencyKeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -118,7 +132,9 @@ impl AppError {
             Forbidden(_) => "forbidden",
             NotFound(_) => "not_found",
             MethodNotAllowed => "method_not_allowed",
-            Conflict { .. } | WriteConflict(_) => "conflict",
+            Conflict { .. } | Stale(_) | WriteConflict(_) => "conflict",
+            PreconditionFailed(_) => "precondition_failed",
+            PreconditionRequired(_) => "precondition_required",
             IdempotencyKeyReused => "idempotency_key_reused",
             RequestInProgress => "request_in_progress",
             Corrupted(_) => "document_corrupted",

@@ -151,19 +151,86 @@ pub fn json_body<T: Serialize>(value: &T) -> Result<String> {
     serde_json::to_string(value).map_err(AppError::internal)
 }
 
-/// The response to a creating request: `fresh` for something created now,
-/// or the stored first response, marked as replayed.
-pub fn created<T>(outcome: Created<T>, fresh: impl FnOnce(T) -> Response) -> Response {
-    match outcome {
-        Created::New(v) => fresh(v),
-        Created::Replayed(replay) => replayed(replay),
+/// Where a created record lives: the `Location` of its 201 (RFC 9110
+/// §10.2.2), on the first response and on every replay of it.
+pub trait Located {
+    /// The collection's path, e.g. `/api/v1/patients`.
+    const BASE: &'static str;
+    /// Where the record's id is in the response body (a JSON pointer).
+    const ID_POINTER: &'static str = "/id";
+    fn location_id(&self) -> String;
+}
+
+macro_rules! located {
+    ($ty:ty, $base:literal) => {
+        located!($ty, $base, "/id", |v: &$ty| v.id.to_string());
+    };
+    ($ty:ty, $base:literal, $pointer:literal, $id:expr) => {
+        impl Located for $ty {
+            const BASE: &'static str = $base;
+            const ID_POINTER: &'static str = $pointer;
+            fn location_id(&self) -> String {
+                ($id)(self)
+            }
+        }
+    };
+}
+
+located!(crate::domain::patient::Patient, "/api/v1/patients");
+located!(
+    crate::domain::appointment::Appointment,
+    "/api/v1/appointments"
+);
+located!(crate::domain::treatment::Treatment, "/api/v1/treatments");
+located!(crate::domain::hospital::Hospital, "/api/v1/hospitals");
+located!(crate::domain::user::User, "/api/v1/users");
+located!(crate::domain::quote::Quote, "/api/v1/quotes");
+located!(crate::domain::document::Document, "/api/v1/documents");
+// Accepting a quote creates the booked treatment.
+located!(
+    crate::workflow::quotes::Booked,
+    "/api/v1/treatments",
+    "/treatment/id",
+    |b: &crate::workflow::quotes::Booked| b.treatment.id.to_string()
+);
+
+/// Sets `Location: <T::BASE>/<id>` on `res` (ids are 24 hex digits).
+pub fn set_location<T: Located>(res: &mut Response, id: &str) {
+    if let Ok(v) = HeaderValue::try_from(format!("{}/{id}", T::BASE)) {
+        res.headers_mut().insert(header::LOCATION, v);
     }
+}
+
+/// The response to a creating request: `fresh` for something created now,
+/// or the stored first response, marked as replayed; either with its
+/// `Location`.
+pub fn created<T: Located>(outcome: Created<T>, fresh: impl FnOnce(T) -> Response) -> Response {
+    match outcome {
+        Created::New(v) => {
+            let id = v.location_id();
+            let mut res = fresh(v);
+            set_location::<T>(&mut res, &id);
+            res
+        }
+        Created::Replayed(replay) => {
+            let id = replayed_id_at(&replay, T::ID_POINTER);
+            let mut res = replayed(replay);
+            if let Some(id) = id {
+                set_location::<T>(&mut res, &id);
+            }
+            res
+        }
+    }
+}
+
+fn replayed_id_at(replay: &Replay, pointer: &str) -> Option<String> {
+    let body: serde_json::Value = serde_json::from_str(&replay.body).ok()?;
+    body.pointer(pointer)?.as_str().map(str::to_owned)
 }
 
 /// The `id` in a stored response body, if it has one.
 pub fn replayed_id(replay: &Replay) -> Option<String> {
-    let body: serde_json::Value = serde_json::from_str(&replay.body).ok()?;
-    body.get("id")?.as_str().map(str::to_owned)
+    replayed_id_at(replay, "/id")
 }
 
 pub fn replayed(Replay { status, body }: Replay) -> Response {

@@ -16,6 +16,7 @@ pub mod params;
 pub mod routes;
 pub mod rules;
 pub mod text;
+pub mod versioning;
 
 use std::sync::{Arc, OnceLock};
 

@@ -152,7 +152,7 @@ pub async fn update(
 ) -> Result<Appointment> {
     let prev = load(ctx, id).await?;
     if changes.version != prev.version {
-        return Err(AppError::conflict(format!(
+        return Err(AppError::Stale(format!(
             "stale version {}: the appointment is at version {}",
             changes.version, prev.version
         )));

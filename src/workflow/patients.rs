@@ -375,7 +375,7 @@ pub(super) fn take_step(p: &mut Patient, status: TreatmentStatus, now: BsonDateT
 }
 
 fn stale(version: i64, current: i64) -> AppError {
-    AppError::conflict(format!(
+    AppError::Stale(format!(
         "stale version {version}: the patient is at version {current}"
     ))
 }

@@ -166,7 +166,7 @@ async fn request_claimed(
 }
 
 fn stale(version: i64, current: i64) -> AppError {
-    AppError::conflict(format!(
+    AppError::Stale(format!(
         "stale version {version}: the quote is at version {current}"
     ))
 }

@@ -107,20 +107,20 @@ pub async fn save(
     let prev = load(ctx, patient).await?;
     match (&prev, input.version) {
         (Some(p), Some(v)) if v != p.version => {
-            return Err(AppError::conflict(format!(
+            return Err(AppError::Stale(format!(
                 "stale version {v}: the travel record is at version {}",
                 p.version
             )))
         }
         (Some(p), None) => {
-            return Err(AppError::conflict(format!(
-                "the travel record exists: send its version ({})",
+            return Err(AppError::PreconditionRequired(format!(
+                "the travel record exists: send its version ({}) in the body or as If-Match",
                 p.version
             )))
         }
         (None, Some(_)) => {
-            return Err(AppError::conflict(
-                "there is no travel record yet: send the first one without a version",
+            return Err(AppError::Stale(
+                "there is no travel record yet: send the first one without a version".into(),
             ))
         }
         _ => {}

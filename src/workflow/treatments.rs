@@ -388,7 +388,7 @@ pub async fn update(
         // is settled (a no-op unless a dead process left it short), then
         // report the conflict as usual.
         transaction!(ctx, |tx| settle(ctx, &mut tx, &prev).await)?;
-        return Err(AppError::conflict(format!(
+        return Err(AppError::Stale(format!(
             "stale version {}: the treatment is at version {}",
             changes.version, prev.version
         )));

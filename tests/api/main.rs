@@ -11,6 +11,7 @@ mod auth;
 mod bounds;
 mod calendars;
 mod connections;
+mod conventions;
 mod crash;
 mod doctor;
 mod documents;

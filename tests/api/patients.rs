@@ -444,8 +444,11 @@ async fn bad_patient_input_is_refused_and_nothing_is_written() {
 
     let p = register(&app, &staff, &patient_body("Target")).await;
     let path = format!("/api/v1/patients/{}", p["id"].as_str().expect("id"));
+    // No version at all: the precondition is required (RFC 6585).
+    app.patch_as(&staff, &path, &json!({"name": "no version"}))
+        .await
+        .assert_error(StatusCode::PRECONDITION_REQUIRED, "precondition_required");
     for body in [
-        json!({"name": "no version"}),
         json!({"version": "1"}),
         json!({"version": 1, "country": "ZZ"}),
         json!({"version": 1, "created_by": "x"}),

@@ -48,7 +48,7 @@ async fn the_travel_record_is_saved_whole_with_its_version_and_history() {
     w.app
         .put_as(&w.staff, &path(&w), &next)
         .await
-        .assert_error(StatusCode::CONFLICT, "conflict");
+        .assert_error(StatusCode::PRECONDITION_REQUIRED, "precondition_required");
     next["version"] = json!(7);
     w.app
         .put_as(&w.staff, &path(&w), &next)

@@ -358,8 +358,12 @@ async fn bad_updates_are_refused_and_change_nothing() {
     let w = world().await;
     let t = record(&w, "planned").await;
     let tpath = format!("/api/v1/treatments/{}", t["id"].as_str().expect("id"));
+    // No version at all: the precondition is required (RFC 6585).
+    w.app
+        .patch_as(&w.staff, &tpath, &json!({"status": "completed"}))
+        .await
+        .assert_error(StatusCode::PRECONDITION_REQUIRED, "precondition_required");
     for body in [
-        json!({"status": "completed"}),
         json!({"version": 1, "status": "finished"}),
         json!({"version": 1, "cost": {"amount_minor": -1, "currency": "EUR"}}),
         json!({"version": 1, "earnings": {"amount_minor": 2_000_000, "currency": "EUR"}}),
@@ -391,8 +395,11 @@ async fn bad_updates_are_refused_and_change_nothing() {
         "/api/v1/appointments/{}",
         res.json()["id"].as_str().expect("id")
     );
+    w.app
+        .patch_as(&w.staff, &apath, &json!({"status": "missed"}))
+        .await
+        .assert_error(StatusCode::PRECONDITION_REQUIRED, "precondition_required");
     for body in [
-        json!({"status": "missed"}),
         json!({"version": 1, "status": "gone"}),
         json!({"version": 1, "discussion_notes": ""}),
         json!({"version": 1, "appointment_date": "yesterday"}),

@@ -29,6 +29,7 @@ use crate::{
         idempotency::{created, json_body, IdempotencyKey},
         names,
         params::{date_window, nullable, PageOnly, PatientPath},
+        versioning::{etag, expected, stale_as_precondition, IfMatch},
     },
     repo::appointments::CalendarFilter,
     state::AppState,
@@ -99,8 +100,9 @@ pub struct LogAppointment {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAppointment {
-    /// The `version` the change is based on; a stale one is a 409.
-    pub version: i64,
+    /// The `version` the change is based on (or send `If-Match`); a stale
+    /// one is a 409.
+    pub version: Option<i64>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<HospitalId>)]
     pub hospital_id: Option<Option<HospitalId>>,
@@ -211,7 +213,8 @@ impl From<LogAppointment> for NewAppointment {
 impl From<UpdateAppointment> for AppointmentChanges {
     fn from(b: UpdateAppointment) -> Self {
         AppointmentChanges {
-            version: b.version,
+            // The handler sets the base version from `version` or If-Match.
+            version: b.version.unwrap_or_default(),
             hospital_id: b.hospital_id,
             appointment_date: b.appointment_date,
             discussion_notes: b.discussion_notes,
@@ -271,6 +274,7 @@ pub async fn get_appointment(
 ) -> Result<impl IntoResponse, AppError> {
     let a = appointments::load(&state.workflows, id).await?;
     Ok((
+        [etag(a.version)],
         axum::Extension(AuditPatients(vec![a.patient_id.to_string()])),
         Json(AppointmentResponse::from(&a)),
     ))
@@ -278,22 +282,32 @@ pub async fn get_appointment(
 
 /// Update an appointment (with `version`). A new `next_follow_up` also
 /// becomes the patient's next follow-up due.
-#[utoipa::path(patch, path = "/appointments/{id}", tag = "appointments", params(AppointmentPath),
+#[utoipa::path(patch, path = "/appointments/{id}", tag = "appointments", params(AppointmentPath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")),
     request_body = UpdateAppointment,
     responses(
         (status = 200, body = AppointmentResponse),
         (status = 404, body = ErrorResponse),
         (status = 409, description = "Stale version", body = ErrorResponse),
+        (status = 412, description = "Stale If-Match", body = ErrorResponse),
         (status = 422, body = ErrorResponse),
+        (status = 428, description = "Neither version nor If-Match", body = ErrorResponse),
     ))]
 pub async fn update_appointment(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
+    if_match: IfMatch,
     ApiPath(AppointmentPath { id }): ApiPath<AppointmentPath>,
     ApiJson(body): ApiJson<UpdateAppointment>,
 ) -> Result<impl IntoResponse, AppError> {
-    let next = appointments::update(&state.workflows, me.id, id, body.into()).await?;
+    let base = expected(body.version, if_match)?;
+    let mut changes = AppointmentChanges::from(body);
+    changes.version = base.version;
+    let next = stale_as_precondition(
+        appointments::update(&state.workflows, me.id, id, changes).await,
+        base.from_header,
+    )?;
     Ok((
+        [etag(next.version)],
         axum::Extension(AuditPatients(vec![next.patient_id.to_string()])),
         Json(AppointmentResponse::from(&next)),
     ))

@@ -29,8 +29,9 @@ use crate::{
         auth::CurrentUser,
         dto::{page_request, AccessLogEntry, Page, PatientResponse},
         extract::{ApiJson, ApiPath, ApiQuery},
-        idempotency::{json_body, replayed, replayed_id, IdempotencyKey},
+        idempotency::{created, json_body, replayed_id, IdempotencyKey},
         params::{nullable, parse_bound, PageOnly, PatientPath},
+        versioning::{etag, expected, stale_as_precondition, IfMatch},
     },
     repo::patients::{PatientFilter, PatientSort},
     state::AppState,
@@ -129,8 +130,9 @@ pub struct RegisterPatient {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdatePatient {
-    /// The `version` the change is based on; a stale one is a 409.
-    pub version: i64,
+    /// The `version` the change is based on (or send `If-Match`); a stale
+    /// one is a 409.
+    pub version: Option<i64>,
     #[validate(custom(function = "validate_name"))]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
@@ -258,7 +260,8 @@ impl From<RegisterPatient> for NewPatient {
 impl From<UpdatePatient> for PatientChanges {
     fn from(b: UpdatePatient) -> Self {
         PatientChanges {
-            version: b.version,
+            // The handler sets the base version from `version` or If-Match.
+            version: b.version.unwrap_or_default(),
             name: b.name,
             age: b.age,
             date_of_birth: b.date_of_birth,
@@ -356,19 +359,15 @@ pub async fn register_patient(
         render: &|p: &Patient| json_body(&PatientResponse::from(p)),
     };
     let outcome = patients::register(&state.workflows, me.id, body.into(), idem).await?;
-    Ok(match outcome {
-        Created::New(patient) => (
-            StatusCode::CREATED,
-            axum::Extension(audited(&[&patient])),
-            Json(PatientResponse::from(&patient)),
-        )
-            .into_response(),
-        // A replay shows the patient again: its access log says so too.
-        Created::Replayed(replay) => {
-            let ids = replayed_id(&replay).into_iter().collect();
-            (axum::Extension(AuditPatients(ids)), replayed(replay)).into_response()
-        }
-    })
+    // A replay shows the patient again: its access log says so too.
+    let audit = match &outcome {
+        Created::New(patient) => audited(&[patient]),
+        Created::Replayed(replay) => AuditPatients(replayed_id(replay).into_iter().collect()),
+    };
+    let res = created(outcome, |patient| {
+        (StatusCode::CREATED, Json(PatientResponse::from(&patient))).into_response()
+    });
+    Ok((axum::Extension(audit), res).into_response())
 }
 
 /// Read a patient.
@@ -377,30 +376,38 @@ pub async fn register_patient(
 pub async fn get_patient(
     State(state): State<AppState>,
     ApiPath(PatientPath { id }): ApiPath<PatientPath>,
-) -> Result<Json<PatientResponse>, AppError> {
-    Ok(Json(PatientResponse::from(
-        &patients::load(&state.workflows, id).await?,
-    )))
+) -> Result<impl IntoResponse, AppError> {
+    let p = patients::load(&state.workflows, id).await?;
+    Ok(([etag(p.version)], Json(PatientResponse::from(&p))))
 }
 
 /// Update a patient. Carries `version`; a stale one is a 409 and changes
 /// nothing. Treatment-status changes follow the workflow (422 names the
 /// allowed ones); `denied` needs a reason.
-#[utoipa::path(patch, path = "/patients/{id}", tag = "patients", params(PatientPath), request_body = UpdatePatient,
+#[utoipa::path(patch, path = "/patients/{id}", tag = "patients", params(PatientPath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")), request_body = UpdatePatient,
     responses(
         (status = 200, body = PatientResponse),
         (status = 404, body = ErrorResponse),
         (status = 409, description = "Stale version", body = ErrorResponse),
+        (status = 412, description = "Stale If-Match", body = ErrorResponse),
         (status = 422, body = ErrorResponse),
+        (status = 428, description = "Neither version nor If-Match", body = ErrorResponse),
     ))]
 pub async fn update_patient(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
+    if_match: IfMatch,
     ApiPath(PatientPath { id }): ApiPath<PatientPath>,
     ApiJson(body): ApiJson<UpdatePatient>,
-) -> Result<Json<PatientResponse>, AppError> {
-    let saved = patients::update(&state.workflows, me.id, id, body.into()).await?;
-    Ok(Json(PatientResponse::from(&saved)))
+) -> Result<impl IntoResponse, AppError> {
+    let base = expected(body.version, if_match)?;
+    let mut changes = PatientChanges::from(body);
+    changes.version = base.version;
+    let saved = stale_as_precondition(
+        patients::update(&state.workflows, me.id, id, changes).await,
+        base.from_header,
+    )?;
+    Ok(([etag(saved.version)], Json(PatientResponse::from(&saved))))
 }
 
 /// Soft delete: the patient disappears from every list and read (404) but

@@ -29,6 +29,7 @@ use crate::{
         names,
         params::{PageOnly, PatientPath},
         text::{validate_note, validate_text},
+        versioning::{etag, expected, stale_as_precondition, IfMatch},
     },
     state::AppState,
     workflow::{
@@ -73,8 +74,9 @@ pub enum AnswerStatus {
 #[serde(deny_unknown_fields)]
 #[schema(example = json!({"version": 1, "status": "received", "amount": {"amount_minor": 1250000, "currency": "EUR"}, "valid_until": "2026-12-31", "includes": "surgery, 5 nights, transfers"}))]
 pub struct AnswerQuote {
-    /// The `version` the answer is based on; a stale one is a 409.
-    pub version: i64,
+    /// The `version` the answer is based on (or send `If-Match`); a stale
+    /// one is a 409.
+    pub version: Option<i64>,
     pub status: AnswerStatus,
     /// The price; required when `received`.
     #[validate(nested)]
@@ -244,6 +246,7 @@ pub async fn get_quote(
 ) -> Result<impl IntoResponse, AppError> {
     let q = quotes::load(&state.workflows, id).await?;
     Ok((
+        [etag(q.version)],
         axum::Extension(AuditPatients(vec![q.patient_id.to_string()])),
         Json(QuoteResponse::new(&q, state.workflows.clock.today())),
     ))
@@ -251,22 +254,26 @@ pub async fn get_quote(
 
 /// Record the hospital's answer (with `version`): `received` with `amount`
 /// and `valid_until`, or `declined`. 409 once accepted, declined or expired.
-#[utoipa::path(patch, path = "/quotes/{id}", tag = "quotes", params(QuotePath),
+#[utoipa::path(patch, path = "/quotes/{id}", tag = "quotes", params(QuotePath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")),
     request_body = AnswerQuote,
     responses(
         (status = 200, body = QuoteResponse),
         (status = 404, body = ErrorResponse),
         (status = 409, description = "Stale version, or the quote is closed", body = ErrorResponse),
+        (status = 412, description = "Stale If-Match", body = ErrorResponse),
         (status = 422, body = ErrorResponse),
+        (status = 428, description = "Neither version nor If-Match", body = ErrorResponse),
     ))]
 pub async fn answer_quote(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
+    if_match: IfMatch,
     ApiPath(QuotePath { id }): ApiPath<QuotePath>,
     ApiJson(body): ApiJson<AnswerQuote>,
 ) -> Result<impl IntoResponse, AppError> {
+    let base = expected(body.version, if_match)?;
     let answer = Answer {
-        version: body.version,
+        version: base.version,
         status: match body.status {
             AnswerStatus::Received => QuoteStatus::Received,
             AnswerStatus::Declined => QuoteStatus::Declined,
@@ -276,8 +283,12 @@ pub async fn answer_quote(
         includes: body.includes,
         notes: body.notes,
     };
-    let q = quotes::answer(&state.workflows, me.id, id, answer).await?;
+    let q = stale_as_precondition(
+        quotes::answer(&state.workflows, me.id, id, answer).await,
+        base.from_header,
+    )?;
     Ok((
+        [etag(q.version)],
         axum::Extension(AuditPatients(vec![q.patient_id.to_string()])),
         Json(QuoteResponse::new(&q, state.workflows.clock.today())),
     ))

@@ -29,6 +29,7 @@ use crate::{
         names,
         params::{date_window, PatientPath},
         text::{validate_note, validate_text},
+        versioning::{etag, expected, stale_as_precondition, IfMatch},
     },
     state::AppState,
     workflow::{
@@ -275,29 +276,38 @@ pub async fn get_travel(
         .await?
         .ok_or_else(|| AppError::not_found("travel record"))?;
     let show = shows_passport(&state, &me).await?;
-    Ok(Json(TravelResponse::new(&t, show)))
+    Ok(([etag(t.version)], Json(TravelResponse::new(&t, show))))
 }
 
 /// Save the whole travel record: the first without `version`, later ones
 /// with it (409 when stale or missing). The departure must follow the
 /// arrival. Every change goes to the patient's history, the passport
 /// number masked.
-#[utoipa::path(put, path = "/patients/{id}/travel", tag = "travel", params(PatientPath),
+#[utoipa::path(put, path = "/patients/{id}/travel", tag = "travel", params(PatientPath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")),
     request_body = PutTravel,
     responses(
         (status = 200, body = TravelResponse),
         (status = 404, body = ErrorResponse),
         (status = 409, body = ErrorResponse),
+        (status = 412, description = "Stale If-Match", body = ErrorResponse),
         (status = 422, body = ErrorResponse),
+        (status = 428, description = "The record exists and neither version nor If-Match was sent", body = ErrorResponse),
     ))]
 pub async fn put_travel(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
+    if_match: IfMatch,
     ApiPath(PatientPath { id }): ApiPath<PatientPath>,
     ApiJson(body): ApiJson<PutTravel>,
 ) -> Result<impl IntoResponse, AppError> {
+    // The first PUT names no version; later ones must (428 otherwise,
+    // decided by the workflow, which knows whether the record exists).
+    let base = match (body.version, if_match.0) {
+        (None, None) => None,
+        (v, _) => Some(expected(v, if_match)?),
+    };
     let input = TravelInput {
-        version: body.version,
+        version: base.map(|b| b.version),
         passport: body.passport.map(|p| PassportInput {
             number: p.number,
             country: p.country,
@@ -322,7 +332,10 @@ pub async fn put_travel(
         companions: body.companions.unwrap_or_default(),
         pickup_arranged: body.pickup_arranged.unwrap_or(false),
     };
-    let t = travel::save(&state.workflows, me.id, id, input).await?;
+    let t = stale_as_precondition(
+        travel::save(&state.workflows, me.id, id, input).await,
+        base.is_some_and(|b| b.from_header),
+    )?;
     let show = shows_passport(&state, &me).await?;
-    Ok(Json(TravelResponse::new(&t, show)))
+    Ok(([etag(t.version)], Json(TravelResponse::new(&t, show))))
 }

@@ -27,6 +27,7 @@ use crate::{
         idempotency::{created, json_body, IdempotencyKey},
         params::{date_window, PageOnly, PatientPath},
         text::validate_text,
+        versioning::{etag, expected, stale_as_precondition, IfMatch},
     },
     repo::treatments::TreatmentListFilter,
     state::AppState,
@@ -88,8 +89,9 @@ pub struct RecordTreatment {
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTreatment {
-    /// The `version` the change is based on; a stale one is a 409.
-    pub version: i64,
+    /// The `version` the change is based on (or send `If-Match`); a stale
+    /// one is a 409.
+    pub version: Option<i64>,
     #[validate(custom(function = "validate_text"))]
     pub treatment_type: Option<String>,
     #[validate(custom(function = "validate_text"))]
@@ -128,7 +130,8 @@ impl From<RecordTreatment> for NewTreatment {
 impl From<UpdateTreatment> for TreatmentChanges {
     fn from(b: UpdateTreatment) -> Self {
         TreatmentChanges {
-            version: b.version,
+            // The handler sets the base version from `version` or If-Match.
+            version: b.version.unwrap_or_default(),
             treatment_type: b.treatment_type,
             disease: b.disease,
             hospital_id: b.hospital_id,
@@ -190,6 +193,7 @@ pub async fn get_treatment(
 ) -> Result<impl IntoResponse, AppError> {
     let t = treatments::load(&state.workflows, id).await?;
     Ok((
+        [etag(t.version)],
         axum::Extension(AuditPatients(vec![t.patient_id.to_string()])),
         Json(TreatmentResponse::from(&t)),
     ))
@@ -198,22 +202,32 @@ pub async fn get_treatment(
 /// Update a treatment (with `version`). Completing it books its earnings
 /// once; cancelling a completed one books a reversal. The money and hospital
 /// of a completed or cancelled treatment are fixed.
-#[utoipa::path(patch, path = "/treatments/{id}", tag = "treatments", params(TreatmentPath),
+#[utoipa::path(patch, path = "/treatments/{id}", tag = "treatments", params(TreatmentPath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")),
     request_body = UpdateTreatment,
     responses(
         (status = 200, body = TreatmentResponse),
         (status = 404, body = ErrorResponse),
         (status = 409, description = "Stale version", body = ErrorResponse),
+        (status = 412, description = "Stale If-Match", body = ErrorResponse),
         (status = 422, body = ErrorResponse),
+        (status = 428, description = "Neither version nor If-Match", body = ErrorResponse),
     ))]
 pub async fn update_treatment(
     State(state): State<AppState>,
     CurrentUser(me): CurrentUser,
+    if_match: IfMatch,
     ApiPath(TreatmentPath { id }): ApiPath<TreatmentPath>,
     ApiJson(body): ApiJson<UpdateTreatment>,
 ) -> Result<impl IntoResponse, AppError> {
-    let next = treatments::update(&state.workflows, me.id, id, body.into()).await?;
+    let base = expected(body.version, if_match)?;
+    let mut changes = TreatmentChanges::from(body);
+    changes.version = base.version;
+    let next = stale_as_precondition(
+        treatments::update(&state.workflows, me.id, id, changes).await,
+        base.from_header,
+    )?;
     Ok((
+        [etag(next.version)],
         axum::Extension(AuditPatients(vec![next.patient_id.to_string()])),
         Json(TreatmentResponse::from(&next)),
     ))
