@@ -338,11 +338,42 @@ impl From<validator::ValidationErrors> for AppError {
     fn from(errors: validator::ValidationErrors) -> Self {
         let mut details = FieldErrors::new();
         collect_validation_errors(&errors, "", &mut details);
-        let message = match details.keys().next() {
-            Some(first) if details.len() == 1 => format!("{first} is invalid"),
-            _ => "some fields are invalid".into(),
+        let message = match details.iter().next() {
+            Some((field, messages)) if details.len() == 1 => match messages.first() {
+                Some(m) => format!("{field} {m}"),
+                None => format!("{field} is not valid"),
+            },
+            _ => format!(
+                "{} fields are not valid: {}",
+                details.len(),
+                details.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
         };
         AppError::Validation { message, details }
+    }
+}
+
+/// What a rule without a message of its own wants, in words: "must be 1
+/// to 200 characters", "must be between 0 and 10000", never a bare rule
+/// name such as `length`.
+fn describe(e: &validator::ValidationError) -> String {
+    let param = |k: &str| e.params.get(k).map(|v| v.to_string());
+    let unit = match e.params.get("value") {
+        Some(serde_json::Value::Array(_)) => "items",
+        _ => "characters",
+    };
+    match (e.code.as_ref(), param("min"), param("max"), param("equal")) {
+        ("length", _, _, Some(n)) => format!("must be exactly {n} {unit}"),
+        ("length", Some(min), Some(max), _) => format!("must be {min} to {max} {unit}"),
+        ("length", Some(min), None, _) => format!("must be at least {min} {unit}"),
+        ("length", None, Some(max), _) => format!("must be at most {max} {unit}"),
+        ("range", Some(min), Some(max), _) => format!("must be between {min} and {max}"),
+        ("range", Some(min), None, _) => format!("must be at least {min}"),
+        ("range", None, Some(max), _) => format!("must be at most {max}"),
+        ("email", ..) => "must be a valid email".into(),
+        ("url", ..) => "must be a valid URL".into(),
+        ("required", ..) => "is required".into(),
+        _ => "is not valid".into(),
     }
 }
 
@@ -364,7 +395,7 @@ fn collect_validation_errors(
                 for e in list {
                     messages.push(match &e.message {
                         Some(m) => m.to_string(),
-                        None => e.code.to_string(),
+                        None => describe(e),
                     });
                 }
             }
@@ -375,5 +406,51 @@ fn collect_validation_errors(
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use validator::Validate;
+
+    use super::*;
+
+    #[derive(Validate)]
+    struct Rules {
+        #[validate(length(min = 1, max = 200))]
+        title: String,
+        #[validate(length(max = 100))]
+        code: String,
+        #[validate(length(min = 2))]
+        tags: Vec<String>,
+        #[validate(range(min = 0, max = 10000))]
+        bps: i64,
+        #[validate(range(max = 130))]
+        age: u8,
+        #[validate(email)]
+        email: String,
+    }
+
+    #[test]
+    fn every_rule_says_what_it_wants() {
+        let bad = Rules {
+            title: String::new(),
+            code: "x".repeat(101),
+            tags: vec![],
+            bps: 20_000,
+            age: 200,
+            email: "nope".into(),
+        };
+        let AppError::Validation { details, .. } = AppError::from(bad.validate().unwrap_err())
+        else {
+            panic!("a validation error");
+        };
+        let first = |k: &str| details[k][0].as_str();
+        assert_eq!(first("title"), "must be 1 to 200 characters");
+        assert_eq!(first("code"), "must be at most 100 characters");
+        assert_eq!(first("tags"), "must be at least 2 items");
+        assert_eq!(first("bps"), "must be between 0 and 10000");
+        assert_eq!(first("age"), "must be at most 130");
+        assert_eq!(first("email"), "must be a valid email");
     }
 }

@@ -210,3 +210,44 @@ async fn panics_become_500_without_internals() {
         .unwrap_or_default()
         .contains("index"));
 }
+
+#[tokio::test]
+async fn validation_messages_say_what_each_rule_wants() {
+    let app = crate::helpers::TestApp::spawn().await;
+    let admin = app.login_as(healthcrm::domain::user::Role::Admin).await;
+    let res = app
+        .post_as(
+            &admin,
+            "/api/v1/hospitals",
+            &serde_json::json!({"name": "Rules Hospital", "location": "Izmir", "country": "TR",
+                                "commission_bps": 20000, "currency": "EUR"}),
+        )
+        .await;
+    let body = res.assert_error(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_eq!(
+        body["details"]["commission_bps"],
+        serde_json::json!(["must be between 0 and 10000"])
+    );
+    assert_eq!(
+        body["message"],
+        "commission_bps must be between 0 and 10000"
+    );
+    let res = app
+        .post_as(
+            &admin,
+            "/api/v1/patients",
+            &serde_json::json!({"name": "Old", "country": "DE", "age": 200}),
+        )
+        .await;
+    let body = res.assert_error(
+        axum::http::StatusCode::UNPROCESSABLE_ENTITY,
+        "validation_failed",
+    );
+    assert_eq!(
+        body["details"]["age"],
+        serde_json::json!(["must be at most 130"])
+    );
+}
