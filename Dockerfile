@@ -1,7 +1,11 @@
 # Release build of the server, the seed and the doctor on a slim runtime image.
 FROM rust:1-bookworm AS build
+# The commit /health reports (the build context has no .git):
+#   docker compose build --build-arg HEALTHCRM_GIT_COMMIT=$(git rev-parse --short=12 HEAD)
+ARG HEALTHCRM_GIT_COMMIT=unknown
+ENV HEALTHCRM_GIT_COMMIT=$HEALTHCRM_GIT_COMMIT
 WORKDIR /src
-COPY Cargo.toml Cargo.lock ./
+COPY Cargo.toml Cargo.lock build.rs ./
 COPY src ./src
 COPY migrations ./migrations
 COPY seeds ./seeds

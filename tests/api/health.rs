@@ -8,6 +8,15 @@ async fn health_is_ok_without_auth() {
     let res = app.get("/health").await;
     assert_eq!(res.status, StatusCode::OK);
     assert_eq!(res.json()["status"], "ok");
+    assert_eq!(res.json()["version"], env!("CARGO_PKG_VERSION"));
+    // The commit this checkout is at, as git reports it.
+    let head = std::process::Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("git");
+    let head = String::from_utf8_lossy(&head.stdout).trim().to_owned();
+    assert_eq!(res.json()["commit"], head.as_str());
 }
 
 #[tokio::test]

@@ -11,6 +11,20 @@ use crate::{db, error::AppError, error::ErrorResponse, state::AppState};
 pub struct HealthStatus {
     /// `ok` for liveness, `ready` for readiness.
     pub status: &'static str,
+    /// The server's version (Cargo.toml).
+    pub version: &'static str,
+    /// The git commit it was built from (12 hex digits), or `unknown`.
+    pub commit: &'static str,
+}
+
+impl HealthStatus {
+    fn new(status: &'static str) -> Self {
+        HealthStatus {
+            status,
+            version: env!("CARGO_PKG_VERSION"),
+            commit: env!("HEALTHCRM_GIT_COMMIT"),
+        }
+    }
 }
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -23,7 +37,7 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[utoipa::path(get, path = "/health", tag = "health",
     responses((status = 200, description = "Process is up", body = HealthStatus)))]
 pub async fn health() -> Json<HealthStatus> {
-    Json(HealthStatus { status: "ok" })
+    Json(HealthStatus::new("ok"))
 }
 
 /// The database answers a ping within the configured timeout.
@@ -35,7 +49,7 @@ pub async fn health() -> Json<HealthStatus> {
 pub async fn ready(State(state): State<AppState>) -> Result<Json<HealthStatus>, AppError> {
     let timeout = state.config.mongodb_timeout;
     match tokio::time::timeout(timeout, db::ping(&state.db)).await {
-        Ok(Ok(())) => Ok(Json(HealthStatus { status: "ready" })),
+        Ok(Ok(())) => Ok(Json(HealthStatus::new("ready"))),
         Ok(Err(e)) => Err(AppError::ServiceUnavailable(format!(
             "database ping failed: {e}"
         ))),
