@@ -130,6 +130,8 @@ pub async fn require_permission(
         return Ok(next.run(req).await);
     }
     let principal = authenticate(&state, req.headers()).await?;
+    // Who is asking, on the request's span (the id, never the name).
+    tracing::Span::current().record("user_id", tracing::field::display(principal.id));
     let matrix = state.permissions.get(&state.repos.permissions).await?;
     let caller = CurrentUser(principal.clone());
     let mut response = if matrix.allows(principal.role, &principal.overrides, &route) {

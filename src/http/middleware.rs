@@ -36,9 +36,10 @@ pub struct RequestId(pub Arc<str>);
 /// 1. mark `Authorization`/`Cookie` sensitive before anything can log them;
 /// 2. request id, so every later layer and the span know it, and the
 ///    headers every response carries (`nosniff`; `no-store` on the API);
-/// 3. trace span (method, matched route, request id; status and latency at
-///    the end). Raw paths and query strings are not logged: they can carry
-///    patient names;
+/// 3. trace span (method, matched route, request id; the caller's user id
+///    once authenticated, never the name; status and latency at the end).
+///    Raw paths and query strings are not logged: they can carry patient
+///    names;
 /// 4. CORS, so error responses are readable by the SPA too;
 /// 5. compression;
 /// 6. the error envelope: every status >= 400 leaves in the contract's shape,
@@ -110,6 +111,7 @@ fn make_span(req: &Request) -> Span {
         method = %req.method(),
         route = %route,
         request_id = %request_id,
+        user_id = Empty,
         status = Empty,
         latency_ms = Empty,
     )

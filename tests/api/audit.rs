@@ -361,3 +361,48 @@ async fn the_audit_list_shows_ids_and_details_and_every_filter_returns_its_rows(
     let yesterday = today.pred_opt().expect("date");
     assert!(list(format!("?to={yesterday}")).await.is_empty());
 }
+
+/// Captures what a subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn the_request_span_carries_the_callers_id_never_the_name() {
+    let app = TestApp::spawn().await;
+    let staff = app.login_as(Role::Staff).await;
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter("info")
+        .with_writer(move || writer.clone())
+        .finish();
+    let guard = tracing::subscriber::set_default(subscriber);
+    let res = app.get_as(&staff, "/api/v1/auth/me").await;
+    drop(guard);
+    assert_eq!(res.status, StatusCode::OK);
+    let name = res.json()["user"]["name"]
+        .as_str()
+        .expect("name")
+        .to_owned();
+    let out = String::from_utf8(captured.0.lock().expect("lock").clone()).expect("utf-8");
+    let finished = out
+        .lines()
+        .find(|l| l.contains("request finished"))
+        .unwrap_or_else(|| panic!("no request log line in {out}"));
+    assert!(
+        finished.contains(&format!("\"user_id\":\"{}\"", staff.id)),
+        "{finished}"
+    );
+    assert!(!out.contains(&name), "the name is never logged: {out}");
+}
