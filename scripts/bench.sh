@@ -15,9 +15,12 @@ case "$name" in
   login|scale|reports|load|documents) shift ;;
   *) echo "usage: $0 login|scale|reports|load|documents [args]" >&2; exit 2 ;;
 esac
+. scripts/lib.sh
 if [ -z "${MONGODB_URI:-}" ]; then
-  export DB_PORT="${BENCH_DB_PORT:-27217}"
-  export DB_DATA_DIR="$ROOT/.local/benchdb"
+  # A free port unless BENCH_DB_PORT names one.
+  export DB_PORT="${BENCH_DB_PORT:-$(free_port)}"
+  require_free_port "$DB_PORT" "the benchmark's database" BENCH_DB_PORT
+  export DB_DATA_DIR="$ROOT/.local/benchdb-$DB_PORT"
   rm -rf "$DB_DATA_DIR"
   MONGODB_URI="$(scripts/db.sh start)"
   export MONGODB_URI

@@ -22,7 +22,7 @@ PORT="${DB_PORT:-27017}"
 DATA_DIR="${DB_DATA_DIR:-$LOCAL/db/$PORT}"
 PID_FILE="$LOCAL/run/nx-$PORT.pid"
 LOG_FILE="$LOCAL/run/nx-$PORT.log"
-PYTHON="${PYTHON:-python3}"
+. "$ROOT/scripts/lib.sh"
 
 say() { echo "db.sh: $*" >&2; }
 
@@ -31,10 +31,7 @@ install() {
       'import importlib.metadata as m; print(m.version("nx-27017"))' 2>/dev/null)" = "$NX_VERSION" ]; then
     return 0
   fi
-  say "installing nx-27017==$NX_VERSION into $VENV"
-  mkdir -p "$LOCAL"
-  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "nx-27017==$NX_VERSION"
+  ensure_venv "$VENV" "nx-27017==$NX_VERSION"
 }
 
 running() {
@@ -62,6 +59,8 @@ start() {
     echo "mongodb://127.0.0.1:$PORT"
     return 0
   fi
+  require_free_port "$PORT" "the local database" \
+    "DB_PORT (or set MONGODB_URI to use the database already there)"
   mkdir -p "$DATA_DIR" "$(dirname "$PID_FILE")"
   # nx-27017 keeps its own pid file (default: one per machine in /tmp); give
   # each port its own so a test database can run beside the dev database.

@@ -21,7 +21,7 @@ PORT="${S3_PORT:-9000}"
 BUCKET="${S3_BUCKET:-healthcrm-test}"
 PID_FILE="$LOCAL/run/moto-$PORT.pid"
 LOG_FILE="$LOCAL/run/moto-$PORT.log"
-PYTHON="${PYTHON:-python3}"
+. "$ROOT/scripts/lib.sh"
 
 say() { echo "s3.sh: $*" >&2; }
 
@@ -30,14 +30,7 @@ install() {
       'import importlib.metadata as m; print(m.version("moto"))' 2>/dev/null)" = "$MOTO_VERSION" ]; then
     return 0
   fi
-  say "installing moto[server]==$MOTO_VERSION into $VENV"
-  mkdir -p "$LOCAL"
-  # A venv left half-made by an interrupted install is made again.
-  if [ -d "$VENV" ] && ! "$VENV/bin/python" -c 'import sys' >/dev/null 2>&1; then
-    rm -rf "$VENV"
-  fi
-  [ -x "$VENV/bin/python" ] || "$PYTHON" -m venv "$VENV"
-  "$VENV/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+  ensure_venv "$VENV" "moto[server]==$MOTO_VERSION"
 }
 
 running() {
@@ -52,6 +45,7 @@ start() {
   install
   mkdir -p "$(dirname "$PID_FILE")"
   if ! (running && answers); then
+    require_free_port "$PORT" "the S3 test server" S3_PORT
     nohup "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PORT" >>"$LOG_FILE" 2>&1 &
     echo $! >"$PID_FILE"
     for _ in $(seq 1 100); do

@@ -4,8 +4,11 @@
 #
 #   scripts/test.sh [extra cargo test args]
 #
-# With no arguments it then fuzzes the served OpenAPI document with
-# schemathesis (scripts/fuzz.sh, a few minutes; FUZZ=0 skips it).
+# With no arguments it then checks the scripts' own failure handling
+# (scripts/check-scripts.sh), the docs page in headless Chromium, the
+# generated TypeScript client and the Postman collection (scripts/e2e.sh;
+# E2E=0 skips it), and fuzzes the served OpenAPI document with schemathesis
+# (scripts/fuzz.sh, a few minutes; FUZZ=0 skips it).
 #
 # TEST_MONGODB_URI: run against that database instead of a throwaway one
 # (each test creates and drops its own uniquely named database).
@@ -14,11 +17,11 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
+. scripts/lib.sh
 
 if [ -z "${TEST_MONGODB_URI:-}" ]; then
   # A free port unless TEST_DB_PORT names one, so a busy port cannot fail a run.
-  free_port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
-  export DB_PORT="${TEST_DB_PORT:-$free_port}"
+  export DB_PORT="${TEST_DB_PORT:-$(free_port)}"
   export DB_DATA_DIR="$ROOT/.local/testdb-$DB_PORT"
   # The throwaway database must not be the user's MONGODB_URI.
   (unset MONGODB_URI; scripts/db.sh stop >/dev/null 2>&1 || true)
@@ -35,7 +38,7 @@ trap cleanup EXIT
 
 # The document store's S3 test: moto in server mode, on a free port.
 if [ -z "${TEST_S3_ENDPOINT:-}" ]; then
-  S3_PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  S3_PORT="$(free_port)"
   export S3_PORT
   TEST_S3_ENDPOINT="$(scripts/s3.sh start)"
   export TEST_S3_ENDPOINT TEST_S3_BUCKET="${S3_BUCKET:-healthcrm-test}"
@@ -49,6 +52,8 @@ export NX_27017_BIN
 echo "test.sh: tests use $TEST_MONGODB_URI"
 cargo test --all-targets --all-features --no-fail-fast "$@"
 
-if [ "$#" -eq 0 ] && [ "${FUZZ:-1}" != "0" ]; then
-  scripts/fuzz.sh
+if [ "$#" -eq 0 ]; then
+  scripts/check-scripts.sh
+  if [ "${E2E:-1}" != "0" ]; then scripts/e2e.sh; fi
+  if [ "${FUZZ:-1}" != "0" ]; then scripts/fuzz.sh; fi
 fi

@@ -17,6 +17,8 @@ pub const EXAMPLE_JWT_SECRET: &str = "change-me-to-a-long-random-secret-of-at-le
 
 /// Minimum length of the HS256 signing secret (RFC 7518 §3.2: key >= hash size).
 pub const MIN_JWT_SECRET_BYTES: usize = 32;
+/// A shorter `METRICS_TOKEN` could be guessed.
+pub const MIN_METRICS_TOKEN_BYTES: usize = 16;
 
 /// Upper bound of `MAX_CONNECTIONS`: each connection holds a file descriptor,
 /// and no process here is allowed a million of them.
@@ -81,6 +83,9 @@ pub struct Config {
     pub doctor_on_start: DoctorOnStart,
     /// Patient documents: key, store and size limit.
     pub documents: DocumentSettings,
+    /// The bearer token `/metrics` asks for (`METRICS_TOKEN`); unset, the
+    /// route answers 404 and nothing is recorded.
+    pub metrics_token: Option<SecretString>,
     pub seed_admin_email: Option<String>,
     pub seed_admin_password: Option<SecretString>,
     pub seed_admin_name: String,
@@ -309,6 +314,15 @@ impl Config {
         };
 
         let documents = documents::parse(&get, &mut errors);
+        let metrics_token = get("METRICS_TOKEN");
+        if metrics_token
+            .as_ref()
+            .is_some_and(|t| t.len() < MIN_METRICS_TOKEN_BYTES)
+        {
+            errors.push(format!(
+                "METRICS_TOKEN must be at least {MIN_METRICS_TOKEN_BYTES} characters (or unset, which turns /metrics off)"
+            ));
+        }
 
         let seed_admin_email = get("SEED_ADMIN_EMAIL").map(|e| e.to_lowercase());
         let seed_admin_password = get("SEED_ADMIN_PASSWORD").map(SecretString::from);
@@ -347,6 +361,7 @@ impl Config {
             idempotency_ttl: Duration::from_secs(idempotency_secs),
             doctor_on_start,
             documents,
+            metrics_token: metrics_token.map(SecretString::from),
             seed_admin_email,
             seed_admin_password,
             seed_admin_name,

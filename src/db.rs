@@ -15,11 +15,21 @@ use crate::config::Config;
 /// Builds a client with timeouts short enough that a lost database turns
 /// into a prompt 503 instead of a hung request. Connecting is lazy: this
 /// succeeds even when the server is down.
+/// With `METRICS_TOKEN` set, each command's round trip is also recorded.
 pub async fn client(config: &Config) -> Result<Client, Error> {
-    client_for_uri(config.mongodb_uri.expose_secret(), config.mongodb_timeout).await
+    let mut options =
+        options_for_uri(config.mongodb_uri.expose_secret(), config.mongodb_timeout).await?;
+    if config.metrics_token.is_some() {
+        options.command_event_handler = Some(crate::metrics::command_events());
+    }
+    Client::with_options(options)
 }
 
 pub async fn client_for_uri(uri: &str, timeout: Duration) -> Result<Client, Error> {
+    Client::with_options(options_for_uri(uri, timeout).await?)
+}
+
+async fn options_for_uri(uri: &str, timeout: Duration) -> Result<ClientOptions, Error> {
     let mut options = ClientOptions::parse(uri).await?;
     options.app_name.get_or_insert_with(|| "healthcrm".into());
     options.server_selection_timeout.get_or_insert(timeout);
@@ -27,7 +37,7 @@ pub async fn client_for_uri(uri: &str, timeout: Duration) -> Result<Client, Erro
         .connect_timeout
         .get_or_insert(timeout.min(Duration::from_secs(10)));
     options.max_pool_size.get_or_insert(50);
-    Client::with_options(options)
+    Ok(options)
 }
 
 /// One round trip to the server: `/ready` and startup use it.

@@ -49,6 +49,10 @@ async fn run(config: Config) -> Result<(), String> {
     workflow::tx::probe(&client, &database).await?;
 
     let bind_addr = config.bind_addr;
+    if config.metrics_token.is_some() {
+        healthcrm::metrics::handle();
+        healthcrm::metrics::spawn_upkeep();
+    }
     let state = AppState::new(database, config);
     doctor_on_start(&state).await?;
     let listener = TcpListener::bind(bind_addr)

@@ -70,10 +70,12 @@ impl PrincipalCache {
         if let Ok(entries) = self.entries.read() {
             if let Some((p, at)) = entries.get(&id) {
                 if at.elapsed() < self.ttl {
+                    crate::metrics::cache_lookup("users", true);
                     return Ok(Some(p.clone()));
                 }
             }
         }
+        crate::metrics::cache_lookup("users", false);
         let Some(user) = users.find(id).await? else {
             self.invalidate(id);
             return Ok(None);
@@ -123,6 +125,7 @@ impl PermissionCache {
             l.as_ref()
                 .map(|l| (l.matrix.clone(), l.at.elapsed() >= self.ttl))
         });
+        crate::metrics::cache_lookup("permissions", matches!(current, Some((_, false))));
         match current {
             Some((matrix, false)) => Ok(matrix),
             Some((matrix, true)) => {

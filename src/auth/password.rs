@@ -219,10 +219,15 @@ impl Hasher {
         &self,
         work: impl FnOnce(&mut Blocks) -> T + Send + 'static,
     ) -> Result<T, AppError> {
+        let waiting = std::time::Instant::now();
         let permit = tokio::time::timeout(self.queue_timeout, self.permits.clone().acquire_owned())
             .await
-            .map_err(|_| AppError::ServiceUnavailable("password hashing queue is full".into()))?
+            .map_err(|_| {
+                crate::metrics::hash_waited(waiting, false);
+                AppError::ServiceUnavailable("password hashing queue is full".into())
+            })?
             .map_err(AppError::internal)?;
+        crate::metrics::hash_waited(waiting, true);
         let memory = self.memory.clone();
         let stats = self.stats.clone();
         tokio::task::spawn_blocking(move || {

@@ -105,9 +105,12 @@ impl AuditLog {
     pub fn submit_in(&self, slot: Option<OwnedSemaphorePermit>, events: Vec<AuditEvent>) {
         let repo = self.repo.clone();
         let gate = self.gate.clone();
+        let log = self.clone();
+        crate::metrics::audit_queue(self.in_flight());
         self.background.spawn(async move {
-            let _slot = slot;
             write(&repo, &gate, events).await;
+            drop(slot);
+            crate::metrics::audit_queue(log.in_flight());
         });
     }
 

@@ -1,6 +1,9 @@
 //! The middleware stack every route shares, assembled once in [`apply`].
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use axum::{
     body::Body,
@@ -67,6 +70,10 @@ where
                 },
                 crate::http::client_ip::resolve,
             ))
+            .layer(middleware::from_fn_with_state(
+                MetricsOn(config.metrics_token.is_some()),
+                record_metrics,
+            ))
             .layer(
                 TraceLayer::new_for_http()
                     .make_span_with(make_span)
@@ -93,6 +100,30 @@ where
             .layer(DefaultBodyLimit::max(config.body_limit_bytes))
             .layer(SetSensitiveResponseHeadersLayer::new([header::SET_COOKIE])),
     )
+}
+
+/// Whether `/metrics` is served (`METRICS_TOKEN` set), and so recorded.
+#[derive(Clone, Copy)]
+struct MetricsOn(bool);
+
+/// Counts the request and times it to its response's head, labelled by
+/// route template (never the raw path, which carries record ids).
+async fn record_metrics(State(on): State<MetricsOn>, req: Request, next: Next) -> Response {
+    if !on.0 {
+        return next.run(req).await;
+    }
+    let started = Instant::now();
+    let method = req.method().as_str().to_owned();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
+    let res = next.run(req).await;
+    let status = res.status().as_u16().to_string();
+    let labels = [("method", method), ("route", route), ("status", status)];
+    metrics::counter!(crate::metrics::HTTP_REQUESTS, &labels).increment(1);
+    metrics::histogram!(crate::metrics::HTTP_DURATION, &labels).record(started.elapsed());
+    res
 }
 
 fn make_span(req: &Request) -> Span {

@@ -37,6 +37,8 @@ use crate::{domain::permission::RouteKey, error::AppError, state::AppState};
 
 pub const API_PREFIX: &str = "/api/v1";
 pub const OPENAPI_PATH: &str = "/api/v1/openapi.json";
+/// The interactive API reference (Swagger UI, served from the binary).
+pub const DOCS_PATH: &str = "/docs";
 
 /// Routes anyone may call, relative to `/api/v1`.
 fn public_v1() -> OpenApiRouter<AppState> {
@@ -149,9 +151,31 @@ pub fn build_app(state: AppState) -> Router {
     };
     let router = router
         .route(OPENAPI_PATH, get(move || serve_openapi(doc_json.clone())))
+        .merge(docs_page())
+        .route(routes::metrics::METRICS_PATH, get(routes::metrics::metrics))
         .fallback(not_found);
+    if state.config.metrics_token.is_some() {
+        crate::metrics::handle();
+    }
     let config = state.config.clone();
     middleware::apply(router, &config).with_state(state)
+}
+
+/// Swagger UI at `/docs`, reading the served document. Every asset is
+/// compiled into the binary (`utoipa-swagger-ui`'s `vendored` feature), and
+/// the validator badge, Swagger UI's one call to another host, is off, so
+/// the page works on a closed network and leaks nothing about the API.
+fn docs_page() -> Router<AppState> {
+    let config = utoipa_swagger_ui::Config::from(OPENAPI_PATH)
+        .validator_url("none")
+        .try_it_out_enabled(true)
+        .persist_authorization(false)
+        .display_request_duration(true)
+        .filter(true)
+        .doc_expansion("list");
+    utoipa_swagger_ui::SwaggerUi::new(DOCS_PATH)
+        .config(config)
+        .into()
 }
 
 /// The document as one pre-rendered string.

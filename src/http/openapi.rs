@@ -16,6 +16,7 @@ use crate::error::{ErrorBody, ErrorResponse};
         description = "CRM backend for a medical-tourism facilitator. Errors always use the \
                        `ErrorResponse` shape; every response carries `x-request-id`."
     ),
+    servers((url = "/", description = "The server that serves this document")),
     components(schemas(ErrorResponse, ErrorBody)),
     modifiers(&BearerAuth),
     tags(

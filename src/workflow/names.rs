@@ -93,8 +93,10 @@ impl NameCache {
     /// failed reload is logged and the last names serve for another TTL.
     pub async fn get(&self, repos: &Repos) -> Arc<Names> {
         if let Some(names) = self.fresh() {
+            crate::metrics::cache_lookup("names", true);
             return names;
         }
+        crate::metrics::cache_lookup("names", false);
         let _one = self.inner.reload.lock().await;
         if let Some(names) = self.fresh() {
             return names;

@@ -65,3 +65,55 @@ async fn openapi_document_is_served_and_lists_the_routes() {
     }
     assert!(doc["components"]["schemas"].get("ErrorResponse").is_some());
 }
+
+#[tokio::test]
+async fn the_docs_page_is_served_from_the_binary_and_reads_the_document() {
+    let app = TestApp::spawn().await;
+    let bare = app.get("/docs").await;
+    assert!(bare.status.is_redirection(), "{}", bare.status);
+    assert_eq!(bare.header("location"), Some("/docs/"));
+
+    let page = app.get("/docs/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/html")));
+    let html = String::from_utf8_lossy(&page.body);
+    // Every script and style sheet is relative: served here, not by a CDN.
+    for asset in [
+        "./swagger-ui.css",
+        "./swagger-ui-bundle.js",
+        "./swagger-initializer.js",
+    ] {
+        assert!(html.contains(asset), "{asset} in {html}");
+        let served = app.get(&format!("/docs/{}", &asset[2..])).await;
+        assert_eq!(served.status, StatusCode::OK, "{asset}");
+    }
+    assert!(!html.contains("https://"), "no absolute asset URL: {html}");
+
+    let init = app.get("/docs/swagger-initializer.js").await;
+    let init = String::from_utf8_lossy(&init.body);
+    assert!(init.contains(r#""url": "/api/v1/openapi.json""#), "{init}");
+    // The validator badge would send the document to validator.swagger.io.
+    assert!(init.contains(r#""validatorUrl": "none""#), "{init}");
+    assert_eq!(
+        app.get("/docs/no-such-asset.js").await.status,
+        StatusCode::NOT_FOUND
+    );
+}
+
+#[tokio::test]
+async fn the_document_names_its_server_and_the_report_names() {
+    let app = TestApp::spawn().await;
+    let doc = app.get("/api/v1/openapi.json").await.json();
+    assert_eq!(doc["servers"][0]["url"], "/");
+    let name = &doc["paths"]["/api/v1/reports/{name}"]["get"]["parameters"][0];
+    assert_eq!(name["name"], "name");
+    let listed: Vec<&str> = name["schema"]["enum"]
+        .as_array()
+        .expect("enum")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(listed, healthcrm::http::routes::reports::REPORTS);
+}

@@ -22,6 +22,7 @@ mod health;
 mod hospitals;
 mod hostile;
 mod idempotency;
+mod metrics;
 mod migrations;
 mod names;
 mod patients;

@@ -7,6 +7,7 @@ pub mod documents;
 pub mod earnings;
 pub mod health;
 pub mod hospitals;
+pub mod metrics;
 pub mod patients;
 pub mod permissions;
 pub mod quotes;

@@ -85,7 +85,18 @@ pub struct ReportPath {
     /// `earnings`, `patients-by-disease`, `patients-by-country`,
     /// `patients-by-status`, `patients-by-age`, `hospital-performance`,
     /// `treatments-by-type` or `funnel`.
+    #[param(schema_with = report_names)]
     pub name: String,
+}
+
+/// The report names as a closed set in the document; the handler itself
+/// answers any other name with a 404 that lists them.
+fn report_names() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(reports::REPORTS.iter().copied()))
+        .build()
 }
 
 #[derive(Debug, Deserialize, Validate, IntoParams)]

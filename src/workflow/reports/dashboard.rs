@@ -199,9 +199,11 @@ pub async fn dashboard(ctx: &Ctx, period: Option<Range>) -> Result<Dashboard> {
     let mut entries = ctx.dashboard.entries.lock().await;
     if let Some((at, cached)) = entries.get(&key) {
         if at.elapsed() < ttl {
+            crate::metrics::cache_lookup("dashboard", true);
             return Ok(cached.clone());
         }
     }
+    crate::metrics::cache_lookup("dashboard", false);
     let fresh = figures(ctx, ctx.clock.now(), period).await?;
     entries.retain(|_, (at, _)| at.elapsed() < ttl);
     if entries.len() < DASHBOARD_CACHE_ENTRIES {

@@ -1,0 +1,83 @@
+#!/usr/bin/env bash
+# Tests of the scripts' own failure handling (run by scripts/test.sh):
+#   - a port held by another process is refused, naming the setting to change;
+#   - a virtualenv left half-made is deleted and made again;
+#   - a server that never becomes ready fails start_app loudly, with its log;
+#   - docker-compose.yml passes `docker compose config` (skipped, with a
+#     message, where the compose plugin is not installed).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+. scripts/lib.sh
+failures=0
+pass() { echo "check-scripts: ok: $*"; }
+fail() { echo "check-scripts: FAIL: $*" >&2; failures=$((failures + 1)); }
+scratch="$(mktemp -d)"
+holder=""
+cleanup() {
+  [ -n "$holder" ] && kill "$holder" 2>/dev/null
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+# 1. A busy port.
+port="$(free_port)"
+"$PYTHON" -c 'import socket, sys, time
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(); time.sleep(120)' "$port" &
+holder=$!
+for _ in $(seq 1 50); do port_in_use "$port" && break; sleep 0.1; done
+if out="$(unset MONGODB_URI; DB_PORT="$port" DB_DATA_DIR="$scratch/db" scripts/db.sh start 2>&1)"; then
+  fail "db.sh started on a port another process holds: $out"
+elif grep -q "port $port (the local database) is already in use" <<<"$out" && grep -q DB_PORT <<<"$out"; then
+  pass "db.sh refuses busy port $port and names DB_PORT"
+else
+  fail "db.sh on a busy port said: $out"
+fi
+if out="$(S3_PORT="$port" scripts/s3.sh start 2>&1)"; then
+  fail "s3.sh started on a busy port"
+elif grep -q "already in use" <<<"$out" && grep -q S3_PORT <<<"$out"; then
+  pass "s3.sh refuses busy port $port and names S3_PORT"
+else
+  fail "s3.sh on a busy port said: $out"
+fi
+kill "$holder" 2>/dev/null || true
+wait "$holder" 2>/dev/null || true
+holder=""
+
+# 2. A half-made virtualenv (an install interrupted after `venv`, before pip).
+venv="$scratch/venv"
+"$PYTHON" -m venv --without-pip "$venv"
+ensure_venv "$venv" "six==1.16.0" 2>/dev/null
+if "$venv/bin/python" -c 'import six; assert six.__version__ == "1.16.0"' 2>/dev/null; then
+  pass "a half-made virtualenv is rebuilt"
+else
+  fail "ensure_venv left a broken virtualenv"
+fi
+# ...and one whose pin changed is not reused as it is.
+echo "six==0.0.0" >"$venv/.healthcrm-installed"
+rebuilt="$(ensure_venv "$venv" "six==1.16.0" 2>&1)"
+if grep -q "installing six==1.16.0" <<<"$rebuilt"; then pass "a changed pin rebuilds the virtualenv"; else fail "a changed pin was not reinstalled"; fi
+
+# 3. A server that never becomes ready (here: a bad setting).
+if out="$(TRUSTED_PROXIES=not-a-network ROOT="$ROOT" bash -c \
+  'set -euo pipefail; . scripts/lib.sh; trap stop_app EXIT; start_app checkfail' 2>&1)"; then
+  fail "start_app went on with a server that never became ready"
+elif grep -q "never became ready" <<<"$out" && grep -q "TRUSTED_PROXIES entry 'not-a-network'" <<<"$out"; then
+  pass "start_app fails loudly with the server's own error"
+else
+  fail "start_app on a failing server said: $out"
+fi
+
+# 4. The compose file.
+if docker compose version >/dev/null 2>&1; then
+  if docker compose --env-file .env.example -f docker-compose.yml config --quiet; then
+    pass "docker compose config accepts docker-compose.yml"
+  else
+    fail "docker compose config rejects docker-compose.yml"
+  fi
+else
+  echo "check-scripts: skipped: docker compose config (no docker compose plugin on this machine)"
+fi
+
+[ "$failures" -eq 0 ] || { echo "check-scripts: $failures failed" >&2; exit 1; }
+echo "check-scripts: all passed"

@@ -1,0 +1,132 @@
+//! Operational metrics in the Prometheus text format, served at `/metrics`
+//! behind `METRICS_TOKEN` (see `http::routes::metrics`).
+//!
+//! Recorded through the `metrics` facade into one process-wide recorder.
+//! Labels are closed sets only: route templates (never a raw path, which
+//! holds record ids), methods, statuses, database command names, cache
+//! names. Nothing about a patient or a user reaches a label or a value.
+
+use std::{
+    sync::OnceLock,
+    time::{Duration, Instant},
+};
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use mongodb::event::{command::CommandEvent, EventHandler};
+
+/// Requests served, by `method`, `route` (the template) and `status`.
+pub const HTTP_REQUESTS: &str = "healthcrm_http_requests_total";
+/// Time to the response's head, by `method`, `route` and `status`.
+pub const HTTP_DURATION: &str = "healthcrm_http_request_duration_seconds";
+/// Database commands' round trips, by `command` and `outcome`.
+pub const DB_DURATION: &str = "healthcrm_db_command_duration_seconds";
+/// Audit events waiting for or being written.
+pub const AUDIT_QUEUE: &str = "healthcrm_audit_queue_depth";
+/// Time a password hash waited for its turn (`outcome`: `ran`, `refused`).
+pub const HASH_WAIT: &str = "healthcrm_password_hash_wait_seconds";
+/// Cache lookups, by `cache` and `result` (`hit`, `miss`).
+pub const CACHE: &str = "healthcrm_cache_lookups_total";
+
+/// Latency buckets, 1 ms to 30 s.
+const BUCKETS: [f64; 15] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0,
+];
+
+/// The process's recorder, installed on first use. Metrics recorded before
+/// it is installed are dropped, so the server installs it at start-up.
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let builder = match PrometheusBuilder::new()
+            .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
+        {
+            Ok(with_buckets) => with_buckets,
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics buckets refused; latencies become summaries");
+                PrometheusBuilder::new()
+            }
+        };
+        let recorder = builder.build_recorder();
+        let handle = recorder.handle();
+        if let Err(e) = metrics::set_global_recorder(recorder) {
+            tracing::warn!(error = %e, "another metrics recorder is installed");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(
+        HTTP_REQUESTS,
+        "Requests served, by method, route template and status."
+    );
+    describe_histogram!(
+        HTTP_DURATION,
+        Unit::Seconds,
+        "Time from a request's arrival to its response's head."
+    );
+    describe_histogram!(
+        DB_DURATION,
+        Unit::Seconds,
+        "Database command round trips, by command name and outcome."
+    );
+    describe_gauge!(AUDIT_QUEUE, "Audit events waiting for or being written.");
+    describe_histogram!(
+        HASH_WAIT,
+        Unit::Seconds,
+        "Time a password hash waited for a free hashing slot."
+    );
+    describe_counter!(CACHE, "Cache lookups, by cache and result (hit or miss).");
+}
+
+/// Renders every metric; also folds recent histogram samples in.
+pub fn render() -> String {
+    handle().render()
+}
+
+/// Keeps the recorder's memory bounded between scrapes: histograms are
+/// folded into their buckets every few seconds. Runs until the process ends.
+pub fn spawn_upkeep() {
+    let handle = handle().clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_secs(5));
+        loop {
+            tick.tick().await;
+            handle.run_upkeep();
+        }
+    });
+}
+
+/// Counts a cache lookup.
+pub fn cache_lookup(cache: &'static str, hit: bool) {
+    metrics::counter!(CACHE, "cache" => cache, "result" => if hit { "hit" } else { "miss" })
+        .increment(1);
+}
+
+/// Records how long a password hash waited for its slot.
+pub fn hash_waited(since: Instant, ran: bool) {
+    metrics::histogram!(HASH_WAIT, "outcome" => if ran { "ran" } else { "refused" })
+        .record(since.elapsed());
+}
+
+/// Sets the audit queue's depth.
+pub fn audit_queue(depth: usize) {
+    metrics::gauge!(AUDIT_QUEUE).set(depth as f64);
+}
+
+/// A driver event handler recording each command's round trip. Installed
+/// only while metrics are served: the driver builds every event in full
+/// (the command and its reply) once a handler is set.
+pub fn command_events() -> EventHandler<CommandEvent> {
+    EventHandler::callback(|event: CommandEvent| {
+        let (name, duration, outcome) = match event {
+            CommandEvent::Succeeded(e) => (e.command_name, e.duration, "ok"),
+            CommandEvent::Failed(e) => (e.command_name, e.duration, "error"),
+            CommandEvent::Started(_) => return,
+            _ => return,
+        };
+        metrics::histogram!(DB_DURATION, "command" => name, "outcome" => outcome).record(duration);
+    })
+}

@@ -1,0 +1,120 @@
+//! `GET /metrics`: off (404) without `METRICS_TOKEN`, behind its own bearer
+//! token with it, in the Prometheus text format, labelled by route
+//! template, and free of anything a patient or a user could be known by.
+
+use axum::{
+    body::Body,
+    http::{header, Method, Request, StatusCode},
+};
+use healthcrm::domain::user::Role;
+use serde_json::json;
+
+use crate::helpers::{TestApp, TestResponse};
+
+const TOKEN: &str = "metrics-token-for-the-tests-0123";
+
+async fn scrape(app: &TestApp, authorization: Option<&str>) -> TestResponse {
+    let mut req = Request::builder().method(Method::GET).uri("/metrics");
+    if let Some(a) = authorization {
+        req = req.header(header::AUTHORIZATION, a);
+    }
+    app.request(req.body(Body::empty()).expect("request")).await
+}
+
+#[tokio::test]
+async fn metrics_are_off_without_a_token() {
+    let app = TestApp::spawn().await;
+    scrape(&app, None)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+    scrape(&app, Some(&format!("Bearer {TOKEN}")))
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
+}
+
+#[tokio::test]
+async fn a_short_metrics_token_is_refused_at_start() {
+    let err = healthcrm::config::Config::from_lookup(|k| match k {
+        "JWT_SECRET" => Some("x".repeat(48)),
+        "DOCUMENT_KEY" => Some("ab".repeat(32)),
+        "METRICS_TOKEN" => Some("short".into()),
+        _ => None,
+    })
+    .expect_err("refused");
+    assert!(
+        err.0.iter().any(|e| e.contains("METRICS_TOKEN")),
+        "{:?}",
+        err.0
+    );
+}
+
+#[tokio::test]
+async fn metrics_need_their_token_and_name_routes_not_records() {
+    let app = TestApp::spawn_with(&[("METRICS_TOKEN", TOKEN)]).await;
+    scrape(&app, None)
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    scrape(&app, Some("Bearer not-the-metrics-token-at-all"))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+    // An API token is not a metrics token.
+    let admin = app.login_as(Role::Admin).await;
+    scrape(&app, Some(&format!("Bearer {}", admin.token)))
+        .await
+        .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
+
+    let name = "Metricsprobe Zyxwv";
+    let created = app
+        .post_as(
+            &admin,
+            "/api/v1/patients",
+            &json!({"name": name, "country": "GB", "medical_history": ["asthma"],
+                    "contact": {"email": "metricsprobe@example.com"}}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    let read = app.get_as(&admin, &format!("/api/v1/patients/{id}")).await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert_eq!(
+        app.get_as(&admin, "/api/v1/patients/000000000000000000000000")
+            .await
+            .status,
+        StatusCode::NOT_FOUND
+    );
+    app.get_as(&admin, "/api/v1/dashboard").await;
+    app.get_as(&admin, "/api/v1/dashboard").await;
+    app.settle_background().await;
+
+    let res = scrape(&app, Some(&format!("Bearer {TOKEN}"))).await;
+    assert_eq!(res.status, StatusCode::OK);
+    assert!(res
+        .header("content-type")
+        .is_some_and(|t| t.starts_with("text/plain; version=0.0.4")));
+    let text = String::from_utf8_lossy(&res.body);
+    for wanted in [
+        r#"healthcrm_http_requests_total{method="GET",route="/api/v1/patients/{id}",status="200"}"#,
+        r#"healthcrm_http_requests_total{method="GET",route="/api/v1/patients/{id}",status="404"}"#,
+        r#"healthcrm_http_requests_total{method="POST",route="/api/v1/patients",status="201"}"#,
+        r#"healthcrm_http_request_duration_seconds_bucket{method="GET",route="/api/v1/patients/{id}",status="200",le="0.005"}"#,
+        r#"healthcrm_db_command_duration_seconds_bucket{command="insert",outcome="ok",le="#,
+        r#"healthcrm_db_command_duration_seconds_count{command="find",outcome="ok"}"#,
+        r#"healthcrm_password_hash_wait_seconds_count{outcome="ran"}"#,
+        r#"healthcrm_cache_lookups_total{cache="dashboard",result="hit"}"#,
+        r#"healthcrm_cache_lookups_total{cache="dashboard",result="miss"}"#,
+        r#"healthcrm_cache_lookups_total{cache="permissions",result="hit"}"#,
+        "# TYPE healthcrm_audit_queue_depth gauge",
+    ] {
+        assert!(text.contains(wanted), "{wanted} missing from:\n{text}");
+    }
+    for secret in [
+        id.as_str(),
+        name,
+        "Metricsprobe",
+        "metricsprobe@example.com",
+        admin.token.as_str(),
+        TOKEN,
+    ] {
+        assert!(!text.contains(secret), "{secret} leaked into /metrics");
+    }
+}
