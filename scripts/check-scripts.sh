@@ -68,12 +68,23 @@ else
   fail "start_app on a failing server said: $out"
 fi
 
-# 4. The compose file.
+# 4. The compose file: valid with the secrets filled in, refused without them.
 if docker compose version >/dev/null 2>&1; then
-  if docker compose --env-file .env.example -f docker-compose.yml config --quiet; then
+  sed -e 's/^JWT_SECRET=.*/JWT_SECRET=0123456789abcdef0123456789abcdef0123456789/' \
+    -e 's/^DOCUMENT_KEY=.*/DOCUMENT_KEY=00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff/' \
+    -e 's/^MONGO_ROOT_PASSWORD=.*/MONGO_ROOT_PASSWORD=rootpassword0123/' \
+    -e 's/^MONGO_APP_PASSWORD=.*/MONGO_APP_PASSWORD=apppassword0123/' .env.example >"$scratch/compose.env"
+  if docker compose --env-file "$scratch/compose.env" -f docker-compose.yml config --quiet; then
     pass "docker compose config accepts docker-compose.yml"
   else
     fail "docker compose config rejects docker-compose.yml"
+  fi
+  if out="$(docker compose --env-file /dev/null -f docker-compose.yml config --quiet 2>&1)"; then
+    fail "docker compose config accepted the file without its secrets"
+  elif grep -q "set " <<<"$out"; then
+    pass "docker compose config refuses to run without the secrets ($(head -n 1 <<<"$out"))"
+  else
+    fail "docker compose config without secrets said: $out"
   fi
 else
   echo "check-scripts: skipped: docker compose config (no docker compose plugin on this machine)"

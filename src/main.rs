@@ -12,6 +12,14 @@ use tokio::net::TcpListener;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    match std::env::args().nth(1).as_deref() {
+        None => {}
+        Some("healthcheck") => return healthcheck().await,
+        Some(other) => {
+            eprintln!("healthcrm: unknown argument {other:?}; usage: healthcrm [healthcheck]");
+            return ExitCode::from(2);
+        }
+    }
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -25,6 +33,24 @@ async fn main() -> ExitCode {
         Err(e) => {
             tracing::error!("{e}");
             eprintln!("healthcrm: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `healthcrm healthcheck`: 0 when the server on `BIND_ADDR` is ready.
+async fn healthcheck() -> ExitCode {
+    use server::healthcheck::{probe, probe_addr};
+    let _ = dotenvy::dotenv();
+    let bind = std::env::var("BIND_ADDR").ok();
+    let result = match probe_addr(bind.as_deref()) {
+        Ok(addr) => probe(addr, std::time::Duration::from_secs(3)).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("healthcrm healthcheck: {e}");
             ExitCode::FAILURE
         }
     }

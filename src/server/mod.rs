@@ -4,6 +4,7 @@
 //! writes they started.
 
 mod connection;
+pub mod healthcheck;
 
 use std::{
     future::Future,

@@ -203,3 +203,34 @@ async fn a_server_killed_mid_burst_leaves_every_completed_treatment_with_one_cre
     );
     drop(restarted);
 }
+
+/// `healthcrm healthcheck`, the container health check: 0 against a
+/// ready server (also when BIND_ADDR is a wildcard), 1 where nothing
+/// listens.
+#[tokio::test]
+async fn the_healthcheck_command_reports_readiness() {
+    let db_name = format!("t_crash_{}", uuid::Uuid::new_v4().simple());
+    let server = Server::start(&db_name).await;
+    let port = server.base.rsplit(':').next().expect("port").to_owned();
+    let check = |bind: String| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_healthcrm"))
+            .arg("healthcheck")
+            .env("BIND_ADDR", bind)
+            .output()
+            .expect("run healthcheck")
+    };
+    let ready = check(format!("0.0.0.0:{port}"));
+    assert!(
+        ready.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ready.stderr)
+    );
+    drop(server);
+    let down = check(format!("127.0.0.1:{port}"));
+    assert_eq!(down.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&down.stderr).contains("cannot connect"));
+    let client = mongodb::Client::with_uri_str(mongodb_uri())
+        .await
+        .expect("client");
+    client.database(&db_name).drop().await.expect("drop");
+}
