@@ -35,6 +35,8 @@ pub struct Principal {
     pub active: bool,
     pub token_version: i64,
     pub overrides: Arc<[Rule]>,
+    /// The profile's time zone (`None`: UTC, or a stored name no longer known).
+    pub time_zone: Option<crate::domain::zone::Tz>,
 }
 
 impl From<&User> for Principal {
@@ -45,6 +47,7 @@ impl From<&User> for Principal {
             active: u.active,
             token_version: u.token_version,
             overrides: u.permission_overrides.clone().into(),
+            time_zone: u.time_zone.as_deref().and_then(crate::domain::zone::parse),
         }
     }
 }

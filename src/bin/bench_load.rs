@@ -384,7 +384,7 @@ async fn run(args: Args) -> Result<(), String> {
         let direct = bench::measure_fn(c, dash_n, move |_| {
             let st = st.clone();
             async move {
-                workflow::reports::dashboard(&st.workflows, None).await?;
+                workflow::reports::dashboard(&st.workflows, None, chrono_tz::Tz::UTC).await?;
                 audited(&st, admin, "/api/v1/dashboard", None).await
             }
         })

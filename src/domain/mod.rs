@@ -14,5 +14,6 @@ pub mod role;
 pub mod travel;
 pub mod treatment;
 pub mod user;
+pub mod zone;
 
 pub use ids::*;

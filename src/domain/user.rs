@@ -21,6 +21,9 @@ pub struct User {
     /// When the latest counted attempt began.
     pub login_attempt_at: Option<DateTime>,
     pub avatar_file_id: Option<ObjectId>,
+    /// IANA name of the user's time zone (`domain::zone`): what "today"
+    /// means on their follow-up queue, dashboard and reports. None: UTC.
+    pub time_zone: Option<String>,
     pub created_at: DateTime,
     pub created_by: Option<UserId>,
     pub updated_at: DateTime,

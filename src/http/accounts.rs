@@ -51,6 +51,9 @@ pub struct UserResponse {
     pub permissions: Vec<Rule>,
     /// Whether a profile image is set (`GET /users/{id}/avatar`).
     pub has_avatar: bool,
+    /// IANA time zone for "today" on the follow-up queue, the dashboard and
+    /// the reports (null: UTC); a request's `tz` wins over it.
+    pub time_zone: Option<String>,
     pub created_at: DateTime<Utc>,
     pub created_by: Option<UserId>,
     pub created_by_name: Option<String>,
@@ -69,6 +72,7 @@ impl From<&User> for UserResponse {
             active: u.active,
             permissions: u.permission_overrides.clone(),
             has_avatar: u.avatar_file_id.is_some(),
+            time_zone: u.time_zone.clone(),
             created_at: u.created_at.to_chrono(),
             created_by: u.created_by,
             created_by_name: crate::http::names::user_opt(u.created_by),

@@ -8,8 +8,10 @@ use utoipa::IntoParams;
 use validator::Validate;
 
 use crate::{
+    auth::cache::Principal,
     domain::{
-        dates::{date_to_bson, in_bounds, instant_in_bounds, OUT_OF_RANGE},
+        dates::{in_bounds, instant_in_bounds, OUT_OF_RANGE},
+        zone::{self, Tz},
         PatientId,
     },
     error::AppError,
@@ -40,10 +42,35 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// The time zone a request reads its dates in: its `tz` when given (400 for
+/// a name that is not an IANA zone), else the caller's profile zone, else UTC.
+pub fn zone_of(tz: Option<&str>, me: &Principal) -> Result<Tz, AppError> {
+    match tz {
+        Some(raw) => zone::parse(raw).ok_or_else(|| {
+            AppError::BadRequest(
+                "tz must be an IANA time zone name such as Asia/Kolkata, America/Los_Angeles or UTC"
+                    .into(),
+            )
+        }),
+        None => Ok(me.time_zone.unwrap_or(Tz::UTC)),
+    }
+}
+
 /// A date bound from a query: `YYYY-MM-DD` or RFC 3339, on a UTC day in
 /// 1900 ..= 2200 (see [`crate::domain::dates`]). `end_of_day` turns a date
 /// into the start of the next day (an exclusive bound).
 pub fn parse_bound(field: &str, raw: &str, end_of_day: bool) -> Result<BsonDateTime, AppError> {
+    parse_bound_in(field, raw, end_of_day, Tz::UTC)
+}
+
+/// [`parse_bound`] with a date read in `tz`: `2026-03-10` in Asia/Kolkata
+/// starts at 2026-03-09T18:30Z. An RFC 3339 timestamp carries its own offset.
+pub fn parse_bound_in(
+    field: &str,
+    raw: &str,
+    end_of_day: bool,
+    tz: Tz,
+) -> Result<BsonDateTime, AppError> {
     let out_of_range = || AppError::BadRequest(format!("{field} {OUT_OF_RANGE}"));
     if let Ok(d) = NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         if !in_bounds(d) {
@@ -54,7 +81,7 @@ pub fn parse_bound(field: &str, raw: &str, end_of_day: bool) -> Result<BsonDateT
         } else {
             d
         };
-        return Ok(date_to_bson(d));
+        return Ok(BsonDateTime::from_chrono(zone::start_of_day(d, tz)));
     }
     let at = DateTime::parse_from_rfc3339(raw)
         .map(|d| d.with_timezone(&Utc))

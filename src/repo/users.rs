@@ -42,6 +42,8 @@ struct UserDoc {
     #[serde(default)]
     login_attempt_at: Option<DateTime>,
     avatar_file_id: Option<ObjectId>,
+    #[serde(default)]
+    time_zone: Option<String>,
     created_at: DateTime,
     created_by: Option<UserId>,
     updated_at: DateTime,
@@ -62,6 +64,7 @@ impl From<UserDoc> for User {
             failed_logins: d.failed_logins,
             login_attempt_at: d.login_attempt_at,
             avatar_file_id: d.avatar_file_id,
+            time_zone: d.time_zone,
             created_at: d.created_at,
             created_by: d.created_by,
             updated_at: d.updated_at,
@@ -89,6 +92,8 @@ pub struct UserChanges {
     pub permission_overrides: Option<Vec<Rule>>,
     pub active: Option<bool>,
     pub password_hash: Option<String>,
+    /// `Some(None)` clears it (back to UTC).
+    pub time_zone: Option<Option<String>>,
     /// Invalidates every access token issued so far.
     pub bump_token_version: bool,
 }
@@ -144,6 +149,7 @@ impl UsersRepo {
             failed_logins: 0,
             login_attempt_at: None,
             avatar_file_id: None,
+            time_zone: None,
             created_at: now,
             created_by: new.created_by,
             updated_at: now,
@@ -237,6 +243,9 @@ impl UsersRepo {
         let mut set = doc! { "updated_by": by };
         if let Some(name) = changes.name {
             set.insert("name", name);
+        }
+        if let Some(zone) = changes.time_zone {
+            set.insert("time_zone", zone);
         }
         if let Some(email) = changes.email {
             set.insert("email", email.to_lowercase());

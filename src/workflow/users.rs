@@ -220,10 +220,16 @@ async fn end_sessions(ctx: &Ctx, tx: &mut Tx, id: UserId) -> Result<()> {
     tx.point("user:end_sessions")
 }
 
-/// A user changing their own display name.
-pub async fn rename_self(ctx: &Ctx, me: UserId, name: &str) -> Result<User> {
+/// A user changing their own display name or time zone.
+pub async fn update_self(
+    ctx: &Ctx,
+    me: UserId,
+    name: Option<&str>,
+    time_zone: Option<Option<String>>,
+) -> Result<User> {
     let changes = UserChanges {
-        name: Some(name.trim().to_owned()),
+        name: name.map(|n| n.trim().to_owned()),
+        time_zone,
         ..Default::default()
     };
     transaction!(ctx, |tx| apply(ctx, &mut tx, me, me, changes.clone()).await)

@@ -149,12 +149,28 @@ impl TestApp {
     }
 
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
+        Self::spawn_clocked(overrides, None).await
+    }
+
+    /// An app whose clock reads `now` (what "today" is; records are still
+    /// stamped by the database's clock).
+    pub async fn spawn_at(now: chrono::DateTime<chrono::Utc>) -> TestApp {
+        Self::spawn_clocked(&[], Some(now)).await
+    }
+
+    async fn spawn_clocked(
+        overrides: &[(&str, &str)],
+        now: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> TestApp {
         let config = test_config(overrides);
         let client = db::client(&config).await.expect("client");
         let database = client.database(&config.mongodb_db);
         migrate::run(&database).await.expect("migrations apply");
         seed_permissions(&database).await;
-        let state = AppState::new(database.clone(), config.clone());
+        let mut state = AppState::new(database.clone(), config.clone());
+        if let Some(now) = now {
+            state.workflows.clock = healthcrm::workflow::Clock::fixed(now);
+        }
         TestApp {
             background: state.background.clone(),
             hasher: state.hasher.clone(),

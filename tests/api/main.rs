@@ -30,6 +30,7 @@ mod permissions;
 mod quotes;
 mod reports;
 mod seed;
+mod time_zones;
 mod travel;
 mod treatments;
 mod users;

@@ -18,7 +18,7 @@ use crate::{
         appointment::{Appointment, AppointmentStatus},
         dates::{bson_to_date, date_to_bson, validate_date, validate_instant},
         patient::TreatmentStatus,
-        AppointmentId, HospitalId, PatientId, UserId,
+        zone, AppointmentId, HospitalId, PatientId, UserId,
     },
     error::{AppError, ErrorResponse},
     http::{
@@ -28,7 +28,7 @@ use crate::{
         extract::{ApiJson, ApiPath, ApiQuery},
         idempotency::{created, json_body, IdempotencyKey},
         names,
-        params::{date_window, nullable, PageOnly, PatientPath},
+        params::{date_window, nullable, zone_of, PageOnly, PatientPath},
         versioning::{etag, expected, stale_as_precondition, IfMatch},
     },
     repo::appointments::CalendarFilter,
@@ -182,6 +182,9 @@ pub struct FollowUpQuery {
     pub due_before: Option<NaiveDate>,
     /// Only follow-ups due before today.
     pub overdue: Option<bool>,
+    /// IANA time zone (`Asia/Kolkata`) that decides what "today" is;
+    /// default the caller's profile `time_zone`, else UTC.
+    pub tz: Option<String>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -320,9 +323,11 @@ pub async fn update_appointment(
 pub async fn follow_ups(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<FollowUpQuery>,
+    CurrentUser(me): CurrentUser,
 ) -> Result<impl IntoResponse, AppError> {
     let page = page_request(q.page, q.per_page)?;
-    let today = Utc::now().date_naive();
+    let tz = zone_of(q.tz.as_deref(), &me)?;
+    let today = zone::today(state.workflows.clock.now(), tz);
     let limit_day = if q.overdue == Some(true) {
         today
     } else {

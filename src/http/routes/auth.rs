@@ -98,7 +98,12 @@ pub struct PasswordChange {
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
     #[validate(custom(function = "crate::http::accounts::validate_name"))]
-    pub name: String,
+    pub name: Option<String>,
+    /// An IANA time zone name (`Asia/Kolkata`), or null for UTC.
+    #[serde(default, deserialize_with = "crate::http::params::nullable")]
+    #[schema(value_type = Option<String>, example = "Asia/Kolkata")]
+    #[validate(custom(function = "crate::domain::zone::validate"))]
+    pub time_zone: Option<Option<String>>,
 }
 
 fn invalid_credentials() -> AppError {
@@ -333,7 +338,7 @@ pub async fn me(
     }))
 }
 
-/// Change the signed-in user's display name.
+/// Change the signed-in user's display name or time zone.
 #[utoipa::path(patch, path = "/auth/me", tag = "auth", request_body = UpdateMe,
     responses((status = 200, body = UserResponse), (status = 422, body = ErrorResponse)))]
 pub async fn update_me(
@@ -341,7 +346,20 @@ pub async fn update_me(
     CurrentUser(me): CurrentUser,
     ApiJson(body): ApiJson<UpdateMe>,
 ) -> Result<Json<UserResponse>, AppError> {
-    let user = users::rename_self(&state.workflows, me.id, &body.name).await?;
+    if body.name.is_none() && body.time_zone.is_none() {
+        return Err(AppError::invalid_field(
+            "name",
+            "send at least one of name and time_zone",
+        ));
+    }
+    let user = users::update_self(
+        &state.workflows,
+        me.id,
+        body.name.as_deref(),
+        body.time_zone,
+    )
+    .await?;
+    state.principals.invalidate(me.id);
     Ok(Json(UserResponse::from(&user)))
 }
 

@@ -21,12 +21,14 @@ use utoipa_axum::{router::OpenApiRouter, routes};
 use validator::Validate;
 
 use crate::{
+    domain::zone::Tz,
     domain::{money::Money, HospitalId},
     error::{AppError, ErrorResponse},
     http::{
+        auth::CurrentUser,
         csv,
         extract::{ApiPath, ApiQuery},
-        params::parse_bound,
+        params::{parse_bound_in, zone_of},
     },
     state::AppState,
     workflow::reports::{
@@ -77,6 +79,10 @@ pub struct ReportQuery {
     /// `csv` or `json`; wins over the `Accept` header.
     #[param(value_type = Option<String>)]
     pub format: Option<Format>,
+    /// IANA time zone (`Asia/Kolkata`) in which a date-only `from`/`to`
+    /// begins and ends (the `earnings` periods
+    /// themselves stay UTC weeks, months and years); default the caller's profile `time_zone`, else UTC.
+    pub tz: Option<String>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -106,6 +112,11 @@ pub struct DashboardQuery {
     /// Narrows new patients, earnings and the top lists to a period.
     pub from: Option<String>,
     pub to: Option<String>,
+    /// IANA time zone (`Asia/Kolkata`) that decides "today" (follow-ups
+    /// due), "this week", "this month", "this year" and where a date-only
+    /// `from`/`to` begins and ends; default the caller's profile
+    /// `time_zone`, else UTC.
+    pub tz: Option<String>,
 }
 
 impl From<Granularity> for reports::Granularity {
@@ -118,9 +129,11 @@ impl From<Granularity> for reports::Granularity {
     }
 }
 
-fn range_of(from: Option<&str>, to: Option<&str>) -> Result<Range, AppError> {
-    let from = from.map(|v| parse_bound("from", v, false)).transpose()?;
-    let before = to.map(|v| parse_bound("to", v, true)).transpose()?;
+fn range_of(from: Option<&str>, to: Option<&str>, tz: Tz) -> Result<Range, AppError> {
+    let from = from
+        .map(|v| parse_bound_in("from", v, false, tz))
+        .transpose()?;
+    let before = to.map(|v| parse_bound_in("to", v, true, tz)).transpose()?;
     if let (Some(f), Some(b)) = (from, before) {
         if f >= b {
             return Err(AppError::BadRequest("from must be before to".into()));
@@ -235,11 +248,13 @@ pub async fn report(
     State(state): State<AppState>,
     ApiPath(ReportPath { name }): ApiPath<ReportPath>,
     ApiQuery(q): ApiQuery<ReportQuery>,
+    CurrentUser(me): CurrentUser,
     headers: HeaderMap,
 ) -> Result<Response, AppError> {
     // An unknown name is a 404 before any parameter is looked at.
     let kind = Kind::from_name(&name)?;
-    let range = range_of(q.from.as_deref(), q.to.as_deref())?;
+    let tz = zone_of(q.tz.as_deref(), &me)?;
+    let range = range_of(q.from.as_deref(), q.to.as_deref(), tz)?;
     let csv = wants_csv(q.format, &headers);
     let req = ReportRequest {
         kind,
@@ -407,10 +422,12 @@ impl From<Dashboard> for DashboardResponse {
 pub async fn dashboard(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<DashboardQuery>,
+    CurrentUser(me): CurrentUser,
 ) -> Result<Json<DashboardResponse>, AppError> {
-    let range = range_of(q.from.as_deref(), q.to.as_deref())?;
+    let tz = zone_of(q.tz.as_deref(), &me)?;
+    let range = range_of(q.from.as_deref(), q.to.as_deref(), tz)?;
     let period = (range != Range::default()).then_some(range);
-    let figures = reports::dashboard(&state.workflows, period).await?;
+    let figures = reports::dashboard(&state.workflows, period, tz).await?;
     Ok(Json(figures.into()))
 }
 

@@ -9,6 +9,7 @@ use std::{
 
 use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
+use mongodb::bson::DateTime as BsonDateTime;
 use tokio::sync::Mutex;
 
 use super::{
@@ -16,7 +17,13 @@ use super::{
     table::by_count_desc,
 };
 use crate::{
-    domain::{dates::date_to_bson, money::Money, patient::TreatmentStatus, HospitalId},
+    domain::{
+        dates::date_to_bson,
+        money::Money,
+        patient::TreatmentStatus,
+        zone::{self, Tz},
+        HospitalId,
+    },
     error::{AppError, Result},
     repo::reports::{Clock, PatientCount, PatientCounts, Range},
     workflow::Ctx,
@@ -68,14 +75,17 @@ pub struct Dashboard {
     pub top_hospitals: Vec<RankedHospital>,
 }
 
-/// The moments the dashboard counts from, at `now` (UTC); an error only
-/// for a clock at the very edge of chrono's calendar.
-pub fn moments(now: DateTime<Utc>) -> Result<Clock> {
-    let today = now.date_naive();
+/// The moments the dashboard counts from, at `now` in `tz`: `today` and
+/// `tomorrow` as the calendar dates follow-ups are kept as, and the week's
+/// (from Monday), month's and year's starts as the instants their local
+/// midnights fall on. An error only for a clock at the very edge of
+/// chrono's calendar.
+pub fn moments(now: DateTime<Utc>, tz: Tz) -> Result<Clock> {
+    let today = zone::today(now, tz);
     let off_calendar = || AppError::internal(format!("the clock reads {now}, off the calendar"));
     let start = |g| {
         period_start(today, g)
-            .map(date_to_bson)
+            .map(|day| BsonDateTime::from_chrono(zone::start_of_day(day, tz)))
             .ok_or_else(off_calendar)
     };
     Ok(Clock {
@@ -101,8 +111,13 @@ fn status_counts(rows: Vec<PatientCount>) -> StatusCounts {
 
 /// The dashboard's figures at `now`: every count and group is issued at
 /// once; only the top hospitals wait, for the currencies they rank in.
-pub async fn figures(ctx: &Ctx, now: DateTime<Utc>, period: Option<Range>) -> Result<Dashboard> {
-    let clock = moments(now)?;
+pub async fn figures(
+    ctx: &Ctx,
+    now: DateTime<Utc>,
+    period: Option<Range>,
+    tz: Tz,
+) -> Result<Dashboard> {
+    let clock = moments(now, tz)?;
     let reports = &ctx.repos.reports;
     let since = |from| Range {
         from: Some(from),
@@ -172,7 +187,7 @@ async fn top_hospitals(ctx: &Ctx, ranked: Range, earned: &[Money]) -> Result<Vec
         .collect())
 }
 
-type PeriodKey = (Option<i64>, Option<i64>);
+type PeriodKey = (Option<i64>, Option<i64>, Tz);
 
 /// Recent dashboards per period. The lock is held while one is computed, so
 /// a burst of requests costs the database one computation, not one each.
@@ -184,17 +199,18 @@ pub struct DashboardCache {
 /// Most periods kept at once.
 const DASHBOARD_CACHE_ENTRIES: usize = 64;
 
-/// The dashboard for `period`, reused while younger than
+/// The dashboard for `period` as seen from `tz`, reused while younger than
 /// `config.dashboard_cache_ttl` (a zero TTL computes it every time).
-pub async fn dashboard(ctx: &Ctx, period: Option<Range>) -> Result<Dashboard> {
+pub async fn dashboard(ctx: &Ctx, period: Option<Range>, tz: Tz) -> Result<Dashboard> {
     let ttl: Duration = ctx.config.dashboard_cache_ttl;
     if ttl.is_zero() {
-        return figures(ctx, ctx.clock.now(), period).await;
+        return figures(ctx, ctx.clock.now(), period, tz).await;
     }
     let range = period.unwrap_or_default();
     let key = (
         range.from.map(|d| d.timestamp_millis()),
         range.before.map(|d| d.timestamp_millis()),
+        tz,
     );
     let mut entries = ctx.dashboard.entries.lock().await;
     if let Some((at, cached)) = entries.get(&key) {
@@ -204,7 +220,7 @@ pub async fn dashboard(ctx: &Ctx, period: Option<Range>) -> Result<Dashboard> {
         }
     }
     crate::metrics::cache_lookup("dashboard", false);
-    let fresh = figures(ctx, ctx.clock.now(), period).await?;
+    let fresh = figures(ctx, ctx.clock.now(), period, tz).await?;
     entries.retain(|_, (at, _)| at.elapsed() < ttl);
     if entries.len() < DASHBOARD_CACHE_ENTRIES {
         entries.insert(key, (Instant::now(), fresh.clone()));
@@ -226,11 +242,56 @@ mod tests {
             .single()
             .expect("time");
         let day = |y, m, d| date_to_bson(chrono::NaiveDate::from_ymd_opt(y, m, d).expect("date"));
-        let c = moments(now).expect("moments");
+        let c = moments(now, Tz::UTC).expect("moments");
         assert_eq!(c.today, day(2026, 11, 29));
         assert_eq!(c.tomorrow, day(2026, 11, 30));
         assert_eq!(c.week_start, day(2026, 11, 23));
         assert_eq!(c.month_start, day(2026, 11, 1));
         assert_eq!(c.year_start, day(2026, 1, 1));
+    }
+
+    fn at(s: &str) -> BsonDateTime {
+        BsonDateTime::from_chrono(
+            chrono::DateTime::parse_from_rfc3339(s)
+                .expect("instant")
+                .with_timezone(&Utc),
+        )
+    }
+
+    #[test]
+    fn in_kolkata_a_new_week_month_and_year_begin_at_its_midnight() {
+        // 2026-12-31T18:45Z is 00:15 on Friday 2027-01-01 in Kolkata (+05:30).
+        let now = Utc
+            .with_ymd_and_hms(2026, 12, 31, 18, 45, 0)
+            .single()
+            .expect("time");
+        let day = |y, m, d| date_to_bson(chrono::NaiveDate::from_ymd_opt(y, m, d).expect("date"));
+        let c = moments(now, Tz::Asia__Kolkata).expect("moments");
+        assert_eq!(c.today, day(2027, 1, 1));
+        assert_eq!(c.tomorrow, day(2027, 1, 2));
+        assert_eq!(c.week_start, at("2026-12-27T18:30:00Z"));
+        assert_eq!(c.month_start, at("2026-12-31T18:30:00Z"));
+        assert_eq!(c.year_start, at("2026-12-31T18:30:00Z"));
+        // In UTC it is still Thursday 2026-12-31.
+        let utc = moments(now, Tz::UTC).expect("moments");
+        assert_eq!(utc.today, day(2026, 12, 31));
+        assert_eq!(utc.year_start, day(2026, 1, 1));
+    }
+
+    #[test]
+    fn in_los_angeles_the_old_day_lasts_until_its_midnight() {
+        // 2026-02-02T07:45Z is 23:45 on Sunday 2026-02-01 in Los Angeles (-08:00).
+        let now = Utc
+            .with_ymd_and_hms(2026, 2, 2, 7, 45, 0)
+            .single()
+            .expect("time");
+        let day = |y, m, d| date_to_bson(chrono::NaiveDate::from_ymd_opt(y, m, d).expect("date"));
+        let c = moments(now, Tz::America__Los_Angeles).expect("moments");
+        assert_eq!(c.today, day(2026, 2, 1));
+        assert_eq!(c.week_start, at("2026-01-26T08:00:00Z"));
+        assert_eq!(c.month_start, at("2026-02-01T08:00:00Z"));
+        let utc = moments(now, Tz::UTC).expect("moments");
+        assert_eq!(utc.today, day(2026, 2, 2));
+        assert_eq!(utc.week_start, day(2026, 2, 2));
     }
 }
