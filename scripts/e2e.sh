@@ -25,11 +25,15 @@ OUT="$ROOT/target/e2e"
 export CHROMIUM="${CHROMIUM:-/usr/bin/chromium}"
 
 if [ ! -x "$CHROMIUM" ]; then
+  if [ "$CHROMIUM" != /usr/bin/chromium ]; then
+    echo "error: CHROMIUM=$CHROMIUM is not an executable" >&2
+    exit 1
+  fi
   echo "e2e.sh: installing Debian's chromium" >&2
   sudo=""
-  [ "$(id -u)" -eq 0 ] || sudo="sudo"
-  $sudo apt-get update -qq >/dev/null
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq chromium >/dev/null
+  [ "$(id -u)" -eq 0 ] || sudo="sudo -n"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
 fi
 ensure_node_modules "$CLIENTS"
 

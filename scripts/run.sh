@@ -38,15 +38,15 @@ while IFS='=' read -r key value; do
   if [ -z "${!key:-}" ]; then export "$key=$value"; fi
 done <"$ENV_FILE"
 
+bind="${BIND_ADDR:-127.0.0.1:8080}"
+require_free_port "${bind##*:}" "the server" BIND_ADDR
+
 if [ -z "${MONGODB_URI:-}" ]; then
   MONGODB_URI="$(scripts/db.sh start)"
   export MONGODB_URI
 else
   echo "run.sh: using MONGODB_URI from the environment"
 fi
-
-bind="${BIND_ADDR:-127.0.0.1:8080}"
-require_free_port "${bind##*:}" "the server" BIND_ADDR
 
 cargo build --release --bins
 if [ -x target/release/seed ]; then

@@ -1,6 +1,8 @@
 //! The server binary: config -> telemetry -> database -> migrations ->
 //! transaction probe -> consistency check -> serve
 //! (until SIGINT/SIGTERM, then drain; see `server::serve`).
+//! `healthcrm healthcheck` instead asks a running server whether it is
+//! ready (the container health check; `server::healthcheck`).
 
 use std::process::ExitCode;
 

@@ -20,7 +20,7 @@ pub const HTTP_REQUESTS: &str = "healthcrm_http_requests_total";
 pub const HTTP_DURATION: &str = "healthcrm_http_request_duration_seconds";
 /// Database commands' round trips, by `command` and `outcome`.
 pub const DB_DURATION: &str = "healthcrm_db_command_duration_seconds";
-/// Audit events waiting for or being written.
+/// Audit batches waiting for or being written.
 pub const AUDIT_QUEUE: &str = "healthcrm_audit_queue_depth";
 /// Time a password hash waited for its turn (`outcome`: `ran`, `refused`).
 pub const HASH_WAIT: &str = "healthcrm_password_hash_wait_seconds";
@@ -72,7 +72,7 @@ fn describe() {
         Unit::Seconds,
         "Database command round trips, by command name and outcome."
     );
-    describe_gauge!(AUDIT_QUEUE, "Audit events waiting for or being written.");
+    describe_gauge!(AUDIT_QUEUE, "Audit batches waiting for or being written.");
     describe_histogram!(
         HASH_WAIT,
         Unit::Seconds,
@@ -111,9 +111,10 @@ pub fn hash_waited(since: Instant, ran: bool) {
         .record(since.elapsed());
 }
 
-/// Sets the audit queue's depth.
-pub fn audit_queue(depth: usize) {
-    metrics::gauge!(AUDIT_QUEUE).set(depth as f64);
+/// Moves the audit queue's depth by `delta` (one per batch taken or
+/// written), so concurrent writers never overwrite each other's reading.
+pub fn audit_queue_add(delta: f64) {
+    metrics::gauge!(AUDIT_QUEUE).increment(delta);
 }
 
 /// A driver event handler recording each command's round trip. Installed

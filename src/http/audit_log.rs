@@ -105,12 +105,11 @@ impl AuditLog {
     pub fn submit_in(&self, slot: Option<OwnedSemaphorePermit>, events: Vec<AuditEvent>) {
         let repo = self.repo.clone();
         let gate = self.gate.clone();
-        let log = self.clone();
-        crate::metrics::audit_queue(self.in_flight());
+        crate::metrics::audit_queue_add(1.0);
         self.background.spawn(async move {
             write(&repo, &gate, events).await;
             drop(slot);
-            crate::metrics::audit_queue(log.in_flight());
+            crate::metrics::audit_queue_add(-1.0);
         });
     }
 

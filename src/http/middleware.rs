@@ -39,18 +39,21 @@ pub struct RequestId(pub Arc<str>);
 /// 1. mark `Authorization`/`Cookie` sensitive before anything can log them;
 /// 2. request id, so every later layer and the span know it, and the
 ///    headers every response carries (`nosniff`; `no-store` on the API);
-/// 3. trace span (method, matched route, request id; the caller's user id
+/// 3. the client's address (`TRUSTED_PROXIES`), then the metrics (with
+///    `METRICS_TOKEN` set): outside the envelope, panic and timeout layers,
+///    so they count the status the client finally gets;
+/// 4. trace span (method, matched route, request id; the caller's user id
 ///    once authenticated, never the name; status and latency at the end).
 ///    Raw paths and query strings are not logged: they can carry patient
 ///    names;
-/// 4. CORS, so error responses are readable by the SPA too;
-/// 5. compression;
-/// 6. the error envelope: every status >= 400 leaves in the contract's shape,
+/// 5. CORS, so error responses are readable by the SPA too;
+/// 6. compression;
+/// 7. the error envelope: every status >= 400 leaves in the contract's shape,
 ///    with the request id, and a 5xx cause is logged here, once;
-/// 7. panics become a 500 (rendered by 6) instead of a dropped connection;
-/// 8. the request timeout (a 504 rendered by 6), longer for document
+/// 8. panics become a 500 (rendered by 7) instead of a dropped connection;
+/// 9. the request timeout (a 504 rendered by 7), longer for document
 ///    transfers, whose upload body it also bounds;
-/// 9. the body limit enforced by the body extractors (413 rendered by 6).
+/// 10. the body limit enforced by the body extractors (413 rendered by 7).
 pub fn apply<S>(router: Router<S>, config: &Config) -> Router<S>
 where
     S: Clone + Send + Sync + 'static,
@@ -113,14 +116,29 @@ async fn record_metrics(State(on): State<MetricsOn>, req: Request, next: Next) -
         return next.run(req).await;
     }
     let started = Instant::now();
-    let method = req.method().as_str().to_owned();
+    // A closed set: hyper accepts any token as a method, and each new label
+    // value would be a new series kept for the life of the process.
+    let method = match *req.method() {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    };
     let route = req
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
     let res = next.run(req).await;
     let status = res.status().as_u16().to_string();
-    let labels = [("method", method), ("route", route), ("status", status)];
+    let labels = [
+        ("method", method.to_owned()),
+        ("route", route),
+        ("status", status),
+    ];
     metrics::counter!(crate::metrics::HTTP_REQUESTS, &labels).increment(1);
     metrics::histogram!(crate::metrics::HTTP_DURATION, &labels).record(started.elapsed());
     res

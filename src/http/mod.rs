@@ -142,6 +142,7 @@ pub fn build_app(state: AppState) -> Router {
     doc.info.version = env!("CARGO_PKG_VERSION").into();
     openapi::document_idempotency(&mut doc);
     openapi::document_common_errors(&mut doc);
+    openapi::document_operator_routes(&mut doc);
     let doc_json: Arc<str> = match doc.to_json() {
         Ok(json) => Arc::from(json),
         Err(e) => {
@@ -152,11 +153,15 @@ pub fn build_app(state: AppState) -> Router {
     let router = router
         .route(OPENAPI_PATH, get(move || serve_openapi(doc_json.clone())))
         .merge(docs_page())
-        .route(routes::metrics::METRICS_PATH, get(routes::metrics::metrics))
         .fallback(not_found);
-    if state.config.metrics_token.is_some() {
+    // Unset, /metrics is not routed at all: 404 for every method, like any
+    // unknown path.
+    let router = if state.config.metrics_token.is_some() {
         crate::metrics::handle();
-    }
+        router.route(routes::metrics::METRICS_PATH, get(routes::metrics::metrics))
+    } else {
+        router
+    };
     let config = state.config.clone();
     middleware::apply(router, &config).with_state(state)
 }

@@ -157,3 +157,87 @@ pub fn document_common_errors(doc: &mut utoipa::openapi::OpenApi) {
         }
     }
 }
+
+/// The two routes outside the API that the server itself serves: the docs
+/// page and `/metrics` (with its own bearer token, `METRICS_TOKEN`).
+pub fn document_operator_routes(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        header::HeaderBuilder,
+        path::{OperationBuilder, PathItemBuilder},
+        schema::{ObjectBuilder, Type},
+        security::SecurityRequirement,
+        ContentBuilder, HttpMethod, ResponseBuilder,
+    };
+    let text = |media: &str, description: &str| {
+        ResponseBuilder::new()
+            .description(description)
+            .content(
+                media,
+                ContentBuilder::new()
+                    .schema(Some(ObjectBuilder::new().schema_type(Type::String)))
+                    .build(),
+            )
+            .build()
+    };
+    let docs = OperationBuilder::new()
+        .tag("meta")
+        .operation_id(Some("docs_page"))
+        .summary(Some(
+            "The API reference page (Swagger UI), served by this binary",
+        ))
+        .response("200", text("text/html", "The page"))
+        .response(
+            "303",
+            ResponseBuilder::new()
+                .description("Redirect from `/docs` to `/docs/`")
+                .header(
+                    "location",
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::String))
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    doc.paths.paths.insert(
+        super::DOCS_PATH.to_owned(),
+        PathItemBuilder::new()
+            .operation(HttpMethod::Get, docs)
+            .build(),
+    );
+
+    let components = doc.components.get_or_insert_with(Default::default);
+    let scheme = Http::new(HttpAuthScheme::Bearer);
+    components.add_security_scheme("metrics_token", SecurityScheme::Http(scheme));
+    let metrics = OperationBuilder::new()
+        .tag("meta")
+        .operation_id(Some("metrics"))
+        .summary(Some(
+            "Prometheus metrics, with the METRICS_TOKEN as bearer token",
+        ))
+        .description(Some(
+            "Request counts and latencies by route template, database command latency, \
+             audit queue depth, password-hash queue wait and cache lookups. No label or \
+             value names a patient or a user.",
+        ))
+        .security(SecurityRequirement::new(
+            "metrics_token",
+            Vec::<String>::new(),
+        ))
+        .response(
+            "200",
+            text("text/plain", "The Prometheus text format (0.0.4)"),
+        )
+        .response(
+            "401",
+            error("Missing or wrong METRICS_TOKEN (`unauthorized`)"),
+        )
+        .response("404", error("While METRICS_TOKEN is unset (`not_found`)"))
+        .build();
+    doc.paths.paths.insert(
+        super::routes::metrics::METRICS_PATH.to_owned(),
+        PathItemBuilder::new()
+            .operation(HttpMethod::Get, metrics)
+            .build(),
+    );
+}

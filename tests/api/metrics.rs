@@ -30,6 +30,15 @@ async fn metrics_are_off_without_a_token() {
     scrape(&app, Some(&format!("Bearer {TOKEN}")))
         .await
         .assert_error(StatusCode::NOT_FOUND, "not_found");
+    // Not routed at all: no 405 gives it away either.
+    let post = Request::builder()
+        .method(Method::POST)
+        .uri("/metrics")
+        .body(Body::empty())
+        .expect("request");
+    app.request(post)
+        .await
+        .assert_error(StatusCode::NOT_FOUND, "not_found");
 }
 
 #[tokio::test]
@@ -84,6 +93,13 @@ async fn metrics_need_their_token_and_name_routes_not_records() {
     );
     app.get_as(&admin, "/api/v1/dashboard").await;
     app.get_as(&admin, "/api/v1/dashboard").await;
+    // A made-up method is counted as `other`, never as a label of its own.
+    let odd = Request::builder()
+        .method(Method::from_bytes(b"MADEUPMETHOD").expect("method"))
+        .uri("/health")
+        .body(Body::empty())
+        .expect("request");
+    app.request(odd).await;
     app.settle_background().await;
 
     let res = scrape(&app, Some(&format!("Bearer {TOKEN}"))).await;
@@ -104,6 +120,7 @@ async fn metrics_need_their_token_and_name_routes_not_records() {
         r#"healthcrm_cache_lookups_total{cache="dashboard",result="miss"}"#,
         r#"healthcrm_cache_lookups_total{cache="permissions",result="hit"}"#,
         "# TYPE healthcrm_audit_queue_depth gauge",
+        r#"healthcrm_http_requests_total{method="other",route="/health",status="405"}"#,
     ] {
         assert!(text.contains(wanted), "{wanted} missing from:\n{text}");
     }
@@ -114,6 +131,7 @@ async fn metrics_need_their_token_and_name_routes_not_records() {
         "metricsprobe@example.com",
         admin.token.as_str(),
         TOKEN,
+        "MADEUPMETHOD",
     ] {
         assert!(!text.contains(secret), "{secret} leaked into /metrics");
     }

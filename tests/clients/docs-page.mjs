@@ -52,10 +52,13 @@ try {
 
   // Sign in through the Authorize dialog, as a user would.
   await page.click(".auth-wrapper .authorize");
+  // The dialog has one form per scheme: the API's bearer token, and the
+  // metrics token.
   const dialog = page.locator(".dialog-ux .modal-ux");
-  await dialog.locator("input").first().fill(token);
-  await dialog.locator("button.authorize").click();
-  await dialog.locator("button.btn-done").click();
+  const bearer = dialog.locator("form", { hasText: "bearer (http, Bearer)" });
+  await bearer.locator("input").fill(token);
+  await bearer.locator("button.authorize").click();
+  await bearer.locator("button.btn-done").click();
 
   const me = page.locator(".opblock-get", {
     has: page.locator('.opblock-summary-path[data-path="/api/v1/auth/me"]'),

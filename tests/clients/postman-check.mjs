@@ -31,6 +31,8 @@ const send = async (r, token, body) => {
   return fetch(url, { method: r.method, headers, body });
 };
 
+const metrics = find("GET", "metrics");
+if (metrics?.auth?.bearer?.[0]?.value !== "{{metricsToken}}") failures.push(`GET /metrics auth ${JSON.stringify(metrics?.auth)}`);
 const login = find("POST", "api/v1/auth/login");
 const me = find("GET", "api/v1/auth/me");
 if (!login || login.auth?.type !== "noauth") failures.push("sign-in is missing or would send a token");

@@ -1,8 +1,9 @@
 // Writes a Postman collection (v2.1) of the API from the served OpenAPI
 // document, with openapi-to-postmanv2. The collection signs every protected
 // request with a `{{token}}` variable (collection-level bearer auth, which
-// the requests inherit), sends the public ones (sign-in, refresh, health)
-// without it, and addresses the server as `{{baseUrl}}`.
+// the requests inherit), sends the public ones (sign-in, refresh, health,
+// the docs page) without it, signs /metrics with `{{metricsToken}}`, and
+// addresses the server as `{{baseUrl}}`.
 //
 //   node postman.mjs SERVER_URL OUT_FILE
 import { createRequire } from "node:module";
@@ -28,12 +29,14 @@ const doc = await res.json();
 
 // Operations without a security requirement, as Postman writes their paths.
 const methods = ["get", "post", "put", "patch", "delete"];
+// and those signed with the metrics token instead of an access token.
 const publicOps = new Set();
+const metricsOps = new Set();
 for (const [path, item] of Object.entries(doc.paths)) {
   for (const m of methods) {
-    if (item[m] && !item[m].security) {
-      publicOps.add(`${m.toUpperCase()} ${path.replace(/\{([^}]+)\}/g, ":$1")}`);
-    }
+    const key = `${m.toUpperCase()} ${path.replace(/\{([^}]+)\}/g, ":$1")}`;
+    if (item[m] && !item[m].security) publicOps.add(key);
+    if (item[m]?.security?.some((s) => "metrics_token" in s)) metricsOps.add(key);
   }
 }
 
@@ -63,6 +66,7 @@ collection.auth = { type: "bearer", bearer: [{ key: "token", value: "{{token}}",
 collection.variable = [
   { key: "baseUrl", value: base, type: "string" },
   { key: "token", value: "", type: "string" },
+  { key: "metricsToken", value: "", type: "string" },
 ];
 
 let requests = 0;
@@ -73,7 +77,9 @@ const walk = (items) => {
     requests += 1;
     const key = `${item.request.method} /${item.request.url.path.join("/")}`;
     if (publicOps.has(key)) item.request.auth = { type: "noauth" };
-    else delete item.request.auth;
+    else if (metricsOps.has(key)) {
+      item.request.auth = { type: "bearer", bearer: [{ key: "token", value: "{{metricsToken}}", type: "string" }] };
+    } else delete item.request.auth;
   }
 };
 walk(collection.item);
