@@ -241,3 +241,24 @@ pub fn document_operator_routes(doc: &mut utoipa::openapi::OpenApi) {
             .build(),
     );
 }
+
+/// Marks the renamed query parameters' old names deprecated
+/// (`params::DEPRECATED_PARAMS`).
+pub fn document_deprecated_params(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::Deprecated;
+    for (path, name) in super::params::DEPRECATED_PARAMS {
+        let Some(op) = doc
+            .paths
+            .paths
+            .get_mut(path)
+            .and_then(|item| item.get.as_mut())
+        else {
+            continue;
+        };
+        for param in op.parameters.iter_mut().flatten() {
+            if param.name == name {
+                param.deprecated = Some(Deprecated::True);
+            }
+        }
+    }
+}

@@ -42,6 +42,34 @@ where
     Option::<T>::deserialize(d).map(Some)
 }
 
+/// Query parameters renamed so that every date filter is `from`/`to`: the
+/// old names still work until v2 and are marked deprecated in the OpenAPI
+/// document. `(path, old name)`.
+pub const DEPRECATED_PARAMS: [(&str, &str); 3] = [
+    ("/api/v1/patients", "created_from"),
+    ("/api/v1/patients", "created_to"),
+    ("/api/v1/follow-ups", "due_before"),
+];
+
+/// A query parameter that was renamed: its value under the new name or the
+/// deprecated old one, with the name the caller used (for messages); 400
+/// when both are sent.
+pub fn renamed<T>(
+    new: &'static str,
+    new_value: Option<T>,
+    old: &'static str,
+    old_value: Option<T>,
+) -> Result<(&'static str, Option<T>), AppError> {
+    match (new_value, old_value) {
+        (Some(_), Some(_)) => Err(AppError::BadRequest(format!(
+            "send {new} or {old} (its deprecated name), not both"
+        ))),
+        (Some(v), None) => Ok((new, Some(v))),
+        (None, Some(v)) => Ok((old, Some(v))),
+        (None, None) => Ok((new, None)),
+    }
+}
+
 /// The time zone a request reads its dates in: its `tz` when given (400 for
 /// a name that is not an IANA zone), else the caller's profile zone, else UTC.
 pub fn zone_of(tz: Option<&str>, me: &Principal) -> Result<Tz, AppError> {

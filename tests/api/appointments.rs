@@ -184,6 +184,18 @@ async fn the_follow_up_queue_lists_due_and_overdue_oldest_first() {
         .json();
     assert_eq!(week["total"], 4);
     assert_eq!(week["data"].as_array().map(Vec::len), Some(4));
+    // `to` is the new name of `due_before`.
+    let week = app
+        .get_as(&staff, &format!("/api/v1/follow-ups?to={}", day(7)))
+        .await
+        .json();
+    assert_eq!(week["total"], 4);
+    app.get_as(
+        &staff,
+        &format!("/api/v1/follow-ups?to={}&due_before={}", day(7), day(7)),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "bad_request");
     app.get_as(&staff, "/api/v1/follow-ups?due_before=soon")
         .await
         .assert_error(StatusCode::BAD_REQUEST, "bad_request");

@@ -117,3 +117,48 @@ async fn the_document_names_its_server_and_the_report_names() {
         .collect();
     assert_eq!(listed, healthcrm::http::routes::reports::REPORTS);
 }
+
+#[tokio::test]
+async fn renamed_date_filters_are_marked_deprecated_beside_their_new_names() {
+    let app = TestApp::spawn().await;
+    let doc = app.get("/api/v1/openapi.json").await.json();
+    let params = |path: &str| -> Vec<(String, bool)> {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .map(|p| {
+                (
+                    p["name"].as_str().unwrap_or("").to_owned(),
+                    p["deprecated"].as_bool().unwrap_or(false),
+                )
+            })
+            .collect()
+    };
+    let patients = params("/api/v1/patients");
+    for (name, deprecated) in [
+        ("from", false),
+        ("to", false),
+        ("created_from", true),
+        ("created_to", true),
+    ] {
+        assert!(
+            patients.contains(&(name.to_owned(), deprecated)),
+            "{name}: {patients:?}"
+        );
+    }
+    let follow_ups = params("/api/v1/follow-ups");
+    assert!(
+        follow_ups.contains(&("to".to_owned(), false)),
+        "{follow_ups:?}"
+    );
+    assert!(
+        follow_ups.contains(&("due_before".to_owned(), true)),
+        "{follow_ups:?}"
+    );
+    assert_eq!(
+        healthcrm::http::params::DEPRECATED_PARAMS.len(),
+        3,
+        "every deprecated name is checked here"
+    );
+}

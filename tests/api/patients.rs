@@ -342,6 +342,15 @@ async fn patients_are_listed_with_every_filter() {
             .await
             .is_empty()
     );
+    // `from`/`to` are the names every other date filter uses; the old ones
+    // above still work.
+    assert_eq!(
+        rows(&format!("?from={today}&to={today}")).await,
+        [alice, bob, carla]
+    );
+    assert!(rows(&format!("?to={}", today.pred_opt().expect("date")))
+        .await
+        .is_empty());
     assert!(
         rows("?q=.*").await.is_empty(),
         "regex characters are literal"
@@ -399,6 +408,9 @@ async fn patients_are_listed_with_every_filter() {
         "?page=0",
         "?name[$ne]=x",
         "?created_from=2026-02-01&created_to=2026-01-01",
+        "?from=2026-02-01&to=2026-01-01",
+        "?from=2026-01-01&created_from=2026-01-01",
+        "?to=2026-01-01&created_to=2026-01-01",
     ] {
         app.get_as(&staff, &format!("/api/v1/patients{bad}"))
             .await

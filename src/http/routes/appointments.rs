@@ -28,7 +28,7 @@ use crate::{
         extract::{ApiJson, ApiPath, ApiQuery},
         idempotency::{created, json_body, IdempotencyKey},
         names,
-        params::{date_window, nullable, zone_of, PageOnly, PatientPath},
+        params::{date_window, nullable, renamed, zone_of, PageOnly, PatientPath},
         versioning::{etag, expected, stale_as_precondition, IfMatch},
     },
     repo::appointments::CalendarFilter,
@@ -177,8 +177,14 @@ pub struct FollowUpQuery {
     pub per_page: Option<u64>,
     /// Only this staff member's patients.
     pub assigned_to: Option<UserId>,
-    /// `YYYY-MM-DD` in 1900 ..= 2200, inclusive; default today (due and overdue).
+    /// Due until this `YYYY-MM-DD` (1900 ..= 2200, inclusive); default
+    /// today (due and overdue).
     #[validate(custom(function = "validate_date"))]
+    #[param(value_type = Option<String>, format = Date)]
+    pub to: Option<NaiveDate>,
+    /// Deprecated: the old name of `to`, accepted until v2.
+    #[validate(custom(function = "validate_date"))]
+    #[param(value_type = Option<String>, format = Date)]
     pub due_before: Option<NaiveDate>,
     /// Only follow-ups due before today.
     pub overdue: Option<bool>,
@@ -328,10 +334,11 @@ pub async fn follow_ups(
     let page = page_request(q.page, q.per_page)?;
     let tz = zone_of(q.tz.as_deref(), &me)?;
     let today = zone::today(state.workflows.clock.now(), tz);
+    let (_, due_until) = renamed("to", q.to, "due_before", q.due_before)?;
     let limit_day = if q.overdue == Some(true) {
         today
     } else {
-        let last = q.due_before.unwrap_or(today);
+        let last = due_until.unwrap_or(today);
         last.succ_opt().unwrap_or(last)
     };
     let (items, total) = state

@@ -30,7 +30,7 @@ use crate::{
         dto::{page_request, AccessLogEntry, Page, PatientResponse},
         extract::{ApiJson, ApiPath, ApiQuery},
         idempotency::{created, json_body, replayed_id, IdempotencyKey},
-        params::{nullable, parse_bound, PageOnly, PatientPath},
+        params::{nullable, parse_bound, renamed, PageOnly, PatientPath},
         versioning::{etag, expected, stale_as_precondition, IfMatch},
     },
     repo::patients::{PatientFilter, PatientSort},
@@ -206,9 +206,14 @@ pub struct ListPatientsQuery {
     pub hospital_id: Option<HospitalId>,
     pub created_by: Option<UserId>,
     pub assigned_to: Option<UserId>,
-    /// `YYYY-MM-DD` (inclusive) or RFC 3339.
+    /// Registered from: `YYYY-MM-DD` (inclusive) or RFC 3339.
+    pub from: Option<String>,
+    /// Registered until: `YYYY-MM-DD` (inclusive, whole day) or RFC 3339
+    /// (exclusive).
+    pub to: Option<String>,
+    /// Deprecated: the old name of `from`, accepted until v2.
     pub created_from: Option<String>,
-    /// `YYYY-MM-DD` (inclusive, whole day) or RFC 3339 (exclusive).
+    /// Deprecated: the old name of `to`, accepted until v2.
     pub created_to: Option<String>,
     /// `created_at`, `-created_at` (default), `updated_at`, `-updated_at`, `name`, `-name`.
     #[param(value_type = Option<String>)]
@@ -295,21 +300,21 @@ pub async fn list_patients(
             return Err(AppError::Forbidden(format!("you may not call {key}")));
         }
     }
-    let created_from = q
-        .created_from
+    let (from_name, from) = renamed("from", q.from, "created_from", q.created_from)?;
+    let (to_name, to) = renamed("to", q.to, "created_to", q.created_to)?;
+    let created_from = from
         .as_deref()
-        .map(|v| parse_bound("created_from", v, false))
+        .map(|v| parse_bound(from_name, v, false))
         .transpose()?;
-    let created_before = q
-        .created_to
+    let created_before = to
         .as_deref()
-        .map(|v| parse_bound("created_to", v, true))
+        .map(|v| parse_bound(to_name, v, true))
         .transpose()?;
     if let (Some(from), Some(to)) = (created_from, created_before) {
         if from >= to {
-            return Err(AppError::BadRequest(
-                "created_from must be before created_to".into(),
-            ));
+            return Err(AppError::BadRequest(format!(
+                "{from_name} must be before {to_name}"
+            )));
         }
     }
     let filter = PatientFilter {
