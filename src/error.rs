@@ -217,10 +217,45 @@ impl AppError {
     }
 }
 
+/// Every `error.code` the API answers with (a closed set in the document).
+pub const ERROR_CODES: [&str; 22] = [
+    "bad_request",
+    "invalid_id",
+    "malformed_json",
+    "unauthorized",
+    "token_expired",
+    "forbidden",
+    "not_found",
+    "method_not_allowed",
+    "conflict",
+    "precondition_failed",
+    "precondition_required",
+    "idempotency_key_reused",
+    "request_in_progress",
+    "document_corrupted",
+    "payload_too_large",
+    "unsupported_media_type",
+    "validation_failed",
+    "account_locked",
+    "rate_limited",
+    "service_unavailable",
+    "timeout",
+    "internal",
+];
+
+fn error_codes() -> utoipa::openapi::Object {
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .enum_values(Some(ERROR_CODES))
+        .build()
+}
+
 /// The `error` object of every error response.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ErrorBody {
     /// Stable snake_case code, e.g. `validation_failed`.
+    #[schema(schema_with = error_codes)]
     pub code: String,
     /// Human-readable explanation.
     pub message: String,
@@ -414,6 +449,86 @@ mod tests {
     use validator::Validate;
 
     use super::*;
+
+    /// One error of every kind. The match has no wildcard, so a new variant
+    /// does not compile until it is added here, and so to the check below.
+    fn one_of_each() -> Vec<AppError> {
+        let all = vec![
+            AppError::BadRequest(String::new()),
+            AppError::InvalidId(String::new()),
+            AppError::MalformedJson(String::new()),
+            AppError::Unauthorized(String::new()),
+            AppError::TokenExpired,
+            AppError::Forbidden(String::new()),
+            AppError::NotFound(String::new()),
+            AppError::MethodNotAllowed,
+            AppError::conflict(""),
+            AppError::Stale(String::new()),
+            AppError::PreconditionFailed(String::new()),
+            AppError::PreconditionRequired(String::new()),
+            AppError::PayloadTooLarge,
+            AppError::UnsupportedMediaType(String::new()),
+            AppError::invalid_field("f", "m"),
+            AppError::IdempotencyKeyReused,
+            AppError::RequestInProgress,
+            AppError::AccountLocked {
+                until: String::new(),
+            },
+            AppError::RateLimited {
+                retry_after_secs: 1,
+            },
+            AppError::ServiceUnavailable(String::new()),
+            AppError::Timeout,
+            AppError::WriteConflict(String::new()),
+            AppError::Corrupted(String::new()),
+            AppError::Internal(String::new()),
+        ];
+        for e in &all {
+            match e {
+                AppError::BadRequest(_)
+                | AppError::InvalidId(_)
+                | AppError::MalformedJson(_)
+                | AppError::Unauthorized(_)
+                | AppError::TokenExpired
+                | AppError::Forbidden(_)
+                | AppError::NotFound(_)
+                | AppError::MethodNotAllowed
+                | AppError::Conflict { .. }
+                | AppError::Stale(_)
+                | AppError::PreconditionFailed(_)
+                | AppError::PreconditionRequired(_)
+                | AppError::PayloadTooLarge
+                | AppError::UnsupportedMediaType(_)
+                | AppError::Validation { .. }
+                | AppError::IdempotencyKeyReused
+                | AppError::RequestInProgress
+                | AppError::AccountLocked { .. }
+                | AppError::RateLimited { .. }
+                | AppError::ServiceUnavailable(_)
+                | AppError::Timeout
+                | AppError::WriteConflict(_)
+                | AppError::Corrupted(_)
+                | AppError::Internal(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn the_documented_error_codes_are_exactly_the_ones_answered() {
+        let mut answered: Vec<String> = one_of_each().iter().map(|e| e.code().to_owned()).collect();
+        for status in 400..600u16 {
+            let status = StatusCode::from_u16(status).expect("status");
+            if status.is_client_error() || status.is_server_error() {
+                answered.push(ErrorBody::for_status(status).code);
+            }
+        }
+        answered.sort_unstable();
+        answered.dedup();
+        let mut documented: Vec<String> = ERROR_CODES.iter().map(|c| (*c).to_owned()).collect();
+        documented.sort_unstable();
+        assert_eq!(answered, documented);
+    }
 
     #[derive(Validate)]
     struct Rules {

@@ -94,7 +94,9 @@ pub fn body(table: Table) -> Body {
         }
         Some((chunk, (table, Some(start))))
     });
-    Body::from_stream(stream)
+    // Fused: the gzip layer polls the body once more after its end, and an
+    // unfold stream panics when polled past its end.
+    Body::from_stream(futures::StreamExt::fuse(stream))
 }
 
 #[cfg(test)]

@@ -116,6 +116,56 @@ async fn the_document_names_its_server_and_the_report_names() {
         .filter_map(|v| v.as_str())
         .collect();
     assert_eq!(listed, healthcrm::http::routes::reports::REPORTS);
+
+    // Closed sets are enums: error codes, sort keys, report formats.
+    let codes: Vec<&str> = doc["components"]["schemas"]["ErrorBody"]["properties"]["code"]["enum"]
+        .as_array()
+        .expect("error codes")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(codes, healthcrm::error::ERROR_CODES);
+    let param = |path: &str, name: &str| -> serde_json::Value {
+        doc["paths"][path]["get"]["parameters"]
+            .as_array()
+            .expect("parameters")
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["schema"].clone())
+            .unwrap_or_default()
+    };
+    // An optional inline enum: `oneOf: [null, {enum}]`, or the enum itself.
+    let enum_of = |schema: serde_json::Value| -> serde_json::Value {
+        let inner = schema["oneOf"]
+            .as_array()
+            .and_then(|alts| alts.iter().find(|a| a.get("enum").is_some()).cloned())
+            .unwrap_or(schema);
+        inner["enum"].clone()
+    };
+    assert_eq!(
+        enum_of(param("/api/v1/patients", "sort")),
+        serde_json::json!([
+            "created_at",
+            "-created_at",
+            "updated_at",
+            "-updated_at",
+            "name",
+            "-name"
+        ])
+    );
+    assert_eq!(
+        enum_of(param("/api/v1/reports/{name}", "format")),
+        serde_json::json!(["json", "csv"])
+    );
+    // No reference may dangle.
+    let text = doc.to_string();
+    for (i, _) in text.match_indices("#/components/schemas/") {
+        let name: String = text[i + 21..].chars().take_while(|c| *c != '"').collect();
+        assert!(
+            doc["components"]["schemas"].get(&name).is_some(),
+            "dangling reference to {name}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -410,7 +410,11 @@ pub async fn download_document(
         (header::CACHE_CONTROL, HeaderValue::from_static("no-store")),
     ];
     let patient = d.patient_id;
-    Ok(audited(patient, (headers, Body::from_stream(dl.body))))
+    // Fused: the gzip layer may poll once more after the end (see http::csv).
+    Ok(audited(
+        patient,
+        (headers, Body::from_stream(dl.body.fuse())),
+    ))
 }
 
 /// Soft-delete a document (admin by default); it can be restored.

@@ -216,7 +216,7 @@ pub struct ListPatientsQuery {
     /// Deprecated: the old name of `to`, accepted until v2.
     pub created_to: Option<String>,
     /// `created_at`, `-created_at` (default), `updated_at`, `-updated_at`, `name`, `-name`.
-    #[param(value_type = Option<String>)]
+    #[param(inline)]
     pub sort: Option<SortParam>,
     /// Soft-deleted patients only (the restore screen); needs the
     /// permission `GET /api/v1/patients?deleted=true` (admin by default).

@@ -72,12 +72,12 @@ pub struct ReportQuery {
     /// `YYYY-MM-DD` (inclusive, whole day) or RFC 3339 (exclusive).
     pub to: Option<String>,
     /// `earnings` only: `week` (starting Monday, UTC), `month` (default) or `year`.
-    #[param(value_type = Option<String>)]
+    #[param(inline)]
     pub granularity: Option<Granularity>,
     /// Patient reports and `funnel`: one country (ISO 3166-1 alpha-2).
     pub country: Option<String>,
     /// `csv` or `json`; wins over the `Accept` header.
-    #[param(value_type = Option<String>)]
+    #[param(inline)]
     pub format: Option<Format>,
     /// IANA time zone (`Asia/Kolkata`) in which a date-only `from`/`to`
     /// begins and ends (the `earnings` periods
