@@ -2,6 +2,7 @@
 # Runs the server on the local database, installing what it needs.
 #
 #   scripts/run.sh
+#   DEMO=1 scripts/run.sh    # also load the demo data set (seed --demo)
 #
 # First run: writes a random JWT secret, document key and first-admin
 # password to .local/env (ignored by git) unless the environment already sets them,
@@ -49,7 +50,9 @@ else
 fi
 
 cargo build --release --bins
-if [ -x target/release/seed ]; then
+if [ "${DEMO:-0}" = 1 ]; then
+  target/release/seed --demo
+else
   target/release/seed
 fi
 

@@ -7,6 +7,7 @@ pub mod auth;
 pub mod bench;
 pub mod config;
 pub mod db;
+pub mod demo;
 pub mod domain;
 pub mod error;
 pub mod http;

@@ -1,26 +1,33 @@
-//! `seed`: applies seeds/permissions.json and creates the first admin.
+//! `seed`: applies seeds/permissions.json and creates the first admin;
+//! with `--demo`, then loads the demo data set (`healthcrm::demo`).
 //!
-//!     seed [--dry-run] [--reset] [--file PATH] | --routes
+//!     seed [--dry-run] [--reset] [--file PATH] [--demo [--force]] | --routes
 //!
 //! Reads MONGODB_URI, MONGODB_DB, SEED_ADMIN_EMAIL, SEED_ADMIN_PASSWORD and
 //! SEED_ADMIN_NAME from the environment (and .env).
 
-use std::{process::ExitCode, time::Duration};
+use std::{process::ExitCode, sync::Arc, time::Duration};
 
-use healthcrm::{db, migrate, seed};
+use healthcrm::{auth::password::Hasher, config::Config, db, demo, migrate, seed, workflow};
 use secrecy::SecretString;
 
-const USAGE: &str = "usage: seed [--dry-run] [--reset] [--file PATH] | --routes
+const USAGE: &str = "usage: seed [--dry-run] [--reset] [--file PATH] [--demo [--force]] | --routes
   --routes    print every protected route (what rules may name) and exit
   --dry-run   print what would change and write nothing
   --reset     also restore rules an admin changed to the seed file's values
-  --file      seed file (default seeds/permissions.json)";
+  --file      seed file (default seeds/permissions.json)
+  --demo      then load the demo data set: 15 hospitals, 4 coordinators and
+              300 patients with 18 months of discussions, quotes, treatments
+              and trips (idempotent: a second run adds only what is missing)
+  --force     load the demo even beside patients it did not register";
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let _ = dotenvy::dotenv();
     let mut dry_run = false;
     let mut reset = false;
+    let mut demo = false;
+    let mut force = false;
     let mut file = seed::DEFAULT_SEED_FILE.to_owned();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
@@ -33,6 +40,8 @@ async fn main() -> ExitCode {
             }
             "--dry-run" => dry_run = true,
             "--reset" => reset = true,
+            "--demo" => demo = true,
+            "--force" => force = true,
             "--file" => match args.next() {
                 Some(f) => file = f,
                 None => return fail("--file needs a path"),
@@ -43,6 +52,12 @@ async fn main() -> ExitCode {
             }
             other => return fail(&format!("unknown argument '{other}'\n{USAGE}")),
         }
+    }
+    if force && !demo {
+        return fail("--force only applies to --demo");
+    }
+    if demo && dry_run {
+        return fail("--demo writes; it has no dry run");
     }
     let env = |k: &str| {
         std::env::var(k)
@@ -66,19 +81,38 @@ async fn main() -> ExitCode {
         Err(e) => return fail(&format!("MONGODB_URI is invalid: {e}")),
     };
     let database = client.database(&db_name);
-    if !dry_run {
-        if let Err(e) = migrate::run(&database).await {
-            return fail(&e.to_string());
-        }
+    let result = seed_rules(&database, &rules, &opts_from(&env, dry_run, reset)).await;
+    if result != ExitCode::SUCCESS || !demo {
+        return result;
     }
-    let opts = seed::Options {
+    load_demo(&database, force).await
+}
+
+fn opts_from(env: &dyn Fn(&str) -> Option<String>, dry_run: bool, reset: bool) -> seed::Options {
+    seed::Options {
         dry_run,
         reset,
         admin_email: env("SEED_ADMIN_EMAIL"),
         admin_password: env("SEED_ADMIN_PASSWORD").map(SecretString::from),
         admin_name: env("SEED_ADMIN_NAME").unwrap_or_else(|| "Administrator".into()),
-    };
-    match seed::run(&database, &rules, &opts).await {
+    }
+}
+
+async fn seed_rules(
+    database: &mongodb::Database,
+    rules: &std::collections::BTreeMap<
+        healthcrm::domain::role::Role,
+        Vec<healthcrm::domain::permission::Rule>,
+    >,
+    opts: &seed::Options,
+) -> ExitCode {
+    let dry_run = opts.dry_run;
+    if !dry_run {
+        if let Err(e) = migrate::run(database).await {
+            return fail(&e.to_string());
+        }
+    }
+    match seed::run(database, rules, opts).await {
         Ok(changes) => {
             for c in &changes {
                 println!("{c}");
@@ -97,6 +131,34 @@ async fn main() -> ExitCode {
                     }
                 );
             }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e.to_string()),
+    }
+}
+
+/// Loads the demo data through the workflows, as the server would have.
+async fn load_demo(database: &mongodb::Database, force: bool) -> ExitCode {
+    // The demo signs no tokens: a missing JWT secret must not stop it.
+    let placeholder = uuid::Uuid::new_v4().simple().to_string().repeat(2);
+    let config = match Config::from_lookup(|k| {
+        std::env::var(k)
+            .ok()
+            .or_else(|| (k == "JWT_SECRET").then(|| placeholder.clone()))
+    }) {
+        Ok(c) => c,
+        Err(e) => return fail(&e.to_string()),
+    };
+    let ctx = workflow::Ctx::new(database, Arc::new(config));
+    let hasher = Hasher::new(1, Duration::from_secs(30));
+    let opts = demo::Options {
+        force,
+        now: chrono::Utc::now(),
+        patients: demo::PATIENTS,
+    };
+    match demo::run(&ctx, &hasher, &opts).await {
+        Ok(summary) => {
+            println!("{summary}");
             ExitCode::SUCCESS
         }
         Err(e) => fail(&e.to_string()),

@@ -348,6 +348,48 @@ impl PatientsRepo {
             .collect())
     }
 
+    /// How many patients (deleted ones too) were registered by someone
+    /// other than `users`: the demo seed's test for real data.
+    pub async fn count_registered_by_others(&self, users: &[UserId]) -> Result<u64> {
+        let ids: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+        Ok(self
+            .coll
+            .count_documents(doc! { "created_by": { "$nin": ids } })
+            .await?)
+    }
+
+    /// The contact e-mails of the patients (deleted ones too) registered by
+    /// `users`: what the demo seed already loaded.
+    pub async fn emails_registered_by(
+        &self,
+        users: &[UserId],
+    ) -> Result<std::collections::HashSet<String>> {
+        use futures::TryStreamExt;
+        let ids: Vec<String> = users.iter().map(|u| u.to_string()).collect();
+        let rows: Vec<Document> = self
+            .coll
+            .clone_with_type::<Document>()
+            .find(doc! { "created_by": { "$in": ids } })
+            // The whole `contact`: the stand-in answers a dotted projection
+            // with a flat "contact.email" key (README notes).
+            .projection(doc! { "contact": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|d| {
+                Some(
+                    d.get_document("contact")
+                        .ok()?
+                        .get_str("email")
+                        .ok()?
+                        .to_owned(),
+                )
+            })
+            .collect())
+    }
+
     /// The live (not deleted) patients among `ids`.
     pub async fn live_among(&self, ids: &[PatientId]) -> Result<Vec<Patient>> {
         use futures::TryStreamExt;

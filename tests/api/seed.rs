@@ -1,6 +1,7 @@
 //! The seed: idempotent, dry run writes nothing, admin changes kept unless
 //! reset, bad files refused whole.
 
+use futures::TryStreamExt;
 use healthcrm::{domain::user::Role, http::protected_routes, migrate, seed};
 use mongodb::bson::{doc, Document};
 use secrecy::SecretString;
@@ -240,4 +241,161 @@ async fn the_seed_restores_an_admin_when_none_is_active() {
     // Once an admin is active again, the seed leaves accounts alone.
     let again = seed::run(&app.db, &rules, &recover).await.expect("again");
     assert!(again.is_empty(), "{again:?}");
+}
+
+async fn distinct(app: &TestApp, coll: &str, field: &str) -> Vec<String> {
+    let mut values: Vec<String> = app
+        .db
+        .collection::<Document>(coll)
+        .distinct(field, doc! {})
+        .await
+        .expect("distinct")
+        .into_iter()
+        .filter_map(|v| v.as_str().map(str::to_owned))
+        .collect();
+    values.sort();
+    values
+}
+
+async fn counts(app: &TestApp) -> Vec<(&'static str, u64)> {
+    let mut out = Vec::new();
+    for coll in [
+        "users",
+        "hospitals",
+        "patients",
+        "appointments",
+        "quotes",
+        "treatments",
+        "earnings",
+        "travel",
+        "history",
+    ] {
+        let n = app
+            .db
+            .collection::<Document>(coll)
+            .count_documents(doc! {})
+            .await
+            .expect("count");
+        out.push((coll, n));
+    }
+    out
+}
+
+/// `seed --demo`: the whole data set through the workflows, consistent (the
+/// doctor finds nothing), spread over 18 months, every state present; a
+/// second run adds nothing; real patients stop it unless forced.
+#[tokio::test]
+async fn the_demo_loads_once_consistently_and_refuses_beside_real_patients() {
+    use healthcrm::demo;
+    let app = TestApp::spawn().await;
+    let now = chrono::Utc::now();
+    let opts = |force| demo::Options {
+        force,
+        now,
+        patients: demo::PATIENTS,
+    };
+    let first = demo::run(&app.workflows, &app.hasher, &opts(false))
+        .await
+        .expect("first run");
+    assert_eq!(
+        (
+            first.staff_added,
+            first.hospitals_added,
+            first.patients_added
+        ),
+        (4, 15, demo::PATIENTS)
+    );
+    assert!(first.quotes > 300 && first.treatments > 120, "{first}");
+
+    assert_eq!(distinct(&app, "hospitals", "country").await.len(), 8);
+    assert_eq!(distinct(&app, "patients", "country").await.len(), 20);
+    assert_eq!(
+        distinct(&app, "patients", "treatment_status").await,
+        ["coming", "completed", "denied", "inquiry", "ready"]
+    );
+    assert_eq!(
+        distinct(&app, "treatments", "status").await,
+        ["cancelled", "completed", "in_progress", "planned"]
+    );
+    assert_eq!(
+        distinct(&app, "quotes", "status").await,
+        ["accepted", "declined", "received", "requested"]
+    );
+    assert_eq!(
+        distinct(&app, "earnings", "kind").await,
+        ["credit", "reversal"]
+    );
+    assert_eq!(
+        distinct(&app, "patients", "status").await,
+        ["new", "repeat"]
+    );
+    let patients = app.repos().patients;
+    let oldest = patients
+        .scan()
+        .await
+        .expect("scan")
+        .try_collect::<Vec<_>>()
+        .await
+        .expect("patients")
+        .iter()
+        .map(|p| p.created_at.to_chrono())
+        .min()
+        .expect("patients");
+    let months = (now - oldest).num_days() / 30;
+    assert!((15..=19).contains(&months), "spread over {months} months");
+
+    // Consistent as the API keeps it: every credit booked, every status
+    // where its treatments put it.
+    let report = healthcrm::workflow::doctor::check(&app.workflows, false)
+        .await
+        .expect("doctor");
+    assert!(report.violations.is_empty(), "{:?}", report.violations);
+
+    // What a new user opens first is not empty.
+    let admin = app.login_as(Role::Admin).await;
+    let dash = app.get_as(&admin, "/api/v1/dashboard").await;
+    assert_eq!(dash.status, axum::http::StatusCode::OK);
+    let earnings = app.get_as(&admin, "/api/v1/reports/earnings").await.json();
+    assert!(!earnings["rows"].as_array().expect("rows").is_empty());
+    let today = now.format("%Y-%m-%d").to_string();
+    let ran_out = app
+        .db
+        .collection::<Document>("quotes")
+        .count_documents(doc! { "status": "received", "valid_until": { "$lt": today } })
+        .await
+        .expect("count");
+    assert!(ran_out > 0, "some quotes ran out unanswered");
+
+    let before = counts(&app).await;
+    let second = demo::run(&app.workflows, &app.hasher, &opts(false))
+        .await
+        .expect("second run");
+    assert_eq!(
+        second,
+        demo::Summary {
+            patients_kept: demo::PATIENTS,
+            ..Default::default()
+        }
+    );
+    assert_eq!(counts(&app).await, before);
+
+    // A patient the demo did not register: refused, unless forced.
+    let real = app
+        .post_as(
+            &admin,
+            "/api/v1/patients",
+            &serde_json::json!({"name": "Real Person", "country": "GB"}),
+        )
+        .await;
+    assert_eq!(real.status, axum::http::StatusCode::CREATED);
+    let refused = demo::run(&app.workflows, &app.hasher, &opts(false)).await;
+    assert!(
+        matches!(refused, Err(demo::DemoError::RealPatients(1))),
+        "{refused:?}"
+    );
+    let forced = demo::run(&app.workflows, &app.hasher, &opts(true))
+        .await
+        .expect("forced");
+    assert_eq!(forced.patients_kept, demo::PATIENTS);
+    assert_eq!(forced.patients_added, 0);
 }
