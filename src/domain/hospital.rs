@@ -12,10 +12,13 @@ use super::{HospitalId, UserId};
 #[serde(deny_unknown_fields)]
 pub struct Contact {
     #[validate(length(max = 100))]
+    #[schema(max_length = 100)]
     pub person: Option<String>,
     #[validate(email(message = "must be a valid email"), length(max = 254))]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     #[validate(length(min = 3, max = 40))]
+    #[schema(min_length = 3, max_length = 40)]
     pub phone: Option<String>,
 }
 

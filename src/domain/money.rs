@@ -21,9 +21,16 @@ pub const MAX_AMOUNT_MINOR: i64 = 10_000_000_000_000;
 pub struct Money {
     /// Minor units (cents): 125000 = 1250.00. From 0 to 10^13.
     #[validate(custom(function = "validate_amount"))]
+    #[schema(minimum = 0, maximum = 10_000_000_000_000_i64, example = 1_250_000)]
     pub amount_minor: i64,
-    /// ISO 4217, e.g. `EUR`.
+    /// ISO 4217, upper case, e.g. `EUR`.
     #[validate(custom(function = "validate_currency"))]
+    #[schema(
+        min_length = 3,
+        max_length = 3,
+        pattern = "^[A-Z]{3}$",
+        example = "EUR"
+    )]
     pub currency: String,
 }
 

@@ -36,7 +36,16 @@ impl std::fmt::Display for RouteKey {
 /// One rule: allow or deny `method path`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct Rule {
+    /// `GET`, `POST`, `PUT`, `PATCH` or `DELETE`, in any case.
+    #[schema(min_length = 3, max_length = 6, example = "GET")]
     pub method: String,
+    /// A protected route as `GET /api/v1/permissions/routes` lists it (the
+    /// longest, `DELETED_DOCUMENTS`, has 44 characters).
+    #[schema(
+        pattern = "^/api/v1/",
+        max_length = 44,
+        example = "/api/v1/patients/{id}"
+    )]
     pub path: String,
     pub allow: bool,
 }

@@ -43,8 +43,12 @@ pub struct Leg {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Companion {
+    /// 1 to 200 characters once trimmed (`PUT .../travel` checks it).
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
-    /// E.g. "spouse", "daughter", "interpreter".
+    /// E.g. "spouse", "daughter", "interpreter"; 1 to 200 characters once
+    /// trimmed.
+    #[schema(min_length = 1, max_length = 200)]
     pub relation: String,
 }
 

@@ -102,7 +102,6 @@ pub fn body(table: Table) -> Body {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::workflow::reports::table::{col, money};
 
     /// One cell as its CSV line would hold it.
     fn csv_text(s: &str, out: &mut String) {
@@ -152,7 +151,11 @@ mod tests {
     #[tokio::test]
     async fn the_csv_body_streams_header_then_batches_of_rows() {
         use http_body_util::BodyExt;
-        let mut table = Table::new(&[col("n"), money("amount_minor", "amount"), col("currency")]);
+        let mut table = Table::new(&[
+            Column::int("n"),
+            Column::money("amount_minor", "amount"),
+            Column::text("currency"),
+        ]);
         for i in 0..600 {
             table.push(vec![
                 Cell::Int(i),

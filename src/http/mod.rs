@@ -144,6 +144,7 @@ pub fn build_app(state: AppState) -> Router {
     openapi::document_common_errors(&mut doc);
     openapi::document_operator_routes(&mut doc);
     openapi::document_deprecated_params(&mut doc);
+    openapi::document_report_rows(&mut doc);
     let doc_json: Arc<str> = match doc.to_json() {
         Ok(json) => Arc::from(json),
         Err(e) => {

@@ -262,3 +262,16 @@ pub fn document_deprecated_params(doc: &mut utoipa::openapi::OpenApi) {
         }
     }
 }
+
+/// Adds each report's row schema (`FunnelReportRow`, ...), which
+/// `ReportResponse.rows` refers to: typed from the columns the report
+/// builders use, so the two cannot drift.
+pub fn document_report_rows(doc: &mut utoipa::openapi::OpenApi) {
+    let components = doc.components.get_or_insert_with(Default::default);
+    for (name, schema) in super::routes::reports::row_schemas() {
+        components.schemas.insert(name, schema.into());
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -616,6 +616,99 @@ async fn funnel_counts_every_stage_reached_with_ratios_and_reasons() {
     );
 }
 
+/// Whether `v` is of the schema's `type` (one or a list), dates as
+/// `YYYY-MM-DD`.
+fn fits(v: &Value, schema: &Value) -> bool {
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    types.into_iter().any(|t| match t {
+        "null" => v.is_null(),
+        "string" if schema["format"] == "date" => v
+            .as_str()
+            .is_some_and(|s| NaiveDate::parse_from_str(s, "%Y-%m-%d").is_ok()),
+        "string" => v.is_string(),
+        "integer" => v.is_i64(),
+        "number" => v.is_number(),
+        _ => false,
+    })
+}
+
+fn sorted_keys(object: &serde_json::Map<String, Value>) -> Vec<&str> {
+    let mut keys: Vec<&str> = object.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    keys
+}
+
+#[tokio::test]
+async fn every_report_row_fits_its_schema_in_the_document() {
+    let w = world().await;
+    let doc = w.app.get("/api/v1/openapi.json").await.json();
+    let schemas = &doc["components"]["schemas"];
+    let one_of: Vec<&str> = schemas["ReportResponse"]["properties"]["rows"]["items"]["oneOf"]
+        .as_array()
+        .expect("rows: an array of oneOf")
+        .iter()
+        .filter_map(|r| r["$ref"].as_str())
+        .collect();
+    let names = healthcrm::http::routes::reports::REPORTS;
+    assert_eq!(one_of.len(), names.len(), "{one_of:?}");
+    for name in names {
+        // `patients-by-age` rows are `PatientsByAgeReportRow`.
+        let title: String = name
+            .split('-')
+            .map(|w| w[..1].to_uppercase() + &w[1..])
+            .collect();
+        let schema_name = format!("{title}ReportRow");
+        assert!(
+            one_of.contains(&format!("#/components/schemas/{schema_name}").as_str()),
+            "{schema_name} in {one_of:?}"
+        );
+        let schema = &schemas[&schema_name];
+        assert_eq!(schema["type"], "object", "{schema_name}");
+        assert_eq!(schema["additionalProperties"], false, "{schema_name}");
+        let mut required: Vec<&str> = schema["required"]
+            .as_array()
+            .expect("required")
+            .iter()
+            .filter_map(Value::as_str)
+            .collect();
+        required.sort_unstable();
+        let properties = schema["properties"].as_object().expect("properties");
+        assert_eq!(sorted_keys(properties), required, "{schema_name}");
+
+        // With data, and with none (zero-filled, null where nothing was
+        // counted); every column is seen with a value at least once.
+        let mut queries = vec![name.to_owned(), format!("{name}?to=2025-01-01")];
+        if name == "earnings" {
+            queries.push("earnings?granularity=week".into());
+        }
+        let mut valued = std::collections::BTreeSet::new();
+        for query in queries {
+            // `rows` checks each row has exactly the columns.
+            let rows = rows(&w, &query).await;
+            for row in &rows {
+                let row = row.as_object().expect("row");
+                assert_eq!(sorted_keys(row), required, "{query}");
+                for (key, v) in row {
+                    assert!(
+                        fits(v, &properties[key]),
+                        "{query}: {key} = {v} is not {}",
+                        properties[key]
+                    );
+                    if !v.is_null() {
+                        valued.insert(key.clone());
+                    }
+                }
+            }
+        }
+        let valued: Vec<&str> = valued.iter().map(String::as_str).collect();
+        assert_eq!(valued, required, "{name}: every column seen with a value");
+    }
+}
+
 async fn get_with_accept(w: &World, path: &str, accept: &str) -> (StatusCode, String, String) {
     let req = Request::get(path)
         .header(header::AUTHORIZATION, format!("Bearer {}", w.admin.token))

@@ -52,7 +52,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct CalendarQuery {
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
     /// On `appointment_date`: `YYYY-MM-DD` (inclusive) or RFC 3339.
     pub from: Option<String>,
@@ -84,12 +86,19 @@ fn validate_notes(notes: &str) -> Result<(), ValidationError> {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"appointment_date": "2026-11-24T10:30:00Z",
+    "discussion_notes": "Video call with Mr Becker and his daughter. MRI of the right knee received; \
+        the orthopaedic team suggests a total knee replacement. Asked for quotes from Istanbul \
+        and Bangkok; he prefers to travel in March.",
+    "next_follow_up": "2026-12-03", "status": "completed"}))]
 pub struct LogAppointment {
     pub hospital_id: Option<HospitalId>,
     /// RFC 3339, in 1900 ..= 2200.
     #[validate(custom(function = "validate_instant"))]
     pub appointment_date: Option<DateTime<Utc>>,
+    /// 1 to 10000 characters once trimmed.
     #[validate(custom(function = "validate_notes"))]
+    #[schema(min_length = 1, max_length = 10000)]
     pub discussion_notes: String,
     /// `YYYY-MM-DD`, in 1900 ..= 2200; also becomes the patient's next follow-up.
     #[validate(custom(function = "validate_date"))]
@@ -99,19 +108,25 @@ pub struct LogAppointment {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"version": 1, "status": "missed", "next_follow_up": "2026-12-05"}))]
 pub struct UpdateAppointment {
     /// The `version` the change is based on (or send `If-Match`); a stale
     /// one is a 409.
+    #[schema(maximum = 9_223_372_036_854_775_807_i64)]
     pub version: Option<i64>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<HospitalId>)]
     pub hospital_id: Option<Option<HospitalId>>,
+    /// RFC 3339, in 1900 ..= 2200.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = DateTime)]
     #[validate(custom(function = "validate_instant"))]
     pub appointment_date: Option<Option<DateTime<Utc>>>,
+    /// 1 to 10000 characters once trimmed.
     #[validate(custom(function = "validate_notes"))]
+    #[schema(min_length = 1, max_length = 10000)]
     pub discussion_notes: Option<String>,
+    /// `YYYY-MM-DD`, in 1900 ..= 2200.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = Date)]
     #[validate(custom(function = "validate_date"))]
@@ -173,7 +188,9 @@ pub struct AppointmentPath {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct FollowUpQuery {
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
     /// Only this staff member's patients.
     pub assigned_to: Option<UserId>,
@@ -190,6 +207,7 @@ pub struct FollowUpQuery {
     pub overdue: Option<bool>,
     /// IANA time zone (`Asia/Kolkata`) that decides what "today" is;
     /// default the caller's profile `time_zone`, else UTC.
+    #[param(max_length = 32)]
     pub tz: Option<String>,
 }
 

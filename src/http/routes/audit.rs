@@ -26,12 +26,15 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct AuditQuery {
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
     pub actor_id: Option<UserId>,
     pub patient_id: Option<PatientId>,
     /// e.g. `patients.read`, `auth.login`, `permissions.update`.
     #[validate(length(min = 1, max = 100))]
+    #[param(min_length = 1, max_length = 100)]
     pub action: Option<String>,
     /// `YYYY-MM-DD` (inclusive) or RFC 3339.
     pub from: Option<String>,

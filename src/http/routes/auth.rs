@@ -52,18 +52,23 @@ pub fn protected_router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"email": "a.yilmaz@example.com", "password": "Bosphorus-Clinic-2026"}))]
 pub struct LoginRequest {
+    /// Matched without regard to case; not checked as an address here.
     #[validate(length(min = 1, max = 254))]
+    #[schema(min_length = 1, max_length = 254)]
     pub email: String,
     #[validate(length(min = 1, max = 1024))]
-    #[schema(format = Password)]
+    #[schema(format = Password, min_length = 1, max_length = 1024)]
     pub password: String,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"refresh_token": "9mQ2v7Jx0bWc4Lr8TzKp1sYdHf6NaE3uGoVi5XwRkPq"}))]
 pub struct RefreshRequest {
     #[validate(length(min = 1, max = 256))]
+    #[schema(min_length = 1, max_length = 256)]
     pub refresh_token: String,
 }
 
@@ -87,21 +92,30 @@ pub struct MeResponse {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"current_password": "Bosphorus-Clinic-2026", "new_password": "Anatolia-Knee-Desk-77"}))]
 pub struct PasswordChange {
     #[validate(length(min = 1, max = 1024))]
+    #[schema(format = Password, min_length = 1, max_length = 1024)]
     pub current_password: String,
+    /// 12 to 128 characters, not the account's email (the password
+    /// policy, checked after the 1..=1024 shape check).
     #[validate(length(min = 1, max = 1024))]
+    #[schema(format = Password, min_length = 12, max_length = 128)]
     pub new_password: String,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Ayşe Yılmaz", "time_zone": "Europe/Istanbul"}))]
 pub struct UpdateMe {
+    /// 1 to 100 characters once trimmed.
     #[validate(custom(function = "crate::http::accounts::validate_name"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
-    /// An IANA time zone name (`Asia/Kolkata`), or null for UTC.
+    /// An IANA time zone name (`Asia/Kolkata`), matched exactly, or null
+    /// for UTC. The longest name has 32 characters.
     #[serde(default, deserialize_with = "crate::http::params::nullable")]
-    #[schema(value_type = Option<String>, example = "Asia/Kolkata")]
+    #[schema(value_type = Option<String>, example = "Asia/Kolkata", max_length = 32)]
     #[validate(custom(function = "crate::domain::zone::validate"))]
     pub time_zone: Option<Option<String>>,
 }

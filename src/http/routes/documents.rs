@@ -59,7 +59,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListDocumentsQuery {
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
     pub category: Option<Category>,
     /// Deleted documents only (to restore one); needs the permission
@@ -76,7 +78,8 @@ pub struct DocumentUpload {
     #[schema(value_type = String, format = Binary)]
     file: Vec<u8>,
     category: Category,
-    /// 1 to 200 characters.
+    /// At most 200 characters once trimmed; a blank title is no title.
+    #[schema(max_length = 200)]
     title: Option<String>,
     /// A treatment of this patient the document belongs to.
     treatment_id: Option<TreatmentId>,

@@ -62,7 +62,9 @@ impl From<&EarningEntry> for EarningEntryResponse {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct EarningsQuery {
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
     /// `YYYY-MM-DD` (inclusive) or RFC 3339.
     pub from: Option<String>,

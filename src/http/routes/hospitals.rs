@@ -58,28 +58,63 @@ fn validate_specialties(list: &[String]) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// `specialties` as [`validate_specialties`] takes it.
+fn specialties_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(100)),
+        )
+        .max_items(Some(100))
+        .description(Some(
+            "At most 100 specialties, each at most 100 characters and not blank.",
+        ))
+        .build()
+}
+
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Anadolu Orthopaedic Hospital", "location": "Istanbul, Ataşehir",
+    "country": "TR", "contact": {"person": "Dr. Elif Demir",
+    "email": "international@anadolu-ortho.example.com", "phone": "+90 216 555 0134"},
+    "specialties": ["orthopaedics", "joint replacement", "sports medicine"],
+    "commission_bps": 1250, "currency": "EUR", "active": true}))]
 pub struct CreateHospital {
+    /// 1 to 200 characters once trimmed.
     #[validate(custom(function = "validate_text"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
-    /// City or address.
+    /// City or address; 1 to 200 characters once trimmed.
     #[validate(custom(function = "validate_text"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub location: String,
-    /// ISO 3166-1 alpha-2.
+    /// ISO 3166-1 alpha-2, upper case.
     #[validate(custom(function = "validate_country"))]
+    #[schema(min_length = 2, max_length = 2, pattern = "^[A-Z]{2}$", example = "TR")]
     pub country: String,
     #[validate(nested)]
     pub contact: Option<Contact>,
     #[validate(custom(function = "validate_specialties"))]
+    #[schema(schema_with = specialties_schema)]
     pub specialties: Option<Vec<String>>,
     /// Default commission in basis points (0..=10000; 1250 = 12.5 %).
     /// Optional until quotes need it: accepting a quote of a hospital
     /// without commission terms needs the earnings in the request.
     #[validate(range(min = 0, max = 10000))]
+    #[schema(minimum = 0, maximum = 10000)]
     pub commission_bps: Option<i32>,
-    /// ISO 4217 currency the hospital quotes in.
+    /// ISO 4217 currency the hospital quotes in, upper case.
     #[validate(custom(function = "validate_currency"))]
+    #[schema(
+        min_length = 3,
+        max_length = 3,
+        pattern = "^[A-Z]{3}$",
+        example = "EUR"
+    )]
     pub currency: Option<String>,
     /// Defaults to true.
     pub active: Option<bool>,
@@ -87,20 +122,38 @@ pub struct CreateHospital {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"location": "Istanbul, Kadıköy", "commission_bps": 1500,
+    "specialties": ["orthopaedics", "joint replacement", "spine surgery"]}))]
 pub struct UpdateHospital {
+    /// 1 to 200 characters once trimmed.
     #[validate(custom(function = "validate_text"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
+    /// 1 to 200 characters once trimmed.
     #[validate(custom(function = "validate_text"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub location: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case.
     #[validate(custom(function = "validate_country"))]
+    #[schema(min_length = 2, max_length = 2, pattern = "^[A-Z]{2}$", example = "TR")]
     pub country: Option<String>,
     #[validate(nested)]
     pub contact: Option<Contact>,
     #[validate(custom(function = "validate_specialties"))]
+    #[schema(schema_with = specialties_schema)]
     pub specialties: Option<Vec<String>>,
+    /// Basis points, 0..=10000.
     #[validate(range(min = 0, max = 10000))]
+    #[schema(minimum = 0, maximum = 10000)]
     pub commission_bps: Option<i32>,
+    /// ISO 4217, upper case.
     #[validate(custom(function = "validate_currency"))]
+    #[schema(
+        min_length = 3,
+        max_length = 3,
+        pattern = "^[A-Z]{3}$",
+        example = "EUR"
+    )]
     pub currency: Option<String>,
     pub active: Option<bool>,
 }
@@ -145,12 +198,17 @@ impl HospitalResponse {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListHospitalsQuery {
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
     /// Name contains, case-insensitive.
     #[validate(length(max = 100))]
+    #[param(max_length = 100)]
     pub q: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case.
     #[validate(custom(function = "validate_country"))]
+    #[param(pattern = "^[A-Z]{2}$")]
     pub country: Option<String>,
     pub active: Option<bool>,
 }

@@ -67,6 +67,24 @@ fn validate_conditions(list: &[String]) -> Result<(), ValidationError> {
     Ok(())
 }
 
+/// `medical_history` as [`validate_conditions`] takes it.
+fn conditions_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, SchemaType, Type};
+    ArrayBuilder::new()
+        .schema_type(SchemaType::from_iter([Type::Array, Type::Null]))
+        .items(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .min_length(Some(1))
+                .max_length(Some(200)),
+        )
+        .max_items(Some(50))
+        .description(Some(
+            "At most 50 conditions, each at most 200 characters and not blank.",
+        ))
+        .build()
+}
+
 fn validate_name(name: &str) -> Result<(), ValidationError> {
     let len = name.trim().chars().count();
     if len == 0 || len > 200 {
@@ -81,8 +99,10 @@ fn validate_name(name: &str) -> Result<(), ValidationError> {
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
     #[validate(email(message = "must be a valid email"), length(max = 254))]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     #[validate(length(min = 3, max = 40))]
+    #[schema(min_length = 3, max_length = 40)]
     pub phone: Option<String>,
 }
 
@@ -97,28 +117,42 @@ impl From<ContactInput> for PatientContact {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Klaus Becker", "age": 64, "country": "DE",
+    "contact": {"email": "klaus.becker@example.de", "phone": "+49 89 1234 5678"},
+    "source": "website inquiry form",
+    "medical_history": ["osteoarthritis of the right knee", "type 2 diabetes, controlled"],
+    "treatment_status": "inquiry", "next_follow_up": "2026-12-03"}))]
 pub struct RegisterPatient {
+    /// 1 to 200 characters once trimmed.
     #[validate(custom(function = "validate_name"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Age in years; give this or `date_of_birth`.
     #[validate(range(max = 130))]
+    #[schema(minimum = 0, maximum = 130)]
     pub age: Option<u8>,
-    /// `YYYY-MM-DD`; the age is derived from it.
+    /// `YYYY-MM-DD`, in the past and within 130 years (and in 1900 ..=
+    /// 2200); the age is derived from it.
     #[validate(custom(function = "validate_date"))]
     pub date_of_birth: Option<NaiveDate>,
-    /// ISO 3166-1 alpha-2.
+    /// ISO 3166-1 alpha-2, upper case.
     #[validate(custom(function = "validate_country"))]
+    #[schema(min_length = 2, max_length = 2, pattern = "^[A-Z]{2}$", example = "DE")]
     pub country: String,
     #[validate(nested)]
     pub contact: Option<ContactInput>,
     /// How the inquiry reached us.
     #[validate(length(min = 1, max = 100))]
+    #[schema(min_length = 1, max_length = 100)]
     pub source: Option<String>,
     #[validate(custom(function = "validate_conditions"))]
+    #[schema(schema_with = conditions_schema)]
     pub medical_history: Option<Vec<String>>,
     /// Defaults to `inquiry`.
     pub treatment_status: Option<TreatmentStatus>,
+    /// Required with `denied`, refused otherwise.
     #[validate(length(min = 1, max = 500))]
+    #[schema(min_length = 1, max_length = 500)]
     pub denial_reason: Option<String>,
     pub assigned_to: Option<UserId>,
     pub hospital_id: Option<HospitalId>,
@@ -129,36 +163,54 @@ pub struct RegisterPatient {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"version": 3, "treatment_status": "ready",
+    "contact": {"email": "klaus.becker@example.de", "phone": "+49 170 1234567"},
+    "medical_history": ["osteoarthritis of the right knee", "type 2 diabetes, controlled",
+        "penicillin allergy"],
+    "next_follow_up": "2027-01-12"}))]
 pub struct UpdatePatient {
     /// The `version` the change is based on (or send `If-Match`); a stale
     /// one is a 409.
+    #[schema(maximum = 9_223_372_036_854_775_807_i64)]
     pub version: Option<i64>,
+    /// 1 to 200 characters once trimmed.
     #[validate(custom(function = "validate_name"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<u8>)]
+    #[schema(value_type = Option<u8>, minimum = 0, maximum = 130)]
+    #[validate(range(max = 130))]
     pub age: Option<Option<u8>>,
+    /// `YYYY-MM-DD`, in the past and within 130 years (and in 1900 ..=
+    /// 2200).
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = Date)]
     #[validate(custom(function = "validate_date"))]
     pub date_of_birth: Option<Option<NaiveDate>>,
+    /// ISO 3166-1 alpha-2, upper case.
     #[validate(custom(function = "validate_country"))]
+    #[schema(min_length = 2, max_length = 2, pattern = "^[A-Z]{2}$", example = "DE")]
     pub country: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<ContactInput>)]
+    #[validate(nested)]
     pub contact: Option<Option<ContactInput>>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 100)]
+    #[validate(length(min = 1, max = 100))]
     pub source: Option<Option<String>>,
     #[validate(custom(function = "validate_conditions"))]
+    #[schema(schema_with = conditions_schema)]
     pub medical_history: Option<Vec<String>>,
     pub treatment_status: Option<TreatmentStatus>,
     #[serde(default, deserialize_with = "nullable")]
-    #[schema(value_type = Option<String>)]
+    #[schema(value_type = Option<String>, min_length = 1, max_length = 500)]
+    #[validate(length(min = 1, max = 500))]
     pub denial_reason: Option<Option<String>>,
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<UserId>)]
     pub assigned_to: Option<Option<UserId>>,
+    /// `YYYY-MM-DD`, in 1900 ..= 2200.
     #[serde(default, deserialize_with = "nullable")]
     #[schema(value_type = Option<String>, format = Date)]
     #[validate(custom(function = "validate_date"))]
@@ -167,6 +219,7 @@ pub struct UpdatePatient {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"hospital_id": "665f1c2e8b3e4a0012345678"}))]
 pub struct AssignHospital {
     pub hospital_id: HospitalId,
 }
@@ -191,15 +244,21 @@ pub enum SortParam {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListPatientsQuery {
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
     /// Name contains, case-insensitive.
     #[validate(length(max = 100))]
+    #[param(max_length = 100)]
     pub q: Option<String>,
+    /// ISO 3166-1 alpha-2, upper case.
     #[validate(custom(function = "validate_country"))]
+    #[param(pattern = "^[A-Z]{2}$")]
     pub country: Option<String>,
     /// A condition in the medical history (case-insensitive).
     #[validate(length(min = 1, max = 200))]
+    #[param(min_length = 1, max_length = 200)]
     pub disease: Option<String>,
     pub status: Option<PatientStatus>,
     pub treatment_status: Option<TreatmentStatus>,

@@ -39,9 +39,14 @@ pub struct RoleRulesResponse {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"rules": [
+    {"method": "DELETE", "path": "/api/v1/hospitals/{id}", "allow": false},
+    {"method": "GET", "path": "/api/v1/earnings", "allow": true}]}))]
 pub struct SetRules {
-    /// Rules to set (added, or replacing the rule for the same method and path).
+    /// Rules to set (added, or replacing the rule for the same method and
+    /// path), each route once.
     #[validate(length(min = 1, max = 500))]
+    #[schema(min_items = 1, max_items = 500)]
     pub rules: Vec<Rule>,
 }
 

@@ -15,6 +15,7 @@ use validator::Validate;
 
 use crate::{
     domain::{
+        dates::validate_date,
         money::Money,
         quote::{Quote, QuoteStatus},
         HospitalId, PatientId, QuoteId, TreatmentId, UserId,
@@ -48,17 +49,24 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"hospital_id": "665f1c2e8b3e4a0012345678", "treatment_type": "knee replacement", "disease": "osteoarthritis"}))]
+#[schema(example = json!({"hospital_id": "665f1c2e8b3e4a0012345678",
+    "treatment_type": "knee replacement", "disease": "osteoarthritis",
+    "notes": "Right knee; MRI from 2026-11-10 attached to the patient's documents."}))]
 pub struct RequestQuote {
     /// An active hospital.
     pub hospital_id: HospitalId,
     /// The treatment priced, e.g. "knee replacement"; quotes for the same
-    /// type (ignoring case) are compared and declined together.
+    /// type (ignoring case) are compared and declined together. 1 to 200
+    /// characters once trimmed.
     #[validate(custom(function = "validate_text"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub treatment_type: String,
+    /// 1 to 200 characters once trimmed.
     #[validate(custom(function = "validate_text"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub disease: Option<String>,
     #[validate(custom(function = "validate_note"))]
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
 }
 
@@ -72,33 +80,43 @@ pub enum AnswerStatus {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"version": 1, "status": "received", "amount": {"amount_minor": 1250000, "currency": "EUR"}, "valid_until": "2026-12-31", "includes": "surgery, 5 nights, transfers"}))]
+#[schema(example = json!({"version": 1, "status": "received",
+    "amount": {"amount_minor": 1_250_000, "currency": "EUR"}, "valid_until": "2030-06-30",
+    "includes": "surgery, implant, 5 nights in hospital, airport transfers"}))]
 pub struct AnswerQuote {
     /// The `version` the answer is based on (or send `If-Match`); a stale
     /// one is a 409.
+    #[schema(maximum = 9_223_372_036_854_775_807_i64)]
     pub version: Option<i64>,
     pub status: AnswerStatus,
     /// The price; required when `received`.
     #[validate(nested)]
     pub amount: Option<Money>,
-    /// The last day the price holds (`YYYY-MM-DD`); required when `received`.
+    /// The last day the price holds (`YYYY-MM-DD`, in 1900 ..= 2200);
+    /// required when `received`, and then not in the past.
+    #[validate(custom(function = "validate_date"))]
     pub valid_until: Option<NaiveDate>,
     /// What the price covers.
     #[validate(custom(function = "validate_note"))]
+    #[schema(max_length = 2000)]
     pub includes: Option<String>,
     #[validate(custom(function = "validate_note"))]
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"earnings": {"amount_minor": 156_250, "currency": "EUR"}}))]
 pub struct AcceptQuote {
     /// The company's commission; required when the hospital has no
     /// commission terms, and overrides them when given.
     #[validate(nested)]
     pub earnings: Option<Money>,
-    /// The treatment's disease; required when the quote names none.
+    /// The treatment's disease; required when the quote names none. 1 to
+    /// 200 characters once trimmed.
     #[validate(custom(function = "validate_text"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub disease: Option<String>,
 }
 

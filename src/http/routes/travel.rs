@@ -48,7 +48,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ArrivalsQuery {
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
     /// On the arrival time: `YYYY-MM-DD` (inclusive, UTC) or RFC 3339;
     /// default the start of today (UTC).
@@ -128,10 +130,13 @@ pub struct PassportBody {
     /// 5 to 20 letters and digits (spaces and dashes are dropped); the
     /// masked form a reader was shown keeps the stored number.
     #[validate(length(min = 1, max = 40))]
+    #[schema(min_length = 1, max_length = 40)]
     pub number: String,
-    /// ISO 3166-1 alpha-2 of the issuing country.
+    /// ISO 3166-1 alpha-2 of the issuing country, upper case.
     #[validate(custom(function = "validate_country"))]
+    #[schema(min_length = 2, max_length = 2, pattern = "^[A-Z]{2}$", example = "DE")]
     pub country: String,
+    /// `YYYY-MM-DD`, in 1900 ..= 2200.
     #[validate(custom(function = "validate_date"))]
     #[schema(value_type = String, format = Date)]
     pub expires_on: NaiveDate,
@@ -142,15 +147,18 @@ pub struct PassportBody {
 pub struct VisaBody {
     pub status: VisaStatus,
     #[validate(custom(function = "validate_note"))]
+    #[schema(max_length = 2000)]
     pub notes: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LegBody {
+    /// RFC 3339, in 1900 ..= 2200.
     #[validate(custom(function = "validate_instant"))]
     pub at: DateTime<Utc>,
     #[validate(length(min = 2, max = 12))]
+    #[schema(min_length = 2, max_length = 12, example = "TK1636")]
     pub flight: Option<String>,
 }
 
@@ -166,12 +174,14 @@ fn validate_companions(list: &[Companion]) -> Result<(), ValidationError> {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
-#[schema(example = json!({"passport": {"number": "U12345678", "country": "GB", "expires_on": "2030-05-01"},
-    "visa": {"status": "invitation_requested"}, "arrival": {"at": "2026-12-10T09:30:00Z", "flight": "TK1980"},
-    "departure": {"at": "2026-12-24T18:00:00Z", "flight": "TK1979"}, "accommodation": "Hotel near the hospital",
-    "companions": [{"name": "Jane Doe", "relation": "spouse"}], "pickup_arranged": false}))]
+#[schema(example = json!({"passport": {"number": "C01X00T47", "country": "DE", "expires_on": "2031-05-01"},
+    "visa": {"status": "not_needed"}, "arrival": {"at": "2027-03-08T13:45:00Z", "flight": "TK1636"},
+    "departure": {"at": "2027-03-22T07:30:00Z", "flight": "TK1635"},
+    "accommodation": "Hotel next to Anadolu Orthopaedic Hospital, Ataşehir, 14 nights",
+    "companions": [{"name": "Anna Becker", "relation": "daughter"}], "pickup_arranged": true}))]
 pub struct PutTravel {
     /// The record's `version`; leave it out only for the first PUT.
+    #[schema(maximum = 9_223_372_036_854_775_807_i64)]
     pub version: Option<i64>,
     #[validate(nested)]
     pub passport: Option<PassportBody>,
@@ -182,8 +192,11 @@ pub struct PutTravel {
     #[validate(nested)]
     pub departure: Option<LegBody>,
     #[validate(custom(function = "validate_note"))]
+    #[schema(max_length = 2000)]
     pub accommodation: Option<String>,
+    /// At most 20.
     #[validate(custom(function = "validate_companions"))]
+    #[schema(max_items = 20)]
     pub companions: Option<Vec<Companion>>,
     pub pickup_arranged: Option<bool>,
 }

@@ -49,7 +49,9 @@ pub fn router() -> OpenApiRouter<AppState> {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct TreatmentListQuery {
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
     pub status: Option<TreatmentState>,
     pub hospital_id: Option<HospitalId>,
@@ -69,11 +71,19 @@ pub struct TreatmentRow {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"treatment_type": "total knee replacement", "disease": "osteoarthritis",
+    "hospital_id": "665f1c2e8b3e4a0012345678",
+    "cost": {"amount_minor": 1_250_000, "currency": "EUR"},
+    "earnings": {"amount_minor": 156_250, "currency": "EUR"}, "status": "planned"}))]
 pub struct RecordTreatment {
-    /// The course of treatment, e.g. "knee replacement".
+    /// The course of treatment, e.g. "knee replacement"; 1 to 200
+    /// characters once trimmed.
     #[validate(custom(function = "validate_text"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub treatment_type: String,
+    /// 1 to 200 characters once trimmed.
     #[validate(custom(function = "validate_text"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub disease: String,
     pub hospital_id: HospitalId,
     #[validate(nested)]
@@ -81,20 +91,29 @@ pub struct RecordTreatment {
     /// The company's commission; same currency as `cost`, not more than it.
     #[validate(nested)]
     pub earnings: Money,
+    /// Not `cancelled`.
     pub status: TreatmentState,
+    /// Appointments of this patient, at most 100.
     #[validate(length(max = 100))]
+    #[schema(max_items = 100)]
     pub appointment_ids: Option<Vec<AppointmentId>>,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"version": 2, "status": "in_progress"}))]
 pub struct UpdateTreatment {
     /// The `version` the change is based on (or send `If-Match`); a stale
     /// one is a 409.
+    #[schema(maximum = 9_223_372_036_854_775_807_i64)]
     pub version: Option<i64>,
+    /// 1 to 200 characters once trimmed.
     #[validate(custom(function = "validate_text"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub treatment_type: Option<String>,
+    /// 1 to 200 characters once trimmed.
     #[validate(custom(function = "validate_text"))]
+    #[schema(min_length = 1, max_length = 200)]
     pub disease: Option<String>,
     pub hospital_id: Option<HospitalId>,
     #[validate(nested)]
@@ -102,7 +121,9 @@ pub struct UpdateTreatment {
     #[validate(nested)]
     pub earnings: Option<Money>,
     pub status: Option<TreatmentState>,
+    /// Appointments of this patient, at most 100.
     #[validate(length(max = 100))]
+    #[schema(max_items = 100)]
     pub appointment_ids: Option<Vec<AppointmentId>>,
 }
 

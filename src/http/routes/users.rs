@@ -60,35 +60,50 @@ pub fn router() -> OpenApiRouter<AppState> {
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Priya Nair", "email": "priya.nair@example.com",
+    "password": "Kerala-Desk-2026!", "role": "staff",
+    "permissions": [{"method": "GET", "path": "/api/v1/audit", "allow": true}]}))]
 pub struct CreateUser {
+    /// 1 to 100 characters once trimmed.
     #[validate(custom(function = "validate_name"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: String,
     #[validate(email(message = "must be a valid email"), length(max = 254))]
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
+    /// 12 to 128 characters, not the account's email.
     #[schema(format = Password, min_length = 12, max_length = 128)]
     pub password: String,
     pub role: Role,
-    /// Per-user overrides of the role's rules.
+    /// Per-user overrides of the role's rules, each route once.
     #[validate(length(max = 500))]
+    #[schema(max_items = 500)]
     pub permissions: Option<Vec<Rule>>,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"name": "Priya Nair-Menon", "role": "admin", "permissions": []}))]
 pub struct UpdateUser {
+    /// 1 to 100 characters once trimmed.
     #[validate(custom(function = "validate_name"))]
+    #[schema(min_length = 1, max_length = 100)]
     pub name: Option<String>,
     #[validate(email(message = "must be a valid email"), length(max = 254))]
+    #[schema(format = Email, max_length = 254)]
     pub email: Option<String>,
     pub role: Option<Role>,
-    /// Replaces the user's overrides.
+    /// Replaces the user's overrides, each route once.
     #[validate(length(max = 500))]
+    #[schema(max_items = 500)]
     pub permissions: Option<Vec<Rule>>,
 }
 
 #[derive(Debug, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
+#[schema(example = json!({"new_password": "Chao-Phraya-Ward-31"}))]
 pub struct ResetPassword {
+    /// 12 to 128 characters, not the account's email.
     #[schema(format = Password, min_length = 12, max_length = 128)]
     pub new_password: String,
 }
@@ -97,12 +112,15 @@ pub struct ResetPassword {
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct ListUsersQuery {
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
     pub role: Option<Role>,
     pub active: Option<bool>,
     /// Case-insensitive search in name and email.
     #[validate(length(max = 100))]
+    #[param(max_length = 100)]
     pub q: Option<String>,
 }
 
@@ -352,11 +370,14 @@ pub async fn get_avatar(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 pub struct DirectoryQuery {
+    #[param(minimum = 1, maximum = 1_000_000)]
     pub page: Option<u64>,
+    #[param(minimum = 1, maximum = 100)]
     pub per_page: Option<u64>,
     pub role: Option<Role>,
     /// Name contains, case-insensitive.
     #[validate(length(max = 100))]
+    #[param(max_length = 100)]
     pub q: Option<String>,
 }
 

@@ -25,7 +25,7 @@ pub use calendar::{period_start, period_starts, Granularity};
 pub use dashboard::{
     dashboard, figures, Dashboard, DashboardCache, Earnings, RankedHospital, StatusCounts,
 };
-pub use table::{Cell, Column, Table};
+pub use table::{Cell, CellKind, Column, Table};
 
 /// The report names `/reports/{name}` serves.
 pub const REPORTS: [&str; 8] = [
@@ -53,7 +53,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Earnings,
         Kind::PatientsByDisease,
         Kind::PatientsByCountry,
@@ -79,6 +79,21 @@ impl Kind {
                     REPORTS.join(", ")
                 ))
             })
+    }
+
+    /// The report's columns, in order: its builder lays the table out with
+    /// them and the OpenAPI document types its rows from them.
+    pub fn columns(self) -> &'static [Column] {
+        match self {
+            Kind::Earnings => &treatments::EARNINGS_COLUMNS,
+            Kind::PatientsByDisease => &patients::BY_DISEASE_COLUMNS,
+            Kind::PatientsByCountry => &patients::BY_COUNTRY_COLUMNS,
+            Kind::PatientsByStatus => &patients::BY_STATUS_COLUMNS,
+            Kind::PatientsByAge => &patients::BY_AGE_COLUMNS,
+            Kind::HospitalPerformance => &treatments::HOSPITAL_PERFORMANCE_COLUMNS,
+            Kind::TreatmentsByType => &treatments::TREATMENTS_BY_TYPE_COLUMNS,
+            Kind::Funnel => &patients::FUNNEL_COLUMNS,
+        }
     }
 
     /// The reports that count patients, and so can narrow to a country.

@@ -7,7 +7,7 @@ use chrono::NaiveDate;
 
 use super::{
     add,
-    table::{by_count_desc, col, ratio, text_or_null, Cell, Table},
+    table::{by_count_desc, ratio, text_or_null, Cell, Column, Table},
 };
 use crate::{
     domain::patient::TreatmentStatus,
@@ -16,6 +16,13 @@ use crate::{
     workflow::Ctx,
 };
 
+pub const BY_DISEASE_COLUMNS: [Column; 3] = [
+    Column::text("disease"),
+    Column::int("patients"),
+    // Of the patients with any condition; null only when there are none.
+    Column::decimal("share").or_null(),
+];
+
 pub async fn by_disease(ctx: &Ctx, range: Range, country: Option<&str>) -> Result<Table> {
     let counts = ctx
         .repos
@@ -23,7 +30,7 @@ pub async fn by_disease(ctx: &Ctx, range: Range, country: Option<&str>) -> Resul
         .patients_by_disease(range, country)
         .await?;
     let total = counts.patients;
-    let mut table = Table::new(&[col("disease"), col("patients"), col("share")]);
+    let mut table = Table::new(&BY_DISEASE_COLUMNS);
     for r in by_count_desc(counts.conditions) {
         table.push(vec![
             Cell::Text(r.group),
@@ -34,18 +41,20 @@ pub async fn by_disease(ctx: &Ctx, range: Range, country: Option<&str>) -> Resul
     Ok(table)
 }
 
+pub const BY_COUNTRY_COLUMNS: [Column; 4] = [
+    Column::text("country"),
+    Column::int("patients"),
+    Column::int("completed"),
+    Column::decimal("completion_rate").or_null(),
+];
+
 pub async fn by_country(ctx: &Ctx, range: Range, country: Option<&str>) -> Result<Table> {
     let rows = ctx
         .repos
         .reports
         .patients_by_country(range, country)
         .await?;
-    let mut table = Table::new(&[
-        col("country"),
-        col("patients"),
-        col("completed"),
-        col("completion_rate"),
-    ]);
+    let mut table = Table::new(&BY_COUNTRY_COLUMNS);
     for r in rows {
         let (n, done) = (r.patients, r.completed);
         table.push(vec![
@@ -67,6 +76,12 @@ const TREATMENT_STATUSES: [TreatmentStatus; 5] = [
     TreatmentStatus::Denied,
 ];
 
+pub const BY_STATUS_COLUMNS: [Column; 3] = [
+    Column::text("status"),
+    Column::text("treatment_status"),
+    Column::int("patients"),
+];
+
 /// Every status and treatment status pair, counted or not.
 pub async fn by_status(ctx: &Ctx, range: Range, country: Option<&str>) -> Result<Table> {
     let rows = ctx.repos.reports.patients_by_status(range, country).await?;
@@ -74,7 +89,7 @@ pub async fn by_status(ctx: &Ctx, range: Range, country: Option<&str>) -> Result
         .into_iter()
         .map(|r| ((r.status, r.treatment_status), r.patients))
         .collect();
-    let mut table = Table::new(&[col("status"), col("treatment_status"), col("patients")]);
+    let mut table = Table::new(&BY_STATUS_COLUMNS);
     for s in STATUSES {
         for t in TREATMENT_STATUSES {
             let n = counts
@@ -90,6 +105,13 @@ pub async fn by_status(ctx: &Ctx, range: Range, country: Option<&str>) -> Result
     }
     Ok(table)
 }
+
+pub const BY_AGE_COLUMNS: [Column; 3] = [
+    // Null on the rows for all countries.
+    Column::text("country").or_null(),
+    Column::text("band"),
+    Column::int("patients"),
+];
 
 /// Every band for every country (and for all countries, first), counted
 /// or not; ages as of `today`.
@@ -122,7 +144,7 @@ pub async fn by_age(
         .map(|(b, _)| *b)
         .chain([AGE_UNKNOWN])
         .collect();
-    let mut table = Table::new(&[col("country"), col("band"), col("patients")]);
+    let mut table = Table::new(&BY_AGE_COLUMNS);
     for (country, by_band) in &counts {
         for band in &bands {
             table.push(vec![
@@ -169,19 +191,24 @@ fn funnel_counts(rows: FunnelRows) -> Result<FunnelCounts> {
     Ok((stages, reasons))
 }
 
+pub const FUNNEL_COLUMNS: [Column; 6] = [
+    // Null on the rows for all countries.
+    Column::text("country").or_null(),
+    Column::text("stage"),
+    // Set on the rows of denial reasons only.
+    Column::text("reason").or_null(),
+    Column::int("patients"),
+    Column::decimal("share_of_inquiries").or_null(),
+    // Null for the first stage.
+    Column::decimal("share_of_previous").or_null(),
+];
+
 /// Per country (all countries first): each stage with its share of the
 /// inquiries and of the stage before, then the denial reasons.
 pub async fn funnel(ctx: &Ctx, range: Range, country: Option<&str>) -> Result<Table> {
     let (stages, reasons) = funnel_counts(ctx.repos.reports.funnel(range, country).await?)?;
     let denied = STAGES.len() - 1;
-    let mut table = Table::new(&[
-        col("country"),
-        col("stage"),
-        col("reason"),
-        col("patients"),
-        col("share_of_inquiries"),
-        col("share_of_previous"),
-    ]);
+    let mut table = Table::new(&FUNNEL_COLUMNS);
     for (c, counts) in &stages {
         let inquiries = counts[0];
         for (i, stage) in STAGES.iter().enumerate() {

@@ -8,7 +8,7 @@ use chrono::NaiveDate;
 use super::{
     add,
     calendar::{period_starts, Granularity},
-    table::{col, money, Cell, Column, Table},
+    table::{Cell, Column, Table},
 };
 use crate::{
     domain::{dates::bson_to_date, hospital::Hospital, HospitalId},
@@ -16,6 +16,15 @@ use crate::{
     repo::reports::{HospitalEarningsRow, HospitalPatientsRow, HospitalTreatmentsRow, Range},
     workflow::Ctx,
 };
+
+/// The same columns whatever the granularity: `period_start` is the first
+/// day of the week, month or year.
+pub const EARNINGS_COLUMNS: [Column; 4] = [
+    Column::date("period_start"),
+    Column::text("currency"),
+    Column::money("amount_minor", "amount"),
+    Column::int("treatments"),
+];
 
 /// Net earnings per period and currency. Every period from the start of
 /// the range (or of the data) to its end has a row per currency seen, so a
@@ -31,12 +40,7 @@ pub async fn earnings(ctx: &Ctx, range: Range, g: Granularity) -> Result<Table> 
             (row.amount_minor, row.treatments),
         );
     }
-    let mut table = Table::new(&[
-        col("period_start"),
-        col("currency"),
-        money("amount_minor", "amount"),
-        col("treatments"),
-    ]);
+    let mut table = Table::new(&EARNINGS_COLUMNS);
     let data_days = found.keys().map(|(d, _)| *d);
     let first = range
         .from
@@ -83,19 +87,21 @@ struct HospitalFigures {
     money: BTreeMap<String, (i64, i64)>,
 }
 
-const HOSPITAL_COLUMNS: [Column; 12] = [
-    col("hospital_id"),
-    col("hospital"),
-    col("country"),
-    col("patients"),
-    col("avg_days_to_complete"),
-    col("treatments_planned"),
-    col("treatments_in_progress"),
-    col("treatments_completed"),
-    col("treatments_cancelled"),
-    col("currency"),
-    money("revenue_minor", "revenue"),
-    money("earnings_minor", "earnings"),
+pub const HOSPITAL_PERFORMANCE_COLUMNS: [Column; 12] = [
+    Column::text("hospital_id"),
+    Column::text("hospital"),
+    Column::text("country"),
+    Column::int("patients"),
+    // Null while none of its patients has completed.
+    Column::decimal("avg_days_to_complete").or_null(),
+    Column::int("treatments_planned"),
+    Column::int("treatments_in_progress"),
+    Column::int("treatments_completed"),
+    Column::int("treatments_cancelled"),
+    // The money three are null on a hospital's one row with no money.
+    Column::text("currency").or_null(),
+    Column::money("revenue_minor", "revenue").or_null(),
+    Column::money("earnings_minor", "earnings").or_null(),
 ];
 
 /// Every hospital, one row per currency it has money in (or one row with
@@ -109,7 +115,7 @@ pub async fn hospital_performance(ctx: &Ctx, range: Range) -> Result<Table> {
         ctx.repos.hospitals.all(),
     )?;
     let figures = hospital_figures(patients, treatments, ledger)?;
-    let mut table = Table::new(&HOSPITAL_COLUMNS);
+    let mut table = Table::new(&HOSPITAL_PERFORMANCE_COLUMNS);
     let empty = HospitalFigures::default();
     for h in &hospitals {
         push_hospital(&mut table, h, figures.get(&h.id).unwrap_or(&empty));
@@ -185,17 +191,19 @@ fn push_hospital(table: &mut Table, h: &Hospital, f: &HospitalFigures) {
     }
 }
 
+pub const TREATMENTS_BY_TYPE_COLUMNS: [Column; 7] = [
+    Column::text("treatment_type"),
+    Column::text("currency"),
+    Column::int("treatments"),
+    Column::int("completed"),
+    Column::int("cancelled"),
+    Column::money("cost_minor", "cost"),
+    Column::money("earnings_minor", "earnings"),
+];
+
 pub async fn treatments_by_type(ctx: &Ctx, range: Range) -> Result<Table> {
     let rows = ctx.repos.reports.treatments_by_type(range).await?;
-    let mut table = Table::new(&[
-        col("treatment_type"),
-        col("currency"),
-        col("treatments"),
-        col("completed"),
-        col("cancelled"),
-        money("cost_minor", "cost"),
-        money("earnings_minor", "earnings"),
-    ]);
+    let mut table = Table::new(&TREATMENTS_BY_TYPE_COLUMNS);
     for r in rows {
         table.push(vec![
             Cell::Text(r.treatment_type),

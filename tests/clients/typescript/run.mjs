@@ -11,6 +11,7 @@ if (!got.patients.some((p) => p.name === "Ana Typed")) failures.push("the new pa
 if (got.total < 1) failures.push(`total ${got.total}`);
 const pt = got.report.rows.find((r) => r.country === "PT");
 if (got.report.report !== "patients-by-country" || !pt) failures.push(`report: ${JSON.stringify(got.report)}`);
+if (got.portugal.patients < 1 || typeof got.portugal.completion_rate !== "number") failures.push(`PT row: ${JSON.stringify(got.portugal)}`);
 if (failures.length) {
   for (const f of failures) console.error(`typescript client: FAIL: ${f}`);
   process.exit(1);

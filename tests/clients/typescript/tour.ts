@@ -7,12 +7,15 @@ import type { components, paths } from "../generated/api.js";
 
 type Patient = components["schemas"]["PatientResponse"];
 type Report = components["schemas"]["ReportResponse"];
+type CountryRow = components["schemas"]["PatientsByCountryReportRow"];
 
 export interface Tour {
   signedInAs: string;
   patients: Patient[];
   total: number;
   report: Report;
+  /** PT's row of the report, typed by its row schema. */
+  portugal: CountryRow;
 }
 
 export async function tour(baseUrl: string, email: string, password: string): Promise<Tour> {
@@ -40,11 +43,20 @@ export async function tour(baseUrl: string, email: string, password: string): Pr
   if (!report.data || typeof report.data === "string") {
     throw new Error(`the report answered ${report.response.status}`);
   }
+  // Rows are one of the reports' row schemas (`report` tells which); a
+  // column of this one narrows to it.
+  const portugal = report.data.rows
+    .flatMap((r) => ("completion_rate" in r ? [r] : []))
+    .find((r) => r.country === "PT");
+  if (!portugal) throw new Error("the report has no row for PT");
+  const completed: number = portugal.completed;
+  if (completed > portugal.patients) throw new Error(`PT: ${JSON.stringify(portugal)}`);
 
   return {
     signedInAs: login.data.user.email,
     patients: page.data.data,
     total: page.data.total,
     report: report.data,
+    portugal,
   };
 }
