@@ -86,9 +86,21 @@ pub struct Config {
     /// The bearer token `/metrics` asks for (`METRICS_TOKEN`); unset, the
     /// route answers 404 and nothing is recorded.
     pub metrics_token: Option<SecretString>,
+    /// Where traces go (`OTEL_EXPORTER_OTLP_ENDPOINT`, an http(s) base URL;
+    /// the exporter posts to `{endpoint}/v1/traces`). Exported only by a
+    /// build with the `otel` feature; unset, nothing is exported.
+    pub otel_endpoint: Option<String>,
     pub seed_admin_email: Option<String>,
     pub seed_admin_password: Option<SecretString>,
     pub seed_admin_name: String,
+}
+
+/// An absolute http(s) URL with a host.
+fn is_http_url(s: &str) -> bool {
+    s.parse::<axum::http::Uri>().is_ok_and(|u| {
+        matches!(u.scheme_str(), Some("http" | "https"))
+            && u.authority().is_some_and(|a| !a.host().is_empty())
+    })
 }
 
 /// `TRANSACTION_GATE`: `auto` decides from the deployment (serial on a
@@ -324,6 +336,16 @@ impl Config {
             ));
         }
 
+        let otel_endpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT");
+        if let Some(e) = &otel_endpoint {
+            if !is_http_url(e) {
+                errors.push(format!(
+                    "OTEL_EXPORTER_OTLP_ENDPOINT must be an http:// or https:// URL \
+                     (e.g. http://127.0.0.1:4318), not '{e}'"
+                ));
+            }
+        }
+
         let seed_admin_email = get("SEED_ADMIN_EMAIL").map(|e| e.to_lowercase());
         let seed_admin_password = get("SEED_ADMIN_PASSWORD").map(SecretString::from);
         let seed_admin_name = get("SEED_ADMIN_NAME").unwrap_or_else(|| "Administrator".into());
@@ -362,6 +384,7 @@ impl Config {
             doctor_on_start,
             documents,
             metrics_token: metrics_token.map(SecretString::from),
+            otel_endpoint,
             seed_admin_email,
             seed_admin_password,
             seed_admin_name,
@@ -513,6 +536,35 @@ mod tests {
             assert_eq!(e.0.len(), 1, "{key}={bad}: {e}");
             assert!(e.to_string().contains(key), "{key}={bad}: {e}");
         }
+    }
+
+    #[test]
+    fn the_trace_endpoint_must_be_an_http_url() {
+        for bad in [
+            "127.0.0.1:4318",
+            "grpc://collector:4317",
+            "http://",
+            "not a url",
+        ] {
+            let e =
+                cfg(&[("JWT_SECRET", SECRET), ("OTEL_EXPORTER_OTLP_ENDPOINT", bad)]).unwrap_err();
+            assert!(
+                e.to_string().contains("OTEL_EXPORTER_OTLP_ENDPOINT"),
+                "{bad}: {e}"
+            );
+        }
+        for good in ["http://127.0.0.1:4318", "https://otel.example.com/otlp/"] {
+            let c = cfg(&[
+                ("JWT_SECRET", SECRET),
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", good),
+            ])
+            .expect(good);
+            assert_eq!(c.otel_endpoint.as_deref(), Some(good));
+        }
+        assert_eq!(
+            cfg(&[("JWT_SECRET", SECRET)]).expect("ok").otel_endpoint,
+            None
+        );
     }
 
     #[test]

@@ -29,14 +29,17 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init(config.log_format);
-    match run(config).await {
+    let telemetry = telemetry::init(config.log_format, config.otel_endpoint.as_deref());
+    let result = run(config).await;
+    if let Err(e) = &result {
+        tracing::error!("{e}");
+        eprintln!("healthcrm: {e}");
+    }
+    // After the drain: the last requests' spans go out before exiting.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            tracing::error!("{e}");
-            eprintln!("healthcrm: {e}");
-            ExitCode::FAILURE
-        }
+        Err(_) => ExitCode::FAILURE,
     }
 }
 

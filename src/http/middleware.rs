@@ -155,6 +155,22 @@ fn make_span(req: &Request) -> Span {
         .get::<RequestId>()
         .map(|r| &*r.0)
         .unwrap_or("-");
+    // Exported traces (feature `otel`) name the span after its route
+    // template and mark it a server span; the logs need neither.
+    #[cfg(feature = "otel")]
+    return tracing::info_span!(
+        "request",
+        method = %req.method(),
+        route = %route,
+        request_id = %request_id,
+        user_id = Empty,
+        status = Empty,
+        latency_ms = Empty,
+        otel.name = %format_args!("{} {route}", req.method()),
+        otel.kind = "server",
+        otel.status_code = Empty,
+    );
+    #[cfg(not(feature = "otel"))]
     tracing::info_span!(
         "request",
         method = %req.method(),
@@ -168,6 +184,10 @@ fn make_span(req: &Request) -> Span {
 
 fn on_response<B>(res: &axum::http::Response<B>, latency: Duration, span: &Span) {
     span.record("status", res.status().as_u16());
+    #[cfg(feature = "otel")]
+    if res.status().is_server_error() {
+        span.record("otel.status_code", "error");
+    }
     span.record("latency_ms", latency.as_secs_f64() * 1000.0);
     tracing::info!("request finished");
 }

@@ -81,6 +81,22 @@ impl Server {
         self.child.id()
     }
 
+    /// SIGTERM, then waits (without blocking the runtime) for the drain
+    /// and exit; the exit status, or `None` after 30 s.
+    pub async fn stop(&mut self) -> Option<std::process::ExitStatus> {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return Some(status);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     pub fn kill(&mut self) {
         // std's kill is SIGKILL on Unix: no shutdown, no drain.
         let _ = self.child.kill();

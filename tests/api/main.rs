@@ -30,6 +30,8 @@ mod permissions;
 mod quotes;
 mod reports;
 mod seed;
+#[cfg(feature = "otel")]
+mod telemetry;
 mod time_zones;
 mod travel;
 mod treatments;
