@@ -72,7 +72,7 @@ fn describe() {
         Unit::Seconds,
         "Database command round trips, by command name and outcome."
     );
-    describe_gauge!(AUDIT_QUEUE, "Audit batches waiting for or being written.");
+    describe_gauge!(AUDIT_QUEUE, "Audit events waiting for or being written.");
     describe_histogram!(
         HASH_WAIT,
         Unit::Seconds,

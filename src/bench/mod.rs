@@ -133,6 +133,9 @@ pub async fn start(env: &[(&str, &str)]) -> Result<BenchServer, String> {
     })
 }
 
+/// The `/metrics` token of the servers the load benchmark runs.
+pub const METRICS_TOKEN: &str = "bench-metrics-token-0123456789";
+
 /// Prepares a database and runs the release server binary `binary` on it
 /// as a separate process (so its memory can be measured on its own), then
 /// waits until `/ready` answers.
@@ -215,6 +218,41 @@ impl BenchServer {
         let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
         let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
         Some(kb * 1024)
+    }
+
+    /// CPU time (user + system) the server process has used so far, in
+    /// seconds (Linux `/proc/<pid>/stat`, in USER_HZ = 100 ticks a second).
+    pub fn cpu_seconds(&self) -> Option<f64> {
+        let pid = self.process.as_ref()?.id();
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The fields after the command name, which may hold spaces.
+        let rest = &stat[stat.rfind(')')? + 2..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+        Some(ticks as f64 / 100.0)
+    }
+
+    /// Database commands the server has sent so far, from its own command
+    /// monitor as `/metrics` reports it (the server must run with
+    /// `METRICS_TOKEN` = [`METRICS_TOKEN`]).
+    pub async fn db_commands(&self) -> Result<f64, String> {
+        let text = self
+            .http
+            .get(format!("{}/metrics", self.base))
+            .bearer_auth(METRICS_TOKEN)
+            .send()
+            .await
+            .map_err(|e| e.to_string())?
+            .error_for_status()
+            .map_err(|e| e.to_string())?
+            .text()
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(text
+            .lines()
+            .filter(|l| l.starts_with("healthcrm_db_command_duration_seconds_count{"))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum())
     }
 
     /// Stops the server process, if any, and drops the benchmark's database

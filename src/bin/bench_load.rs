@@ -141,6 +141,32 @@ struct Row {
     concurrency: usize,
     server: Sample,
     direct: Sample,
+    cost: Cost,
+}
+
+/// What the server spent per request: its CPU and its database commands.
+#[derive(Clone, Copy, Default)]
+struct Cost {
+    cpu_ms: f64,
+    db_ops: f64,
+}
+
+/// The server's CPU seconds and database commands so far.
+async fn usage(srv: &bench::BenchServer) -> (f64, f64) {
+    // Let the audit batches of the last requests land first.
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    (
+        srv.cpu_seconds().unwrap_or(0.0),
+        srv.db_commands().await.unwrap_or(0.0),
+    )
+}
+
+fn cost(before: (f64, f64), after: (f64, f64), requests: usize) -> Cost {
+    let n = requests.max(1) as f64;
+    Cost {
+        cpu_ms: (after.0 - before.0) * 1000.0 / n,
+        db_ops: (after.1 - before.1) / n,
+    }
 }
 
 fn line(r: &Row) -> String {
@@ -150,7 +176,7 @@ fn line(r: &Row) -> String {
         format!("{:.2}", r.server.per_second() / r.direct.per_second())
     };
     format!(
-        "| {:<38} | {:>4} | {:>5} | {:>6} | {:>8.1} | {:>8.2} | {:>8.2} | {:>9.1} | {:>5} |",
+        "| {:<38} | {:>4} | {:>5} | {:>6} | {:>8.1} | {:>8.2} | {:>8.2} | {:>9.1} | {:>5} | {:>6.3} | {:>6.2} |",
         r.route,
         r.concurrency,
         r.server.latencies.len(),
@@ -159,7 +185,9 @@ fn line(r: &Row) -> String {
         ms(r.server.percentile(0.5)),
         ms(r.server.percentile(0.99)),
         r.direct.per_second(),
-        ratio
+        ratio,
+        r.cost.cpu_ms,
+        r.cost.db_ops
     )
 }
 
@@ -168,7 +196,7 @@ fn add(
     rows: &mut Vec<Row>,
     route: &'static str,
     concurrency: usize,
-    server: Sample,
+    (server, cost): (Sample, Cost),
     direct: Sample,
 ) {
     let row = Row {
@@ -176,19 +204,22 @@ fn add(
         concurrency,
         server,
         direct,
+        cost,
     };
     println!("{}", line(&row));
     rows.push(row);
 }
 
-const HEADER: &str = "| route                                  | conc | ok    | errors | req/s    | p50 ms   | p99 ms   | direct/s  | ratio |\n\
-|----------------------------------------|-----:|------:|-------:|---------:|---------:|---------:|----------:|------:|";
+const HEADER: &str = "| route                                  | conc | ok    | errors | req/s    | p50 ms   | p99 ms   | direct/s  | ratio | CPU ms | db ops |\n\
+|----------------------------------------|-----:|------:|-------:|---------:|---------:|---------:|----------:|------:|-------:|-------:|";
 
 async fn run(args: Args) -> Result<(), String> {
     let binary = std::env::current_exe()
         .map_err(|e| e.to_string())?
         .with_file_name("healthcrm");
-    let srv = bench::spawn(&[], &binary).await?;
+    // /metrics on: the server's own command monitor counts its database
+    // operations per request.
+    let srv = bench::spawn(&[("METRICS_TOKEN", bench::METRICS_TOKEN)], &binary).await?;
     let admin = srv.admin_id().await?;
     let admin_token = srv.admin_token().await?;
     let started = std::time::Instant::now();
@@ -236,6 +267,7 @@ async fn run(args: Args) -> Result<(), String> {
             tokens.clone(),
             ids.clone(),
         );
+        let before = usage(&srv).await;
         let server = bench::measure(c, n, move |i| {
             http.get(format!(
                 "{base}/api/v1/patients/{}",
@@ -244,6 +276,8 @@ async fn run(args: Args) -> Result<(), String> {
             .bearer_auth(&t[i % t.len()])
         })
         .await;
+        let count = server.latencies.len() + server.errors as usize;
+        let server = (server, cost(before, usage(&srv).await, count));
         let (st, ids2, who) = (state.clone(), ids.clone(), staff.clone());
         let direct = bench::measure_fn(c, n, move |i| {
             let (st, id, actor) = (
@@ -266,6 +300,7 @@ async fn run(args: Args) -> Result<(), String> {
         // Filtered, paginated GET /patients
         let list_n = (n / 4).max(c);
         let (http, base, t) = (srv.http.clone(), srv.base.clone(), tokens.clone());
+        let before = usage(&srv).await;
         let server = bench::measure(c, list_n, move |i| {
             http.get(format!(
                 "{base}/api/v1/patients?country=DE&treatment_status=ready&per_page=20&page={}",
@@ -274,6 +309,8 @@ async fn run(args: Args) -> Result<(), String> {
             .bearer_auth(&t[i % t.len()])
         })
         .await;
+        let count = server.latencies.len() + server.errors as usize;
+        let server = (server, cost(before, usage(&srv).await, count));
         let (st, who) = (state.clone(), staff.clone());
         let direct = bench::measure_fn(c, list_n, move |i| {
             let (st, actor) = (st.clone(), who[i % who.len()].0);
@@ -306,6 +343,7 @@ async fn run(args: Args) -> Result<(), String> {
 
         // POST /patients
         let (http, base, t) = (srv.http.clone(), srv.base.clone(), tokens.clone());
+        let before = usage(&srv).await;
         let server = bench::measure(c, n, move |i| {
             http.post(format!("{base}/api/v1/patients"))
                 .bearer_auth(&t[i % t.len()])
@@ -313,6 +351,8 @@ async fn run(args: Args) -> Result<(), String> {
                               "medical_history": ["Cataract"], "age": 40}))
         })
         .await;
+        let count = server.latencies.len() + server.errors as usize;
+        let server = (server, cost(before, usage(&srv).await, count));
         let (st, who) = (state.clone(), staff.clone());
         let direct = bench::measure_fn(c, n, move |i| {
             let (st, actor) = (st.clone(), who[i % who.len()].0);
@@ -335,6 +375,7 @@ async fn run(args: Args) -> Result<(), String> {
             tokens.clone(),
             ids.clone(),
         );
+        let before = usage(&srv).await;
         let server = bench::measure(c, n, move |i| {
             http.post(format!(
                 "{base}/api/v1/patients/{}/appointments",
@@ -344,6 +385,8 @@ async fn run(args: Args) -> Result<(), String> {
             .json(&json!({"discussion_notes": "Called about travel dates.", "status": "completed"}))
         })
         .await;
+        let count = server.latencies.len() + server.errors as usize;
+        let server = (server, cost(before, usage(&srv).await, count));
         let (st, ids2, who) = (state.clone(), ids.clone(), staff.clone());
         let direct = bench::measure_fn(c, n, move |i| {
             let (st, id, actor) = (
@@ -375,11 +418,14 @@ async fn run(args: Args) -> Result<(), String> {
         // GET /dashboard (admin)
         let dash_n = (n / 8).max(c);
         let (http, base, tok) = (srv.http.clone(), srv.base.clone(), admin_token.clone());
+        let before = usage(&srv).await;
         let server = bench::measure(c, dash_n, move |_| {
             http.get(format!("{base}/api/v1/dashboard"))
                 .bearer_auth(&tok)
         })
         .await;
+        let count = server.latencies.len() + server.errors as usize;
+        let server = (server, cost(before, usage(&srv).await, count));
         let st = state.clone();
         let direct = bench::measure_fn(c, dash_n, move |_| {
             let st = st.clone();
@@ -394,11 +440,14 @@ async fn run(args: Args) -> Result<(), String> {
         // POST /auth/login
         let login_n = (n / 4).max(c);
         let (http, base, who) = (srv.http.clone(), srv.base.clone(), staff.clone());
+        let before = usage(&srv).await;
         let server = bench::measure(c, login_n, move |i| {
             http.post(format!("{base}/api/v1/auth/login"))
                 .json(&json!({"email": who[i % who.len()].1, "password": data::STAFF_PASSWORD}))
         })
         .await;
+        let count = server.latencies.len() + server.errors as usize;
+        let server = (server, cost(before, usage(&srv).await, count));
         let (st, who) = (state.clone(), staff.clone());
         let direct = bench::measure_fn(c, login_n, move |i| {
             let (st, email, actor) = (

@@ -10,6 +10,12 @@
 //!   so a client that gives up cannot leave its access unrecorded. A failed
 //!   write is retried, and one that still fails is logged as an error with
 //!   what it was about (never silently lost).
+//! - **Batched.** Events handed over are collected for up to
+//!   [`BATCH_WINDOW`] (or until [`BATCH_MAX`] are waiting) and written with
+//!   one `insert_many`, so under load a read costs its own query plus a
+//!   share of one insert rather than an insert of its own. Each event keeps
+//!   its slot until its batch is written; the batches are background tasks
+//!   of the server's tracker, so the drain at shutdown writes them all.
 //! - **Tallied.** A refused call without a valid token is not an event of
 //!   its own: it is counted per client, method, route and status in the
 //!   current minute, and each minute's counts are written as one
@@ -39,6 +45,20 @@ use crate::{
 const MAX_KEYS: usize = 10_000;
 /// Write attempts per event before it is logged as lost.
 const ATTEMPTS: u32 = 4;
+/// How long handed-over events wait for others to share their insert.
+pub const BATCH_WINDOW: Duration = Duration::from_millis(25);
+/// Events that make a batch due before its window ends; also the most one
+/// `insert_many` carries.
+pub const BATCH_MAX: usize = 100;
+
+/// Events handed over and not yet taken by a batch, with their slots.
+#[derive(Default)]
+struct Pending {
+    events: Vec<AuditEvent>,
+    slots: Vec<OwnedSemaphorePermit>,
+    /// Whether a batch task is on its way to take them.
+    scheduled: bool,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 struct RefusedKey {
@@ -62,6 +82,16 @@ pub struct AuditLog {
     slots: Arc<Semaphore>,
     capacity: usize,
     tally: Arc<Mutex<Tally>>,
+    pending: Arc<Mutex<Pending>>,
+    /// Wakes the waiting batch early once [`BATCH_MAX`] events wait.
+    full: Arc<tokio::sync::Notify>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(poisoned) => poisoned.into_inner(),
+    }
 }
 
 impl AuditLog {
@@ -73,6 +103,8 @@ impl AuditLog {
             slots: Arc::new(Semaphore::new(capacity.max(1))),
             capacity: capacity.max(1),
             tally: Arc::default(),
+            pending: Arc::default(),
+            full: Arc::default(),
         }
     }
 
@@ -101,26 +133,48 @@ impl AuditLog {
         self.submit_in(slot, events);
     }
 
-    /// Writes `events` in the background with a slot already taken.
+    /// Writes `events` in the background with a slot already taken: they
+    /// join the batch being collected, or start one.
     pub fn submit_in(&self, slot: Option<OwnedSemaphorePermit>, events: Vec<AuditEvent>) {
-        let repo = self.repo.clone();
-        let gate = self.gate.clone();
-        crate::metrics::audit_queue_add(1.0);
-        self.background.spawn(async move {
-            write(&repo, &gate, events).await;
-            drop(slot);
-            crate::metrics::audit_queue_add(-1.0);
-        });
+        crate::metrics::audit_queue_add(events.len() as f64);
+        let (start, due) = {
+            let mut p = lock(&self.pending);
+            p.events.extend(events);
+            p.slots.extend(slot);
+            let start = !p.scheduled;
+            p.scheduled = true;
+            (start, p.events.len() >= BATCH_MAX)
+        };
+        if due {
+            self.full.notify_one();
+        }
+        if start {
+            let (repo, gate) = (self.repo.clone(), self.gate.clone());
+            let (pending, full) = (self.pending.clone(), self.full.clone());
+            self.background.spawn(async move {
+                tokio::select! {
+                    _ = tokio::time::sleep(BATCH_WINDOW) => {}
+                    _ = full.notified() => {}
+                }
+                let (events, slots) = {
+                    let mut p = lock(&pending);
+                    p.scheduled = false;
+                    (std::mem::take(&mut p.events), std::mem::take(&mut p.slots))
+                };
+                for batch in events.chunks(BATCH_MAX) {
+                    write(&repo, &gate, batch).await;
+                    crate::metrics::audit_queue_add(-(batch.len() as f64));
+                }
+                drop(slots);
+            });
+        }
     }
 
     /// Counts a call refused without a valid token.
     pub async fn refused(&self, client: Option<ClientKey>, method: &str, route: &str, status: u16) {
         let minute = DateTime::now().timestamp_millis().div_euclid(60_000);
         let closed = {
-            let mut tally = match self.tally.lock() {
-                Ok(t) => t,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut tally = lock(&self.tally);
             let closed = if tally.minute != minute {
                 let old = std::mem::take(&mut *tally);
                 tally.minute = minute;
@@ -151,10 +205,7 @@ impl AuditLog {
     pub async fn flush_tally(&self, all: bool) {
         let minute = DateTime::now().timestamp_millis().div_euclid(60_000);
         let closed = {
-            let mut tally = match self.tally.lock() {
-                Ok(t) => t,
-                Err(poisoned) => poisoned.into_inner(),
-            };
+            let mut tally = lock(&self.tally);
             (all || tally.minute < minute).then(|| std::mem::take(&mut *tally))
         };
         if let Some(old) = closed {
@@ -194,14 +245,14 @@ fn events_of(tally: Tally) -> Vec<AuditEvent> {
 
 /// Writes `events`, retrying with a growing pause; what still fails is
 /// logged as an error, event by event.
-async fn write(repo: &AuditRepo, gate: &Gate, events: Vec<AuditEvent>) {
+async fn write(repo: &AuditRepo, gate: &Gate, events: &[AuditEvent]) {
     let mut pause = Duration::from_millis(100);
     for attempt in 1..=ATTEMPTS {
         let result = {
             // Outside any transaction: where the deployment does not isolate
             // them, wait for the one running so its abort cannot undo this.
             let _turn = gate.shared().await;
-            repo.record_many(&events).await
+            repo.record_many(events).await
         };
         match result {
             Ok(()) => return,
@@ -211,7 +262,7 @@ async fn write(repo: &AuditRepo, gate: &Gate, events: Vec<AuditEvent>) {
                 pause *= 4;
             }
             Err(e) => {
-                for event in &events {
+                for event in events {
                     tracing::error!(
                         error = %e,
                         action = %event.action,
