@@ -76,6 +76,7 @@ pub struct ReportQuery {
     #[param(inline)]
     pub granularity: Option<Granularity>,
     /// Patient reports and `funnel`: one country (ISO 3166-1 alpha-2).
+    #[param(pattern = "^[A-Z]{2}$")]
     pub country: Option<String>,
     /// `csv` or `json`; wins over the `Accept` header.
     #[param(inline)]
@@ -83,6 +84,7 @@ pub struct ReportQuery {
     /// IANA time zone (`Asia/Kolkata`) in which a date-only `from`/`to`
     /// begins and ends (the `earnings` periods
     /// themselves stay UTC weeks, months and years); default the caller's profile `time_zone`, else UTC.
+    #[param(max_length = 32)]
     pub tz: Option<String>,
 }
 
