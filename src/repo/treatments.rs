@@ -329,7 +329,10 @@ pub fn summary_pipeline(filter: Document, period: Period) -> Vec<Document> {
                 "$currency",
             ] },
             "amount_minor": { "$sum": "$amount_minor" },
-            "treatments": { "$sum": { "$cond": [ { "$eq": ["$kind", "credit"] }, 1, -1 ] } },
+            // Object-form `$cond`: SQL on the stand-in (see reports::pipelines).
+            "treatments": { "$sum": { "$cond": {
+                "if": { "$eq": ["$kind", "credit"] }, "then": 1, "else": -1,
+            } } },
         } },
         doc! { "$sort": { "_id": 1 } },
     ]

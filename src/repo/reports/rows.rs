@@ -297,16 +297,17 @@ impl ReportsRepo {
     }
 
     pub async fn funnel(&self, range: Range, country: Option<&str>) -> Result<FunnelRows> {
-        let rows = Self::run(&self.patients, pipelines::funnel(range, country)).await?;
-        let stages = facet(&rows, "stages")
-            .into_iter()
+        let stages = Self::run(&self.patients, pipelines::funnel_stages(range, country))
+            .await?
+            .iter()
             .map(|r| FunnelStageRow {
                 country: id_str(r),
                 reached: STAGES.map(|s| int(r, s.as_str())),
             })
             .collect();
-        let denials = facet(&rows, "reasons")
-            .into_iter()
+        let denials = Self::run(&self.patients, pipelines::funnel_reasons(range, country))
+            .await?
+            .iter()
             .map(|r| {
                 let [country, reason] = key(r);
                 DenialRow {
