@@ -319,22 +319,41 @@ impl Period {
 /// start (weeks start Monday, UTC) and currency. Grouped on one string key
 /// `YYYY-MM-DD|CUR` (the stand-in groups on single expressions only).
 pub fn summary_pipeline(filter: Document, period: Period) -> Vec<Document> {
-    vec![
-        doc! { "$match": filter },
+    let key = doc! { "$concat": [
+        { "$dateToString": { "format": "%Y-%m-%d", "date": {
+            "$dateTrunc": { "date": "$booked_at", "unit": period.unit(), "startOfWeek": "monday" } } } },
+        "|",
+        "$currency",
+    ] };
+    let group = |id: mongodb::bson::Bson| {
         doc! { "$group": {
-            "_id": { "$concat": [
-                { "$dateToString": { "format": "%Y-%m-%d", "date": {
-                    "$dateTrunc": { "date": "$booked_at", "unit": period.unit(), "startOfWeek": "monday" } } } },
-                "|",
-                "$currency",
-            ] },
+            "_id": id,
             "amount_minor": { "$sum": "$amount_minor" },
             // Object-form `$cond`: SQL on the stand-in (see reports::pipelines).
             "treatments": { "$sum": { "$cond": {
                 "if": { "$eq": ["$kind", "credit"] }, "then": 1, "else": -1,
             } } },
-        } },
-        doc! { "$sort": { "_id": 1 } },
+        } }
+    };
+    let sort = doc! { "$sort": { "_id": 1 } };
+    if matches!(period, Period::Week) {
+        // Grouped on the expression itself: with the key made by a
+        // `$project`, the stand-in's week truncation took twice as long
+        // (3.9 s against 1.9 s at 10,000 patients).
+        return vec![
+            doc! { "$match": filter },
+            group(mongodb::bson::Bson::Document(key)),
+            sort,
+        ];
+    }
+    // The key made by a `$project`, then grouped as a plain field: SQL on
+    // the stand-in (see reports::pipelines::group_on_key), 2.8 s -> 0.35 s
+    // for the monthly report at 10,000 patients.
+    vec![
+        doc! { "$match": filter },
+        doc! { "$project": { "k": key, "amount_minor": 1, "kind": 1 } },
+        group(mongodb::bson::Bson::String("$k".into())),
+        sort,
     ]
 }
 
@@ -344,19 +363,24 @@ mod tests {
 
     #[test]
     fn the_summary_pipeline_matches_first_and_groups_on_one_key() {
+        let week = summary_pipeline(doc! {}, Period::Week);
+        assert_eq!(week.len(), 3, "weeks group on the expression");
         let p = summary_pipeline(
             doc! { "booked_at": { "$gte": DateTime::from_millis(0) } },
-            Period::Week,
+            Period::Month,
         );
-        assert_eq!(p.len(), 3);
+        assert_eq!(p.len(), 4);
         assert!(
             p[0].contains_key("$match"),
             "a leading match uses the booked_at index"
         );
-        let group = p[1].get_document("$group").expect("group");
-        let trunc = group
-            .get_document("_id")
-            .expect("_id")
+        let group = p[2].get_document("$group").expect("group");
+        assert_eq!(group.get_str("_id"), Ok("$k"));
+        let trunc = p[1]
+            .get_document("$project")
+            .expect("project")
+            .get_document("k")
+            .expect("k")
             .get_array("$concat")
             .expect("concat")[0]
             .as_document()
@@ -368,7 +392,7 @@ mod tests {
             .get_document("$dateTrunc")
             .expect("dateTrunc")
             .clone();
-        assert_eq!(trunc.get_str("unit").ok(), Some("week"));
+        assert_eq!(trunc.get_str("unit").ok(), Some("month"));
         assert_eq!(trunc.get_str("startOfWeek").ok(), Some("monday"));
     }
 }
