@@ -30,13 +30,7 @@ async fn main() -> ExitCode {
             other => return fail(&format!("unknown argument '{other}'\n{USAGE}")),
         }
     }
-    // The doctor signs no tokens: a missing JWT secret must not stop it.
-    let placeholder = uuid::Uuid::new_v4().simple().to_string().repeat(2);
-    let config = match Config::from_lookup(|k| {
-        std::env::var(k)
-            .ok()
-            .or_else(|| (k == "JWT_SECRET").then(|| placeholder.clone()))
-    }) {
+    let config = match Config::for_tools() {
         Ok(c) => c,
         Err(e) => return fail(&e.to_string()),
     };
