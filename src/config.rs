@@ -71,8 +71,11 @@ pub struct Config {
     /// matrix may take to be seen here.
     pub user_cache_ttl: Duration,
     pub permission_cache_ttl: Duration,
-    /// How long the dashboard's figures are reused (0: computed every time).
-    pub dashboard_cache_ttl: Duration,
+    /// How long this instance reuses the write counts it read before
+    /// reading them again (another instance's writes show within it).
+    pub report_cache_poll: Duration,
+    /// Reports and dashboards kept at once (0: computed every request).
+    pub report_cache_entries: usize,
     /// How long user and hospital names are reused in responses.
     pub name_cache_ttl: Duration,
     /// Whether transactions run one at a time (`TRANSACTION_GATE`).
@@ -305,8 +308,11 @@ impl Config {
         let user_cache_ms: u64 = parse_opt(&get, "USER_CACHE_TTL_MS", &mut errors).unwrap_or(5_000);
         let permission_cache_ms: u64 =
             parse_opt(&get, "PERMISSION_CACHE_TTL_MS", &mut errors).unwrap_or(30_000);
-        let dashboard_cache_ms: u64 =
-            parse_opt(&get, "DASHBOARD_CACHE_TTL_MS", &mut errors).unwrap_or(10_000);
+        let report_cache_poll_ms: u64 =
+            parse_opt(&get, "REPORT_CACHE_POLL_MS", &mut errors).unwrap_or(1_000);
+        let report_cache_entries: usize =
+            parse_opt(&get, "REPORT_CACHE_ENTRIES", &mut errors).unwrap_or(256);
+
         let name_cache_ms: u64 =
             parse_opt(&get, "NAME_CACHE_TTL_MS", &mut errors).unwrap_or(30_000);
 
@@ -390,7 +396,8 @@ impl Config {
             password_hash_concurrency,
             user_cache_ttl: Duration::from_millis(user_cache_ms),
             permission_cache_ttl: Duration::from_millis(permission_cache_ms),
-            dashboard_cache_ttl: Duration::from_millis(dashboard_cache_ms),
+            report_cache_poll: Duration::from_millis(report_cache_poll_ms),
+            report_cache_entries,
             name_cache_ttl: Duration::from_millis(name_cache_ms),
             transaction_gate,
             idempotency_ttl: Duration::from_secs(idempotency_secs),

@@ -17,7 +17,10 @@ use crate::{
         user::Role,
         AppointmentId, HospitalId, PatientId, TreatmentId, UserId,
     },
-    repo::users::{NewUser, UsersRepo},
+    repo::{
+        generations::Source,
+        users::{NewUser, UsersRepo},
+    },
 };
 
 pub const COUNTRIES: [&str; 12] = [
@@ -94,7 +97,20 @@ pub async fn hospitals(db: &Database, admin: UserId, n: usize) -> Result<Vec<Hos
         .insert_many(docs)
         .await
         .map_err(err)?;
+    counted(db, &[Source::Hospitals]).await?;
     Ok(ids)
+}
+
+/// Counts the writes made straight to `sources` in the generations
+/// document, as every writer in the server does: a running server's report
+/// cache then computes its figures again.
+pub async fn counted(db: &Database, sources: &[Source]) -> Result<(), String> {
+    let repo = crate::repo::generations::GenerationsRepo::new(db);
+    let mut session = db.client().start_session().await.map_err(err)?;
+    for s in sources {
+        repo.bump(&mut session, *s).await.map_err(err)?;
+    }
+    Ok(())
 }
 
 /// `n` staff accounts with [`STAFF_PASSWORD`]; returns their ids and emails.
@@ -342,5 +358,6 @@ pub async fn load(
         }
         done += n;
     }
+    counted(db, &Source::ALL).await?;
     Ok(ids)
 }

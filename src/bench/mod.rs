@@ -112,7 +112,13 @@ fn client() -> Result<reqwest::Client, String> {
 /// Prepares a database and serves the app in this process on 127.0.0.1.
 pub async fn start(env: &[(&str, &str)]) -> Result<BenchServer, String> {
     let p = prepare(env).await?;
-    let app = build_app(AppState::new(p.db.clone(), p.config.clone()));
+    serve(p.db, p.config).await
+}
+
+/// Serves the app on `db` with `config` in this process on 127.0.0.1: a
+/// second instance beside one [`start`] gave, when given its database.
+pub async fn serve(db: Database, config: Config) -> Result<BenchServer, String> {
+    let app = build_app(AppState::new(db.clone(), config.clone()));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .map_err(|e| e.to_string())?;
@@ -126,9 +132,9 @@ pub async fn start(env: &[(&str, &str)]) -> Result<BenchServer, String> {
     });
     Ok(BenchServer {
         base: format!("http://{addr}"),
-        db: p.db,
+        db,
         http: client()?,
-        config: p.config,
+        config,
         process: None,
     })
 }

@@ -6,7 +6,7 @@
 //! concurrency 1, 16 and 64 over loopback HTTP. For each it also runs the
 //! same work directly, without HTTP (the repository and workflow calls the
 //! handler and the audit layer make, write routes in the same transaction,
-//! and for the dashboard the same 10 s cache) at the same concurrency, and
+//! and for the dashboard the same report cache) at the same concurrency, and
 //! prints the server's throughput as a ratio of that. Prints requests/s,
 //! p50, p99 and errors per route, the server's peak RSS, and writes the
 //! table to `--out`.

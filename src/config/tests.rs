@@ -22,6 +22,8 @@ fn defaults_apply_when_only_the_secret_is_set() {
     assert_eq!(c.http_header_read_timeout, Duration::from_secs(10));
     assert_eq!(c.http_idle_timeout, Duration::from_secs(60));
     assert_eq!(c.max_connections, 1024);
+    assert_eq!(c.report_cache_poll, Duration::from_secs(1));
+    assert_eq!(c.report_cache_entries, 256);
 }
 
 #[test]

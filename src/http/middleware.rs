@@ -251,8 +251,9 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 /// `X-Content-Type-Options: nosniff` on every response, so a browser never
 /// runs an uploaded file or an error body as something else; and
 /// `Cache-Control: no-store` on every API response and every response to a
-/// request that carried credentials: health data, tokens and the answers
-/// that depend on who asks stay out of browser, proxy and CDN caches.
+/// request that carried credentials, unless the handler set its own:
+/// health data, tokens and the answers that depend on who asks stay out of
+/// browser, proxy and CDN caches.
 async fn security_headers(req: Request, next: Next) -> Response {
     let private = req.headers().contains_key(header::AUTHORIZATION)
         || req.uri().path().starts_with(crate::http::API_PREFIX);
@@ -262,7 +263,9 @@ async fn security_headers(req: Request, next: Next) -> Response {
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    if private {
+    // A handler that chose a policy keeps it (the computed figures:
+    // `private, no-cache`, see `http::freshness`).
+    if private && !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     res

@@ -8,6 +8,7 @@ pub mod client_ip;
 pub mod csv;
 pub mod dto;
 pub mod extract;
+pub mod freshness;
 pub mod idempotency;
 pub mod middleware;
 pub mod names;

@@ -6,7 +6,7 @@ use mongodb::{
     ClientSession, Collection, Database,
 };
 
-use super::{regex_escape, PageRequest};
+use super::{generations::Source, regex_escape, PageRequest};
 use crate::{
     domain::{
         hospital::{Contact, Hospital},
@@ -23,7 +23,7 @@ pub struct HospitalFilter {
 }
 
 /// Fields an update may change; `None` leaves a field as it is.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct HospitalChanges {
     pub name: Option<String>,
     pub location: Option<String>,
@@ -38,6 +38,7 @@ pub struct HospitalChanges {
 #[derive(Clone)]
 pub struct HospitalsRepo {
     coll: Collection<Hospital>,
+    generations: super::generations::GenerationsRepo,
 }
 
 /// Unique per (country, lower-cased name).
@@ -47,16 +48,17 @@ impl HospitalsRepo {
     pub fn new(db: &Database) -> Self {
         HospitalsRepo {
             coll: db.collection("hospitals"),
+            generations: super::generations::GenerationsRepo::new(db),
         }
     }
 
     pub async fn create(&self, s: &mut ClientSession, hospital: &Hospital) -> Result<()> {
         self.coll
             .insert_one(hospital)
-            .session(s)
+            .session(&mut *s)
             .await
             .map_err(|e| AppError::unique_violation(e, UNIQUE_FIELD))?;
-        Ok(())
+        self.generations.bump(s, Source::Hospitals).await
     }
 
     pub async fn find(&self, id: HospitalId) -> Result<Option<Hospital>> {
@@ -121,6 +123,7 @@ impl HospitalsRepo {
 
     pub async fn update(
         &self,
+        s: &mut ClientSession,
         id: HospitalId,
         c: HospitalChanges,
         by: UserId,
@@ -154,14 +157,20 @@ impl HospitalsRepo {
         let options = FindOneAndUpdateOptions::builder()
             .return_document(ReturnDocument::After)
             .build();
-        self.coll
+        let updated = self
+            .coll
             .find_one_and_update(
                 doc! { "_id": id },
                 doc! { "$set": set, "$currentDate": { "updated_at": true } },
             )
             .with_options(options)
+            .session(&mut *s)
             .await
-            .map_err(|e| AppError::unique_violation(e, UNIQUE_FIELD))
+            .map_err(|e| AppError::unique_violation(e, UNIQUE_FIELD))?;
+        if updated.is_some() {
+            self.generations.bump(s, Source::Hospitals).await?;
+        }
+        Ok(updated)
     }
 
     /// Writes to the hospital inside the transaction `s` before something is
@@ -177,12 +186,16 @@ impl HospitalsRepo {
     }
 
     pub async fn delete_in(&self, s: &mut ClientSession, id: HospitalId) -> Result<bool> {
-        Ok(self
+        let deleted = self
             .coll
             .delete_one(doc! { "_id": id })
-            .session(s)
+            .session(&mut *s)
             .await?
             .deleted_count
-            == 1)
+            == 1;
+        if deleted {
+            self.generations.bump(s, Source::Hospitals).await?;
+        }
+        Ok(deleted)
     }
 }

@@ -5,6 +5,7 @@ pub mod appointments;
 pub mod audit;
 pub mod avatars;
 pub mod documents;
+pub mod generations;
 pub mod guards;
 pub mod history;
 pub mod hospitals;
@@ -197,6 +198,7 @@ pub struct Repos {
     pub reports: reports::ReportsRepo,
     pub idempotency: idempotency::IdempotencyRepo,
     pub guards: guards::GuardsRepo,
+    pub generations: generations::GenerationsRepo,
 }
 
 impl Repos {
@@ -218,6 +220,7 @@ impl Repos {
             reports: reports::ReportsRepo::new(db),
             idempotency: idempotency::IdempotencyRepo::new(db),
             guards: guards::GuardsRepo::new(db),
+            generations: generations::GenerationsRepo::new(db),
         }
     }
 }

@@ -6,7 +6,7 @@ use mongodb::{
     ClientSession, Collection, Database,
 };
 
-use super::{regex_escape, PageRequest};
+use super::{generations::Source, regex_escape, PageRequest};
 use crate::{
     domain::{
         patient::{Patient, PatientStatus, TreatmentStatus},
@@ -61,6 +61,7 @@ impl PatientSort {
 #[derive(Clone)]
 pub struct PatientsRepo {
     coll: Collection<Patient>,
+    generations: super::generations::GenerationsRepo,
 }
 
 /// What `?q=` searches, kept on each stored patient as `search_text`: the
@@ -129,6 +130,7 @@ impl PatientsRepo {
     pub fn new(db: &Database) -> Self {
         PatientsRepo {
             coll: db.collection("patients"),
+            generations: super::generations::GenerationsRepo::new(db),
         }
     }
 
@@ -136,9 +138,9 @@ impl PatientsRepo {
         self.coll
             .clone_with_type::<Document>()
             .insert_one(stored(patient)?)
-            .session(s)
+            .session(&mut *s)
             .await?;
-        Ok(())
+        self.generations.bump(s, Source::Patients).await
     }
 
     pub async fn find(&self, id: PatientId) -> Result<Option<Patient>> {
@@ -176,8 +178,11 @@ impl PatientsRepo {
                 doc! { "_id": patient.id, "version": expected_version },
                 stored(patient)?,
             )
-            .session(s)
+            .session(&mut *s)
             .await?;
+        if res.matched_count > 0 {
+            self.generations.bump(s, Source::Patients).await?;
+        }
         Ok(res.matched_count == 1)
     }
 

@@ -11,7 +11,7 @@ use mongodb::{
     ClientSession, Collection, Database,
 };
 
-use super::PageRequest;
+use super::{generations::Source, PageRequest};
 use crate::{
     domain::{
         treatment::{EarningEntry, EntryKind, Treatment, TreatmentState},
@@ -69,6 +69,7 @@ impl TreatmentListFilter {
 pub struct TreatmentsRepo {
     coll: Collection<Treatment>,
     ledger: Collection<EarningEntry>,
+    generations: super::generations::GenerationsRepo,
 }
 
 impl TreatmentsRepo {
@@ -76,12 +77,13 @@ impl TreatmentsRepo {
         TreatmentsRepo {
             coll: db.collection("treatments"),
             ledger: db.collection("earnings"),
+            generations: super::generations::GenerationsRepo::new(db),
         }
     }
 
     pub async fn insert(&self, s: &mut ClientSession, t: &Treatment) -> Result<()> {
-        self.coll.insert_one(t).session(s).await?;
-        Ok(())
+        self.coll.insert_one(t).session(&mut *s).await?;
+        self.generations.bump(s, Source::Treatments).await
     }
 
     /// Those of `patients` with a treatment that is not cancelled.
@@ -123,8 +125,11 @@ impl TreatmentsRepo {
         let res = self
             .coll
             .replace_one(doc! { "_id": t.id, "version": expected_version }, t)
-            .session(s)
+            .session(&mut *s)
             .await?;
+        if res.matched_count > 0 {
+            self.generations.bump(s, Source::Treatments).await?;
+        }
         Ok(res.matched_count == 1)
     }
 
@@ -166,13 +171,17 @@ impl TreatmentsRepo {
         patient: PatientId,
         deleted: bool,
     ) -> Result<()> {
-        self.coll
+        let res = self
+            .coll
             .update_many(
                 doc! { "patient_id": patient },
                 doc! { "$set": { "patient_deleted": deleted } },
             )
-            .session(s)
+            .session(&mut *s)
             .await?;
+        if res.matched_count > 0 {
+            self.generations.bump(s, Source::Treatments).await?;
+        }
         Ok(())
     }
 
@@ -212,10 +221,14 @@ impl TreatmentsRepo {
             .ledger
             .update_one(key, doc! { "$setOnInsert": fields })
             .upsert(true)
-            .session(s)
+            .session(&mut *s)
             .await
         {
-            Ok(res) => Ok(res.upserted_id.is_some()),
+            Ok(res) if res.upserted_id.is_some() => {
+                self.generations.bump(s, Source::Earnings).await?;
+                Ok(true)
+            }
+            Ok(_) => Ok(false),
             // Two concurrent upserts: the unique key let exactly one insert.
             Err(e) if crate::db::is_duplicate_key(&e) => Ok(false),
             Err(e) => Err(e.into()),

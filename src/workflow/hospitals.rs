@@ -89,12 +89,17 @@ pub async fn update(
     changes.name = changes.name.map(|n| n.trim().to_owned());
     changes.location = changes.location.map(|l| l.trim().to_owned());
     changes.specialties = changes.specialties.map(clean);
-    ctx.repos
-        .hospitals
-        .update(id, changes, actor)
-        .await?
-        .ok_or_else(|| AppError::not_found("hospital"))
-        .inspect(|_| ctx.names.invalidate())
+    // A transaction for the write and its generation count (the report
+    // cache's key) together; the body runs again only on a transient
+    // failure, so the changes are handed over as a copy.
+    transaction!(ctx, |tx| {
+        ctx.repos
+            .hospitals
+            .update(tx.session()?, id, changes.clone(), actor)
+            .await
+    })?
+    .ok_or_else(|| AppError::not_found("hospital"))
+    .inspect(|_| ctx.names.invalidate())
 }
 
 /// Deletes a hospital nobody refers to; otherwise 409 (deactivate it).

@@ -73,8 +73,9 @@ pub struct Ctx {
     pub clock: Clock,
     pub faults: Faults,
     pub gate: tx::Gate,
-    /// Shared by every clone, so all requests reuse the same figures.
-    pub dashboard: reports::DashboardCache,
+    /// Reports and dashboards by their parameters and the data's write
+    /// counts; shared by every clone.
+    pub report_cache: reports::ReportCache,
     /// User and hospital names for responses; shared by every clone.
     pub names: names::NameCache,
     /// The document store; `None` without `DOCUMENT_KEY` (the server does
@@ -90,7 +91,10 @@ impl Ctx {
             clock: Clock::system(),
             faults: Faults::default(),
             gate: tx::Gate::new(db.client().clone(), config.transaction_gate),
-            dashboard: reports::DashboardCache::default(),
+            report_cache: reports::ReportCache::new(
+                config.report_cache_poll,
+                config.report_cache_entries,
+            ),
             names: names::NameCache::new(config.name_cache_ttl),
             vault: crate::storage::Vault::open(&config).unwrap_or_else(|e| {
                 // `main` opens the vault before serving and stops on this.

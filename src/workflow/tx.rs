@@ -43,6 +43,9 @@ pub struct Tx {
     turn: Option<OwnedRwLockWriteGuard<()>>,
     /// An attempt is open (begun, neither committed nor aborted).
     open: bool,
+    /// Told of each commit, so the report cache reads the write counts
+    /// this transaction may have changed.
+    commits: super::reports::Commits,
 }
 
 impl Tx {
@@ -54,6 +57,7 @@ impl Tx {
             faults: ctx.faults.clone(),
             turn,
             open: false,
+            commits: ctx.report_cache.commits(),
         })
     }
 
@@ -114,6 +118,7 @@ impl Tx {
             match self.session()?.commit_transaction().await {
                 Ok(()) => {
                     self.open = false;
+                    self.commits.committed();
                     return Ok(Some(value));
                 }
                 Err(e) if is_unknown_commit(&e) && self.within_budget() => continue,

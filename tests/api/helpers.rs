@@ -73,6 +73,11 @@ pub fn test_config(overrides: &[(&str, &str)]) -> Config {
         ("MONGODB_URI".into(), mongodb_uri()),
         ("MONGODB_DB".into(), db_name),
         ("MONGODB_TIMEOUT_MS".into(), "5000".into()),
+        // Many tests write straight through the repositories, outside the
+        // workflows' transactions, which is where a commit tells the report
+        // cache to look again: read the write counts on every request. The
+        // cache's own tests set the interval they test.
+        ("REPORT_CACHE_POLL_MS".into(), "0".into()),
     ]);
     for (k, v) in overrides {
         env.insert((*k).into(), (*v).into());
@@ -106,6 +111,28 @@ pub struct TestApp {
     /// The client address requests appear to come from.
     pub client_ip: SocketAddr,
     drop_db: bool,
+}
+
+/// `(command name, collection)` of every command an app's client sent
+/// (the collection is empty for commands on no collection).
+#[derive(Clone, Default)]
+pub struct Commands(std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>);
+
+impl Commands {
+    /// How many have been sent so far.
+    pub fn mark(&self) -> usize {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    /// Those sent since `mark` to one of `collections`.
+    pub fn since_on(&self, mark: usize, collections: &[&str]) -> Vec<(String, String)> {
+        let seen = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        seen[mark..]
+            .iter()
+            .filter(|(_, c)| collections.contains(&c.as_str()))
+            .cloned()
+            .collect()
+    }
 }
 
 static USER_SEQ: AtomicU32 = AtomicU32::new(1);
@@ -164,6 +191,39 @@ impl TestApp {
     ) -> TestApp {
         let config = test_config(overrides);
         let client = db::client(&config).await.expect("client");
+        Self::spawn_on_client(client, config, now).await
+    }
+
+    /// A migrated app on a fresh database whose client records the
+    /// collection of every command it sends (see [`Commands`]).
+    pub async fn spawn_watched(overrides: &[(&str, &str)]) -> (TestApp, Commands) {
+        use mongodb::event::{command::CommandEvent, EventHandler};
+        let config = test_config(overrides);
+        let mut options = mongodb::options::ClientOptions::parse(mongodb_uri())
+            .await
+            .expect("options");
+        let commands = Commands::default();
+        let seen = commands.0.clone();
+        options.command_event_handler = Some(EventHandler::callback(move |e: CommandEvent| {
+            if let CommandEvent::Started(s) = e {
+                let target = s
+                    .command
+                    .get_str(&s.command_name)
+                    .unwrap_or_default()
+                    .to_owned();
+                let mut seen = seen.lock().unwrap_or_else(|p| p.into_inner());
+                seen.push((s.command_name, target));
+            }
+        }));
+        let client = mongodb::Client::with_options(options).expect("client");
+        (Self::spawn_on_client(client, config, None).await, commands)
+    }
+
+    async fn spawn_on_client(
+        client: mongodb::Client,
+        config: Config,
+        now: Option<chrono::DateTime<chrono::Utc>>,
+    ) -> TestApp {
         let database = client.database(&config.mongodb_db);
         migrate::run(&database).await.expect("migrations apply");
         seed_permissions(&database).await;
@@ -221,6 +281,33 @@ impl TestApp {
             db: base.db.clone(),
             config: base.config.clone(),
             client_ip: base.client_ip,
+            drop_db: false,
+        }
+    }
+
+    /// A second instance of the server on the same database: its own
+    /// caches, the same secrets. It does not own the database.
+    pub fn another_instance(&self, overrides: &[(&str, &str)]) -> TestApp {
+        let mut config = self.config.clone();
+        for (k, v) in overrides {
+            match *k {
+                "REPORT_CACHE_POLL_MS" => {
+                    config.report_cache_poll =
+                        Duration::from_millis(v.parse().expect("milliseconds"))
+                }
+                other => panic!("another_instance does not set {other}"),
+            }
+        }
+        let state = AppState::new(self.db.clone(), config.clone());
+        TestApp {
+            background: state.background.clone(),
+            hasher: state.hasher.clone(),
+            audit: state.audit.clone(),
+            workflows: state.workflows.clone(),
+            router: build_app(state),
+            db: self.db.clone(),
+            config,
+            client_ip: self.client_ip,
             drop_db: false,
         }
     }

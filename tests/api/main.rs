@@ -28,6 +28,7 @@ mod names;
 mod patients;
 mod permissions;
 mod quotes;
+mod report_cache;
 mod reports;
 mod seed;
 #[cfg(feature = "otel")]

@@ -28,6 +28,7 @@ use crate::{
         auth::CurrentUser,
         csv,
         extract::{ApiPath, ApiQuery},
+        freshness,
         params::{parse_bound_in, zone_of},
     },
     state::AppState,
@@ -296,9 +297,9 @@ fn report_rows() -> utoipa::openapi::schema::Array {
     ArrayBuilder::new().items(one_of).build()
 }
 
-impl From<Report> for ReportResponse {
-    fn from(r: Report) -> Self {
-        let Table { columns, rows } = r.table;
+impl From<&Report> for ReportResponse {
+    fn from(r: &Report) -> Self {
+        let Table { columns, rows } = &r.table;
         let rows = rows
             .iter()
             .map(|row| {
@@ -321,7 +322,7 @@ impl From<Report> for ReportResponse {
 }
 
 /// The report as a streamed CSV attachment named for it and its range.
-fn csv_download(report: Report) -> Result<Response, AppError> {
+fn csv_download(report: &Report) -> Result<Response, AppError> {
     let day = |d: Option<BsonDateTime>| {
         d.map(|d| d.to_chrono().format("%Y%m%d").to_string())
             .unwrap_or_else(|| "all".into())
@@ -338,19 +339,22 @@ fn csv_download(report: Report) -> Result<Response, AppError> {
             ),
             (header::CONTENT_DISPOSITION, disposition),
         ],
-        csv::body(report.table),
+        csv::body(report.table.clone()),
     )
         .into_response())
 }
 
 /// A report over `from`..`to`, as JSON or (with `Accept: text/csv` or
-/// `?format=csv`) as a streamed CSV download.
+/// `?format=csv`) as a streamed CSV download. Kept until a write changes
+/// what it counts; carries an `ETag`, and a matching `If-None-Match` is
+/// answered 304 without computing anything.
 #[utoipa::path(get, path = "/reports/{name}", tag = "reports", params(ReportPath, ReportQuery),
     responses(
         (status = 200, description = "The report", content(
             (ReportResponse = "application/json"),
             (String = "text/csv"),
-        )),
+        ), headers(("ETag" = String, description = "Names this report over the current data, in this format; send it as If-None-Match"))),
+        (status = 304, description = "The report named by If-None-Match is still current"),
         (status = 400, body = ErrorResponse),
         (status = 404, body = ErrorResponse),
     ))]
@@ -372,11 +376,20 @@ pub async fn report(
         granularity: q.granularity.map(Into::into),
         country: q.country,
     };
-    let report = reports::report(&state.workflows, req).await?;
+    let variant = if csv { "csv" } else { "json" };
+    if headers.contains_key(header::IF_NONE_MATCH) {
+        let tag = reports::report_tag(&state.workflows, &req).await?;
+        let etag = freshness::etag(&tag.digest(), variant);
+        if freshness::matches(&headers, &etag) {
+            return Ok(freshness::not_modified(etag));
+        }
+    }
+    let (tag, report) = reports::report(&state.workflows, req).await?;
+    let fresh = freshness::headers(freshness::etag(&tag.digest(), variant));
     if csv {
-        csv_download(report)
+        Ok((fresh, csv_download(&report)?).into_response())
     } else {
-        Ok(Json(ReportResponse::from(report)).into_response())
+        Ok((fresh, Json(ReportResponse::from(&*report))).into_response())
     }
 }
 
@@ -525,20 +538,41 @@ impl From<Dashboard> for DashboardResponse {
 }
 
 /// Headline figures in one round of small aggregations and counts, run
-/// together. Reused for `DASHBOARD_CACHE_TTL_MS` (10 s by default;
-/// `generated_at` tells when they were computed).
+/// together, and kept until a write changes what they count (`generated_at`
+/// tells when they were computed). Carries an `ETag`; a matching
+/// `If-None-Match` is answered 304.
 #[utoipa::path(get, path = "/dashboard", tag = "reports", params(DashboardQuery),
-    responses((status = 200, body = DashboardResponse), (status = 400, body = ErrorResponse)))]
+    responses(
+        (status = 200, body = DashboardResponse,
+            headers(("ETag" = String, description = "Names these figures; send it as If-None-Match"))),
+        (status = 304, description = "The figures named by If-None-Match are still current"),
+        (status = 400, body = ErrorResponse)))]
 pub async fn dashboard(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<DashboardQuery>,
     CurrentUser(me): CurrentUser,
-) -> Result<Json<DashboardResponse>, AppError> {
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let tz = zone_of(q.tz.as_deref(), &me)?;
     let range = range_of(q.from.as_deref(), q.to.as_deref(), tz)?;
     let period = (range != Range::default()).then_some(range);
-    let figures = reports::dashboard(&state.workflows, period, tz).await?;
-    Ok(Json(figures.into()))
+    let ctx = &state.workflows;
+    if headers.contains_key(header::IF_NONE_MATCH) {
+        let etag = freshness::etag(
+            &reports::dashboard_tag(ctx, period, tz).await?.digest(),
+            "json",
+        );
+        if freshness::matches(&headers, &etag) {
+            return Ok(freshness::not_modified(etag));
+        }
+    }
+    let (tag, figures) = reports::dashboard(ctx, period, tz).await?;
+    let fresh = freshness::headers(freshness::etag(&tag.digest(), "json"));
+    Ok((
+        fresh,
+        Json(DashboardResponse::from(Dashboard::clone(&figures))),
+    )
+        .into_response())
 }
 
 #[cfg(test)]

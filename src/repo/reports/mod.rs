@@ -70,7 +70,7 @@ impl ReportsRepo {
 // Lenient on purpose: the stand-in and MongoDB return a `$sum` as any
 // numeric BSON type, and an absent figure means nothing was counted.
 
-fn int(d: &Document, key: &str) -> i64 {
+pub(crate) fn int(d: &Document, key: &str) -> i64 {
     match d.get(key) {
         Some(Bson::Int32(v)) => i64::from(*v),
         Some(Bson::Int64(v)) => *v,

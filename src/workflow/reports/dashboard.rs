@@ -1,18 +1,14 @@
 //! The dashboard: its figures, computed in one round of queries issued
-//! together, and [`DashboardCache`], which reuses them briefly.
+//! together and kept in the report cache until what they read changes.
 
-use std::{
-    collections::HashMap,
-    sync::Arc,
-    time::{Duration, Instant},
-};
+use std::{collections::HashMap, sync::Arc};
 
 use chrono::{DateTime, Utc};
 use futures::future::try_join_all;
 use mongodb::bson::DateTime as BsonDateTime;
-use tokio::sync::Mutex;
 
 use super::{
+    cache::Tag,
     calendar::{period_start, Granularity},
     table::by_count_desc,
 };
@@ -25,7 +21,10 @@ use crate::{
         HospitalId,
     },
     error::{AppError, Result},
-    repo::reports::{Clock, PatientCount, PatientCounts, Range},
+    repo::{
+        generations::Source,
+        reports::{Clock, PatientCount, PatientCounts, Range},
+    },
     workflow::Ctx,
 };
 
@@ -187,45 +186,35 @@ async fn top_hospitals(ctx: &Ctx, ranked: Range, earned: &[Money]) -> Result<Vec
         .collect())
 }
 
-type PeriodKey = (Option<i64>, Option<i64>, Tz);
+/// The collections the dashboard reads.
+const DASHBOARD_READS: [Source; 3] = [Source::Patients, Source::Earnings, Source::Hospitals];
 
-/// Recent dashboards per period. The lock is held while one is computed, so
-/// a burst of requests costs the database one computation, not one each.
-#[derive(Clone, Default)]
-pub struct DashboardCache {
-    entries: Arc<Mutex<HashMap<PeriodKey, (Instant, Dashboard)>>>,
+/// The dashboard's [`Tag`] for `period` seen from `tz` now: its figures
+/// depend on the data, the period, and the day, week, month and year `now`
+/// falls in there (all fixed by the local date and the zone).
+pub async fn dashboard_tag(ctx: &Ctx, period: Option<Range>, tz: Tz) -> Result<Tag> {
+    let range = period.unwrap_or_default();
+    let millis = |d: Option<BsonDateTime>| d.map(|d| d.timestamp_millis());
+    let key = format!(
+        "{:?}|{:?}|{}|{}",
+        millis(range.from),
+        millis(range.before),
+        tz.name(),
+        zone::today(ctx.clock.now(), tz)
+    );
+    let counts = ctx.report_cache.generations(ctx).await?;
+    Ok(Tag::new(key, &DASHBOARD_READS, counts))
 }
 
-/// Most periods kept at once.
-const DASHBOARD_CACHE_ENTRIES: usize = 64;
-
-/// The dashboard for `period` as seen from `tz`, reused while younger than
-/// `config.dashboard_cache_ttl` (a zero TTL computes it every time).
-pub async fn dashboard(ctx: &Ctx, period: Option<Range>, tz: Tz) -> Result<Dashboard> {
-    let ttl: Duration = ctx.config.dashboard_cache_ttl;
-    if ttl.is_zero() {
-        return figures(ctx, ctx.clock.now(), period, tz).await;
-    }
-    let range = period.unwrap_or_default();
-    let key = (
-        range.from.map(|d| d.timestamp_millis()),
-        range.before.map(|d| d.timestamp_millis()),
-        tz,
-    );
-    let mut entries = ctx.dashboard.entries.lock().await;
-    if let Some((at, cached)) = entries.get(&key) {
-        if at.elapsed() < ttl {
-            crate::metrics::cache_lookup("dashboard", true);
-            return Ok(cached.clone());
-        }
-    }
-    crate::metrics::cache_lookup("dashboard", false);
-    let fresh = figures(ctx, ctx.clock.now(), period, tz).await?;
-    entries.retain(|_, (at, _)| at.elapsed() < ttl);
-    if entries.len() < DASHBOARD_CACHE_ENTRIES {
-        entries.insert(key, (Instant::now(), fresh.clone()));
-    }
-    Ok(fresh)
+/// The dashboard for `period` as seen from `tz`, and its tag: the figures
+/// kept under that tag, or computed now and kept.
+pub async fn dashboard(ctx: &Ctx, period: Option<Range>, tz: Tz) -> Result<(Tag, Arc<Dashboard>)> {
+    let tag = dashboard_tag(ctx, period, tz).await?;
+    let figures = ctx
+        .report_cache
+        .dashboard(&tag, figures(ctx, ctx.clock.now(), period, tz))
+        .await?;
+    Ok((tag, figures))
 }
 
 #[cfg(test)]

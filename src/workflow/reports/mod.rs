@@ -1,16 +1,20 @@
 //! Reports and the dashboard: which reports there are, the rules on their
 //! parameters, and each report laid out as a flat [`Table`] from the
 //! repository's typed rows (zero-filled where a chart needs every period
-//! or group); the dashboard's figures and their cache.
+//! or group); the dashboard's figures. Both are kept in [`ReportCache`]
+//! until a write changes what they read.
 //!
 //! The HTTP layer parses the request, calls [`report`] or [`dashboard`]
 //! and writes the result as JSON or CSV; nothing here knows the format.
 
+pub mod cache;
 pub mod calendar;
 pub mod dashboard;
 pub mod patients;
 pub mod table;
 pub mod treatments;
+
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
@@ -18,12 +22,14 @@ use super::Ctx;
 use crate::{
     domain::{iso, money},
     error::{AppError, Result},
+    repo::generations::Source,
 };
 
 pub use crate::repo::reports::{PatientCount, PatientCounts, Range};
+pub use cache::{Commits, ReportCache, Tag};
 pub use calendar::{period_start, period_starts, Granularity};
 pub use dashboard::{
-    dashboard, figures, Dashboard, DashboardCache, Earnings, RankedHospital, StatusCounts,
+    dashboard, dashboard_tag, figures, Dashboard, Earnings, RankedHospital, StatusCounts,
 };
 pub use table::{Cell, CellKind, Column, Table};
 
@@ -96,6 +102,26 @@ impl Kind {
         }
     }
 
+    /// The collections the report reads: a write to any of them changes
+    /// its [`Tag`].
+    pub fn reads(self) -> &'static [Source] {
+        match self {
+            Kind::Earnings => &[Source::Earnings],
+            Kind::PatientsByDisease
+            | Kind::PatientsByCountry
+            | Kind::PatientsByStatus
+            | Kind::PatientsByAge
+            | Kind::Funnel => &[Source::Patients],
+            Kind::HospitalPerformance => &[
+                Source::Patients,
+                Source::Treatments,
+                Source::Earnings,
+                Source::Hospitals,
+            ],
+            Kind::TreatmentsByType => &[Source::Treatments],
+        }
+    }
+
     /// The reports that count patients, and so can narrow to a country.
     fn per_patient(self) -> bool {
         matches!(
@@ -159,10 +185,41 @@ fn check(req: &ReportRequest) -> Result<()> {
     Ok(())
 }
 
-/// Builds the report `req` asks for, after checking that its parameters
-/// apply to it.
-pub async fn report(ctx: &Ctx, req: ReportRequest) -> Result<Report> {
-    check(&req)?;
+/// Everything a report's figures depend on besides the data: its
+/// parameters, and today's date for the ages.
+fn key(ctx: &Ctx, req: &ReportRequest) -> String {
+    let millis = |d: Option<mongodb::bson::DateTime>| d.map(|d| d.timestamp_millis());
+    let today = (req.kind == Kind::PatientsByAge).then(|| ctx.clock.today());
+    format!(
+        "{}|{:?}|{:?}|{:?}|{:?}|{:?}",
+        req.kind.name(),
+        millis(req.range.from),
+        millis(req.range.before),
+        req.granularity,
+        req.country,
+        today
+    )
+}
+
+/// The [`Tag`] of the report `req` asks for, after checking that its
+/// parameters apply to it: what a client's `If-None-Match` is compared
+/// with before anything is computed.
+pub async fn report_tag(ctx: &Ctx, req: &ReportRequest) -> Result<Tag> {
+    check(req)?;
+    let counts = ctx.report_cache.generations(ctx).await?;
+    Ok(Tag::new(key(ctx, req), req.kind.reads(), counts))
+}
+
+/// The report `req` asks for and its tag: the one kept under that tag, or
+/// built now and kept.
+pub async fn report(ctx: &Ctx, req: ReportRequest) -> Result<(Tag, Arc<Report>)> {
+    let tag = report_tag(ctx, &req).await?;
+    let report = ctx.report_cache.report(&tag, build(ctx, req)).await?;
+    Ok((tag, report))
+}
+
+/// Builds the report `req` asks for (its parameters already checked).
+async fn build(ctx: &Ctx, req: ReportRequest) -> Result<Report> {
     let (range, country) = (req.range, req.country.as_deref());
     let table = match req.kind {
         Kind::Earnings => {
