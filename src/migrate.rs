@@ -53,6 +53,10 @@ pub struct CollectionSpec {
     pub validator: Option<Document>,
     #[serde(default)]
     pub indexes: Vec<IndexSpec>,
+    /// Key patterns of indexes an earlier version declared and this one
+    /// drops where they exist.
+    #[serde(default)]
+    pub retired_indexes: Vec<Document>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -145,6 +149,9 @@ pub async fn run(db: &Database) -> Result<Report, MigrationError> {
                 Err(e) => return Err(wrap(e)),
             }
         }
+        if !spec.retired_indexes.is_empty() {
+            drop_retired(db, spec).await.map_err(wrap)?;
+        }
         if !spec.indexes.is_empty() {
             let models: Vec<IndexModel> = spec.indexes.iter().map(IndexSpec::model).collect();
             db.collection::<Document>(&spec.collection)
@@ -162,6 +169,24 @@ pub async fn run(db: &Database) -> Result<Report, MigrationError> {
             message: e.to_string(),
         })?;
     Ok(report)
+}
+
+/// Drops the indexes of `spec.collection` whose key pattern is one of its
+/// `retired_indexes` (by the name the server gave them).
+async fn drop_retired(db: &Database, spec: &CollectionSpec) -> Result<(), Error> {
+    let coll = db.collection::<Document>(&spec.collection);
+    for index in list_indexes(db, &spec.collection).await? {
+        let retired = spec
+            .retired_indexes
+            .iter()
+            .any(|key| same_key(key, &index.keys));
+        let name = index.options.as_ref().and_then(|o| o.name.clone());
+        if let (true, Some(name)) = (retired, name) {
+            tracing::info!(collection = %spec.collection, index = %name, "dropping a retired index");
+            coll.drop_index(name).await?;
+        }
+    }
+    Ok(())
 }
 
 impl IndexSpec {

@@ -62,3 +62,35 @@ async fn unique_indexes_are_enforced() {
         "{error:?}"
     );
 }
+
+/// An index an earlier version declared is dropped where it exists, and
+/// the run stays idempotent after it.
+#[tokio::test]
+async fn retired_indexes_are_dropped() {
+    let app = TestApp::spawn().await;
+    let patients = app.db.collection::<mongodb::bson::Document>("patients");
+    patients
+        .create_index(
+            mongodb::IndexModel::builder()
+                .keys(mongodb::bson::doc! { "deleted_at": 1 })
+                .build(),
+        )
+        .await
+        .expect("the old index");
+    let has_it = |indexes: &[mongodb::IndexModel]| {
+        indexes
+            .iter()
+            .any(|i| i.keys == mongodb::bson::doc! { "deleted_at": 1 })
+    };
+    let before = migrate::list_indexes(&app.db, "patients")
+        .await
+        .expect("indexes");
+    assert!(has_it(&before));
+    migrate::run(&app.db).await.expect("migrations apply");
+    let after = migrate::list_indexes(&app.db, "patients")
+        .await
+        .expect("indexes");
+    assert!(!has_it(&after), "{after:?}");
+    assert_eq!(after.len(), before.len() - 1);
+    migrate::run(&app.db).await.expect("and again");
+}
