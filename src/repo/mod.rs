@@ -10,6 +10,8 @@ pub mod guards;
 pub mod history;
 pub mod hospitals;
 pub mod idempotency;
+#[cfg(test)]
+mod index_coverage;
 pub mod patients;
 pub mod permissions;
 pub mod quotes;
