@@ -104,14 +104,6 @@ fn parts(key: &str, n: usize) -> Vec<String> {
     v
 }
 
-/// The documents of one `$facet` output (a `$facet` returns one document).
-fn facet<'a>(rows: &'a [Document], name: &str) -> Vec<&'a Document> {
-    rows.first()
-        .and_then(|d| d.get_array(name).ok())
-        .map(|a| a.iter().filter_map(Bson::as_document).collect())
-        .unwrap_or_default()
-}
-
 #[cfg(test)]
 mod testing {
     use mongodb::bson::{DateTime, Document};

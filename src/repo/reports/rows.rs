@@ -4,7 +4,7 @@
 use chrono::NaiveDate;
 use mongodb::bson::Document;
 
-use super::{facet, float, id_str, int, parts, pipelines, Range, ReportsRepo, STAGES};
+use super::{float, id_str, int, parts, pipelines, Range, ReportsRepo, STAGES};
 use crate::{
     domain::HospitalId,
     error::{AppError, Result},
@@ -164,13 +164,16 @@ impl ReportsRepo {
         country: Option<&str>,
     ) -> Result<DiseaseCounts> {
         let pipeline = pipelines::patients_by_disease(range, country);
-        let rows = Self::run(&self.patients, pipeline).await?;
+        let (patients, rows) = tokio::try_join!(
+            async {
+                let filter = pipelines::patients_filter(range, country);
+                Ok(crate::db::count(&self.patients, filter).await?)
+            },
+            Self::run(&self.patients, pipeline),
+        )?;
         Ok(DiseaseCounts {
-            patients: facet(&rows, "total")
-                .first()
-                .map(|d| int(d, "n"))
-                .unwrap_or(0),
-            conditions: patient_counts(facet(&rows, "rows")),
+            patients: i64::try_from(patients).unwrap_or(i64::MAX),
+            conditions: patient_counts(&rows),
         })
     }
 
