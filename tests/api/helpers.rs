@@ -231,16 +231,22 @@ impl TestApp {
         if let Some(now) = now {
             state.workflows.clock = healthcrm::workflow::Clock::fixed(now);
         }
+        Self::serving(state, database, config, true)
+    }
+
+    /// The app serving `state` on `db`; it drops `db` at the end when it
+    /// owns it.
+    fn serving(state: AppState, db: Database, config: Config, owns_db: bool) -> TestApp {
         TestApp {
             background: state.background.clone(),
             hasher: state.hasher.clone(),
             audit: state.audit.clone(),
             workflows: state.workflows.clone(),
             router: build_app(state),
-            db: database,
+            db,
             config,
             client_ip: SocketAddr::from(([127, 0, 0, 1], 40000)),
-            drop_db: true,
+            drop_db: owns_db,
         }
     }
 
@@ -256,17 +262,7 @@ impl TestApp {
         let client = db::client(&config).await.expect("client");
         let database = client.database(&config.mongodb_db);
         let state = AppState::new(database.clone(), config.clone());
-        TestApp {
-            background: state.background.clone(),
-            hasher: state.hasher.clone(),
-            audit: state.audit.clone(),
-            workflows: state.workflows.clone(),
-            router: build_app(state),
-            db: database,
-            config,
-            client_ip: SocketAddr::from(([127, 0, 0, 1], 40000)),
-            drop_db: false,
-        }
+        Self::serving(state, database, config, false)
     }
 
     /// Another router on the same database and config (for middleware tests).
@@ -299,17 +295,7 @@ impl TestApp {
             }
         }
         let state = AppState::new(self.db.clone(), config.clone());
-        TestApp {
-            background: state.background.clone(),
-            hasher: state.hasher.clone(),
-            audit: state.audit.clone(),
-            workflows: state.workflows.clone(),
-            router: build_app(state),
-            db: self.db.clone(),
-            config,
-            client_ip: self.client_ip,
-            drop_db: false,
-        }
+        Self::serving(state, self.db.clone(), config, false)
     }
 
     pub fn repos(&self) -> Repos {

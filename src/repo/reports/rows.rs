@@ -283,20 +283,42 @@ impl ReportsRepo {
     /// By treatment type, then currency.
     pub async fn treatments_by_type(&self, range: Range) -> Result<Vec<TreatmentTypeRow>> {
         let rows = Self::run(&self.treatments, pipelines::treatments_by_type(range)).await?;
-        rows.iter()
-            .map(|r| {
-                let [treatment_type, currency] = key(r);
-                Ok(TreatmentTypeRow {
+        let mut by_type: std::collections::BTreeMap<(String, String), TreatmentTypeRow> =
+            Default::default();
+        for r in &rows {
+            let [status, currency, treatment_type] = key(r);
+            let row = by_type
+                .entry((treatment_type.clone(), currency.clone()))
+                .or_insert_with(|| TreatmentTypeRow {
                     treatment_type,
                     currency,
-                    treatments: int(r, "treatments"),
-                    completed: int(r, "completed"),
-                    cancelled: int(r, "cancelled"),
-                    cost_minor: read_minor(r, "cost_minor")?,
-                    earnings_minor: read_minor(r, "earnings_minor")?,
+                    treatments: 0,
+                    completed: 0,
+                    cancelled: 0,
+                    cost_minor: 0,
+                    earnings_minor: 0,
+                });
+            let n = int(r, "treatments");
+            let add = |total: i64, more: i64| {
+                total.checked_add(more).ok_or_else(|| {
+                    crate::error::AppError::internal("a treatments-by-type total overflowed")
                 })
-            })
-            .collect()
+            };
+            match status.as_str() {
+                "cancelled" => row.cancelled += n,
+                "completed" => {
+                    row.completed += n;
+                    row.treatments += n;
+                    row.cost_minor = add(row.cost_minor, read_minor(r, "cost_minor")?)?;
+                    row.earnings_minor = add(row.earnings_minor, read_minor(r, "earnings_minor")?)?;
+                }
+                _ => {
+                    row.treatments += n;
+                    row.cost_minor = add(row.cost_minor, read_minor(r, "cost_minor")?)?;
+                }
+            }
+        }
+        Ok(by_type.into_values().collect())
     }
 
     pub async fn funnel(&self, range: Range, country: Option<&str>) -> Result<FunnelRows> {
