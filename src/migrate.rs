@@ -168,6 +168,14 @@ pub async fn run(db: &Database) -> Result<Report, MigrationError> {
             collection: "patients".into(),
             message: e.to_string(),
         })?;
+    // Ledger entries booked before `booked_ms` existed.
+    crate::repo::treatments::TreatmentsRepo::new(db)
+        .backfill_booked_ms()
+        .await
+        .map_err(|e| MigrationError::Backfill {
+            collection: "earnings".into(),
+            message: e.to_string(),
+        })?;
     Ok(report)
 }
 

@@ -351,8 +351,13 @@ pub async fn load(
                 .map_err(err)?;
         }
         if !ledger.is_empty() {
-            db.collection::<EarningEntry>("earnings")
-                .insert_many(ledger)
+            let stored = ledger
+                .iter()
+                .map(crate::repo::treatments::stored_entry)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            db.collection::<mongodb::bson::Document>("earnings")
+                .insert_many(stored)
                 .await
                 .map_err(err)?;
         }

@@ -20,6 +20,19 @@ use crate::{
     error::{AppError, Result},
 };
 
+/// A ledger entry's `booked_at` in milliseconds since the epoch: stored
+/// beside it (see [`stored_entry`]) for every period match and the list's
+/// order. A date range never reaches an index on the stand-in, a number
+/// range does; on MongoDB both would.
+pub const BOOKED_MS: &str = "booked_ms";
+
+/// A ledger entry as stored: its fields and [`BOOKED_MS`].
+pub fn stored_entry(entry: &EarningEntry) -> Result<Document> {
+    let mut fields = to_document(entry).map_err(AppError::internal)?;
+    fields.insert(BOOKED_MS, entry.booked_at.timestamp_millis());
+    Ok(fields)
+}
+
 #[derive(Debug, Default, Clone)]
 pub struct EarningsFilter {
     pub from: Option<DateTime>,
@@ -31,7 +44,7 @@ pub struct EarningsFilter {
 impl EarningsFilter {
     pub fn document(&self) -> Document {
         let mut filter = doc! {};
-        super::add_date_range(&mut filter, "booked_at", self.from, self.before);
+        super::add_millis_range(&mut filter, BOOKED_MS, self.from, self.before);
         if let Some(h) = self.hospital_id {
             filter.insert("hospital_id", h);
         }
@@ -216,7 +229,7 @@ impl TreatmentsRepo {
     /// Writes the ledger entry unless it already exists; `true` if written now.
     pub async fn book(&self, s: &mut ClientSession, entry: &EarningEntry) -> Result<bool> {
         let key = doc! { "treatment_id": entry.treatment_id, "kind": kind_str(entry.kind), "seq": entry.seq };
-        let fields = to_document(entry).map_err(AppError::internal)?;
+        let fields = stored_entry(entry)?;
         match self
             .ledger
             .update_one(key, doc! { "$setOnInsert": fields })
@@ -233,6 +246,30 @@ impl TreatmentsRepo {
             Err(e) if crate::db::is_duplicate_key(&e) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Gives [`BOOKED_MS`] to the ledger entries written before it existed;
+    /// how many needed it (none after the first run).
+    pub async fn backfill_booked_ms(&self) -> Result<u64> {
+        let raw = self.ledger.clone_with_type::<Document>();
+        let stale: Vec<Document> = raw
+            .find(doc! { BOOKED_MS: { "$exists": false } })
+            .projection(doc! { "_id": 1, "booked_at": 1 })
+            .await?
+            .try_collect()
+            .await?;
+        for entry in &stale {
+            let id = entry.get("_id").cloned().unwrap_or_default();
+            let at = entry
+                .get_datetime("booked_at")
+                .map_err(AppError::internal)?;
+            raw.update_one(
+                doc! { "_id": id },
+                doc! { "$set": { BOOKED_MS: at.timestamp_millis() } },
+            )
+            .await?;
+        }
+        Ok(stale.len() as u64)
     }
 
     pub async fn ledger_for_treatment(&self, id: TreatmentId) -> Result<Vec<EarningEntry>> {
@@ -254,7 +291,7 @@ impl TreatmentsRepo {
         let (items, total) = super::paged(
             &self.ledger,
             filter,
-            doc! { "booked_at": -1, "treatment_id": 1, "kind": 1 },
+            doc! { BOOKED_MS: -1, "treatment_id": 1, "kind": 1 },
             page,
         )
         .await?;
@@ -378,14 +415,11 @@ mod tests {
     fn the_summary_pipeline_matches_first_and_groups_on_one_key() {
         let week = summary_pipeline(doc! {}, Period::Week);
         assert_eq!(week.len(), 3, "weeks group on the expression");
-        let p = summary_pipeline(
-            doc! { "booked_at": { "$gte": DateTime::from_millis(0) } },
-            Period::Month,
-        );
+        let p = summary_pipeline(doc! { BOOKED_MS: { "$gte": 0_i64 } }, Period::Month);
         assert_eq!(p.len(), 4);
         assert!(
             p[0].contains_key("$match"),
-            "a leading match uses the booked_at index"
+            "a leading match uses the booked_ms index"
         );
         let group = p[2].get_document("$group").expect("group");
         assert_eq!(group.get_str("_id"), Ok("$k"));

@@ -94,3 +94,55 @@ async fn retired_indexes_are_dropped() {
     assert_eq!(after.len(), before.len() - 1);
     migrate::run(&app.db).await.expect("and again");
 }
+
+#[tokio::test]
+async fn ledger_entries_booked_before_booked_ms_existed_are_given_it() {
+    use healthcrm::repo::treatments::EarningsFilter;
+    use mongodb::bson::{doc, oid::ObjectId, DateTime};
+
+    let app = TestApp::spawn().await;
+    let booked = DateTime::from_millis(1_780_000_123_456);
+    let id = |n: u8| format!("{:024x}", n);
+    // As a ledger entry was written before: no `booked_ms`.
+    app.db
+        .collection::<mongodb::bson::Document>("earnings")
+        .insert_one(doc! {
+            "_id": ObjectId::new(),
+            "treatment_id": id(1), "kind": "credit", "seq": 0_i64,
+            "amount_minor": 12_345_i64, "currency": "EUR",
+            "hospital_id": id(2), "patient_id": id(3), "booked_at": booked,
+        })
+        .bypass_document_validation(true)
+        .await
+        .expect("an old entry");
+    let ledger = app.repos().treatments;
+    let around = EarningsFilter {
+        from: Some(DateTime::from_millis(booked.timestamp_millis() - 1)),
+        before: Some(DateTime::from_millis(booked.timestamp_millis() + 1)),
+        hospital_id: None,
+    };
+    let page = healthcrm::repo::PageRequest {
+        page: 1,
+        per_page: 20,
+    };
+    let (found, _) = ledger.ledger(&around, page).await.expect("ledger");
+    assert!(found.is_empty(), "the period match reads booked_ms");
+
+    migrate::run(&app.db).await.expect("migrations apply");
+    let stored = app
+        .db
+        .collection::<mongodb::bson::Document>("earnings")
+        .find_one(doc! { "treatment_id": id(1) })
+        .await
+        .expect("read")
+        .expect("the entry");
+    assert_eq!(stored.get_i64("booked_ms"), Ok(booked.timestamp_millis()));
+    let (found, total) = ledger.ledger(&around, page).await.expect("ledger");
+    assert_eq!((found.len(), total), (1, 1));
+    assert_eq!(found[0].amount_minor, 12_345);
+    assert_eq!(
+        ledger.backfill_booked_ms().await.expect("again"),
+        0,
+        "nothing left to fill"
+    );
+}

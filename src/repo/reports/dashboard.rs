@@ -5,7 +5,9 @@
 use futures::future::try_join_all;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 
-use super::{add_date_range, id_str, range_match, rows::PatientCount, Range, ReportsRepo};
+use super::{
+    add_date_range, booked_in, booked_match, id_str, rows::PatientCount, Range, ReportsRepo,
+};
 use crate::{
     domain::{money::Money, HospitalId},
     error::Result,
@@ -80,22 +82,17 @@ pub fn dashboard_top_countries(period: Option<Range>) -> Vec<Document> {
     ]
 }
 
-/// Live patients per condition (registered in `period`). No `$sort` or
-/// `$limit`: the stand-in ignores a `$sort` after `$unwind` and `$group`,
-/// so the caller ranks the (few) conditions and keeps five.
+/// Live patients (registered in `period`) per condition list; the caller
+/// folds the lists into conditions and keeps the top five.
 pub fn dashboard_diseases(period: Option<Range>) -> Vec<Document> {
     let r = period.unwrap_or_default();
-    vec![
-        doc! { "$match": live_since("created_at", r.from, r.before) },
-        doc! { "$unwind": "$medical_history_lower" },
-        doc! { "$group": { "_id": "$medical_history_lower", "n": { "$sum": 1 } } },
-    ]
+    super::pipelines::condition_lists(doc! { "$match": live_since("created_at", r.from, r.before) })
 }
 
 /// Net ledger earnings per currency booked in `range`.
 pub fn earnings_by_currency(range: Range) -> Vec<Document> {
     vec![
-        range_match("booked_at", range),
+        booked_match(range),
         doc! { "$group": { "_id": "$currency", "amount_minor": { "$sum": "$amount_minor" } } },
         doc! { "$sort": { "_id": 1 } },
     ]
@@ -103,8 +100,8 @@ pub fn earnings_by_currency(range: Range) -> Vec<Document> {
 
 /// The five hospitals with the most net earnings in `currency` in `range`.
 pub fn top_hospitals(range: Range, currency: &str) -> Vec<Document> {
-    let mut m = doc! { "currency": currency };
-    add_date_range(&mut m, "booked_at", range.from, range.before);
+    let mut m = booked_in(range);
+    m.insert("currency", currency);
     vec![
         doc! { "$match": m },
         doc! { "$group": { "_id": "$hospital_id", "amount_minor": { "$sum": "$amount_minor" } } },
@@ -178,7 +175,7 @@ impl ReportsRepo {
     /// Every condition, unordered: see [`dashboard_diseases`].
     pub async fn disease_counts(&self, period: Option<Range>) -> Result<Vec<PatientCount>> {
         let rows = Self::run(&self.patients, dashboard_diseases(period)).await?;
-        Ok(super::rows::patient_counts(&rows))
+        Ok(super::rows::condition_counts(&rows))
     }
 
     /// By currency.

@@ -129,6 +129,41 @@ fn hospital(key: &str) -> Option<HospitalId> {
     key.parse().ok()
 }
 
+/// Patients per condition, unordered, from groups of patients per whole
+/// condition list (`_id`, `n`): each group counts once under each distinct
+/// condition in its list. MongoDB gives the list as an array, the stand-in
+/// as the array's JSON text (docs/mongodb-compatibility.md); any other
+/// string is one condition, as `$unwind` reads it; null is none.
+pub(super) fn condition_counts(rows: &[Document]) -> Vec<PatientCount> {
+    use mongodb::bson::Bson;
+    let mut counts: Vec<PatientCount> = Vec::new();
+    for row in rows {
+        let list: Vec<String> = match row.get("_id") {
+            Some(Bson::Array(items)) => items
+                .iter()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect(),
+            Some(Bson::String(s)) => serde_json::from_str(s).unwrap_or_else(|_| vec![s.clone()]),
+            _ => Vec::new(),
+        };
+        let n = int(row, "n");
+        let mut seen = std::collections::HashSet::new();
+        for condition in list {
+            if !seen.insert(condition.clone()) {
+                continue;
+            }
+            match counts.iter_mut().find(|c| c.group == condition) {
+                Some(c) => c.patients += n,
+                None => counts.push(PatientCount {
+                    group: condition,
+                    patients: n,
+                }),
+            }
+        }
+    }
+    counts
+}
+
 pub(super) fn patient_counts<'a>(
     rows: impl IntoIterator<Item = &'a Document>,
 ) -> Vec<PatientCount> {
@@ -173,7 +208,7 @@ impl ReportsRepo {
         )?;
         Ok(DiseaseCounts {
             patients: i64::try_from(patients).unwrap_or(i64::MAX),
-            conditions: patient_counts(&rows),
+            conditions: condition_counts(&rows),
         })
     }
 

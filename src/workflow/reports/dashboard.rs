@@ -123,7 +123,15 @@ pub async fn figures(
         before: None,
     };
     let ranked = period.unwrap_or(since(clock.year_start));
-    let (patients, statuses, top_countries, diseases, all_time, this_month, this_year, in_range) =
+    // Without a period the hospitals are ranked over this year, whose
+    // earnings are already asked for.
+    let in_period = async {
+        match period {
+            Some(p) => reports.earnings_by_currency(p).await.map(Some),
+            None => Ok(None),
+        }
+    };
+    let (patients, statuses, top_countries, diseases, all_time, this_month, this_year, in_period) =
         tokio::try_join!(
             reports.patient_counts(clock, period),
             reports.treatment_status_counts(),
@@ -132,9 +140,10 @@ pub async fn figures(
             reports.earnings_by_currency(Range::default()),
             reports.earnings_by_currency(since(clock.month_start)),
             reports.earnings_by_currency(since(clock.year_start)),
-            reports.earnings_by_currency(ranked),
+            in_period,
         )?;
-    let top_hospitals = top_hospitals(ctx, ranked, &in_range).await?;
+    let in_range = in_period.as_ref().unwrap_or(&this_year);
+    let top_hospitals = top_hospitals(ctx, ranked, in_range).await?;
     let mut top_diseases = by_count_desc(diseases);
     top_diseases.truncate(5);
     Ok(Dashboard {
@@ -146,7 +155,7 @@ pub async fn figures(
             all_time,
             this_month,
             this_year,
-            in_period: period.map(|_| in_range),
+            in_period,
         },
         top_countries,
         top_diseases,
