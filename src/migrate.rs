@@ -168,9 +168,9 @@ pub async fn run(db: &Database) -> Result<Report, MigrationError> {
             collection: "patients".into(),
             message: e.to_string(),
         })?;
-    // Ledger entries booked before `booked_ms` existed.
+    // Ledger entries booked before `booked_ms` and `booked_day` existed.
     crate::repo::treatments::TreatmentsRepo::new(db)
-        .backfill_booked_ms()
+        .backfill_booked()
         .await
         .map_err(|e| MigrationError::Backfill {
             collection: "earnings".into(),

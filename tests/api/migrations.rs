@@ -96,7 +96,7 @@ async fn retired_indexes_are_dropped() {
 }
 
 #[tokio::test]
-async fn ledger_entries_booked_before_booked_ms_existed_are_given_it() {
+async fn ledger_entries_booked_before_booked_ms_and_day_existed_are_given_them() {
     use healthcrm::repo::treatments::EarningsFilter;
     use mongodb::bson::{doc, oid::ObjectId, DateTime};
 
@@ -137,11 +137,12 @@ async fn ledger_entries_booked_before_booked_ms_existed_are_given_it() {
         .expect("read")
         .expect("the entry");
     assert_eq!(stored.get_i64("booked_ms"), Ok(booked.timestamp_millis()));
+    assert_eq!(stored.get_str("booked_day"), Ok("2026-05-28"));
     let (found, total) = ledger.ledger(&around, page).await.expect("ledger");
     assert_eq!((found.len(), total), (1, 1));
     assert_eq!(found[0].amount_minor, 12_345);
     assert_eq!(
-        ledger.backfill_booked_ms().await.expect("again"),
+        ledger.backfill_booked().await.expect("again"),
         0,
         "nothing left to fill"
     );

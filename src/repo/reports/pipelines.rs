@@ -6,7 +6,7 @@ use chrono::{Months, NaiveDate};
 use mongodb::bson::{doc, Bson, Document};
 
 use super::{add_date_range, booked_in, booked_match, range_match, Range};
-use crate::{domain::patient::TreatmentStatus, repo::treatments::Period};
+use crate::domain::patient::TreatmentStatus;
 
 /// Live (not soft-deleted) patients registered in `range`, optionally from
 /// one country.
@@ -103,8 +103,8 @@ pub const STAGES: [TreatmentStatus; 5] = [
 
 /// Earnings series: net amount and net treatment count per period start
 /// and currency, from the ledger (reversals are negative entries).
-pub fn earnings(range: Range, period: Period) -> Vec<Document> {
-    crate::repo::treatments::summary_pipeline(booked_in(range), period)
+pub fn earnings(range: Range) -> Vec<Document> {
+    crate::repo::treatments::summary_pipeline(booked_in(range))
 }
 
 /// Patients per condition list: the caller counts each list's patients
@@ -381,7 +381,7 @@ mod tests {
             assert_leading_period_match(&p, "created_at", false);
         }
         // The ledger's period is one range on its booking time in ms.
-        for p in [hospital_earnings(range()), earnings(range(), Period::Month)] {
+        for p in [hospital_earnings(range()), earnings(range())] {
             assert_eq!(
                 p[0],
                 doc! { "$match": { "booked_ms": { "$gte": 1_000_i64, "$lt": 2_000_i64 } } }

@@ -7,7 +7,7 @@ use mongodb::bson::Document;
 use super::{float, id_str, int, parts, pipelines, Range, ReportsRepo, STAGES};
 use crate::{
     domain::HospitalId,
-    error::{AppError, Result},
+    error::Result,
     repo::{read_minor, treatments::Period},
 };
 
@@ -178,19 +178,16 @@ pub(super) fn patient_counts<'a>(
 impl ReportsRepo {
     /// Net earnings per period start and currency, by period start.
     pub async fn earnings(&self, range: Range, period: Period) -> Result<Vec<EarningsRow>> {
-        let rows = Self::run(&self.ledger, pipelines::earnings(range, period)).await?;
-        rows.iter()
-            .map(|r| {
-                let [day, currency]: [String; 2] = key(r);
-                Ok(EarningsRow {
-                    period_start: NaiveDate::parse_from_str(&day, "%Y-%m-%d")
-                        .map_err(AppError::internal)?,
-                    currency,
-                    amount_minor: read_minor(r, "amount_minor")?,
-                    treatments: int(r, "treatments"),
-                })
+        let rows = Self::run(&self.ledger, pipelines::earnings(range)).await?;
+        Ok(crate::repo::treatments::summarize(&rows, period)?
+            .into_iter()
+            .map(|e| EarningsRow {
+                period_start: e.period_start,
+                currency: e.currency,
+                amount_minor: e.amount_minor,
+                treatments: e.treatments,
             })
-            .collect()
+            .collect())
     }
 
     pub async fn patients_by_disease(
