@@ -331,3 +331,98 @@ async fn another_instance_sees_a_write_when_it_reads_the_counts_again() {
     let counts = app.repos().generations.read().await.expect("counts");
     assert!(counts.0[0] >= 3, "{counts:?}");
 }
+
+/// Records a treatment for `patient` earning `earned` EUR cents and
+/// completes it, which books the credit.
+async fn complete_treatment(
+    app: &TestApp,
+    s: &Session,
+    patient: &str,
+    hospital: &str,
+    earned: i64,
+) {
+    let res = app
+        .post_as(
+            s,
+            &format!("/api/v1/patients/{patient}/treatments"),
+            &json!({"treatment_type": "cataract surgery", "disease": "cataract", "hospital_id": hospital,
+                    "cost": {"amount_minor": earned * 10, "currency": "EUR"},
+                    "earnings": {"amount_minor": earned, "currency": "EUR"},
+                    "status": "planned"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
+    let path = format!(
+        "/api/v1/treatments/{}",
+        res.json()["id"].as_str().expect("id")
+    );
+    for (version, status) in [(1, "in_progress"), (2, "completed")] {
+        let res = app
+            .patch_as(s, &path, &json!({"version": version, "status": status}))
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    }
+}
+
+#[tokio::test]
+async fn the_earnings_summary_is_kept_until_the_ledger_changes() {
+    let (app, commands) = TestApp::spawn_watched(&[POLL]).await;
+    let admin = app.login_as(Role::Admin).await;
+    let hospital = create_hospital(&app, &admin, "Summary Clinic").await;
+    let patient = new_patient(&app, &admin, "GB").await;
+    complete_treatment(&app, &admin, &patient, &hospital, 40_000).await;
+    let total = |res: &TestResponse| -> i64 {
+        res.json()
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|r| r["amount_minor"].as_i64().unwrap_or(0))
+            .sum()
+    };
+    let path = "/api/v1/earnings/summary?period=weekly";
+    let first = get_if(&app, &admin, path, None).await;
+    assert_eq!(first.status, StatusCode::OK, "{:?}", first.json());
+    assert_eq!(total(&first), 40_000);
+    assert_eq!(first.header("cache-control"), Some("private, no-cache"));
+    let tag = etag(&first);
+
+    // Again: from memory, the same rows and tag; with the tag, a 304.
+    let mark = commands.mark();
+    let again = get_if(&app, &admin, path, None).await;
+    assert_eq!(again.body, first.body);
+    assert_eq!(etag(&again), tag);
+    let not_modified = get_if(&app, &admin, path, Some(&tag)).await;
+    assert_eq!(not_modified.status, StatusCode::NOT_MODIFIED);
+    assert!(not_modified.body.is_empty());
+    assert_eq!(commands.since_on(mark, &REPORT_READS), vec![]);
+
+    // Another period or filter is its own entry.
+    let monthly = get_if(
+        &app,
+        &admin,
+        "/api/v1/earnings/summary?period=monthly",
+        None,
+    )
+    .await;
+    assert_ne!(etag(&monthly), tag);
+    let other = format!("{path}&hospital_id={}", "0".repeat(24));
+    let none = get_if(&app, &admin, &other, None).await;
+    assert_eq!(none.status, StatusCode::OK, "{:?}", none.json());
+    assert_eq!(total(&none), 0);
+
+    // A new credit: the old tag is stale and the new figures show.
+    complete_treatment(&app, &admin, &patient, &hospital, 2_500).await;
+    let after = get_if(&app, &admin, path, Some(&tag)).await;
+    assert_eq!(after.status, StatusCode::OK);
+    assert_ne!(etag(&after), tag);
+    assert_eq!(total(&after), 42_500);
+    // Bad parameters are refused before any tag is compared.
+    get_if(
+        &app,
+        &admin,
+        "/api/v1/earnings/summary?period=daily",
+        Some("*"),
+    )
+    .await
+    .assert_error(StatusCode::BAD_REQUEST, "bad_request");
+}

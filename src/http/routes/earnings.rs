@@ -1,6 +1,12 @@
-//! The earnings ledger and its period summaries (aggregated in MongoDB).
+//! The earnings ledger and its period summaries (aggregated in MongoDB,
+//! kept by the report cache until the ledger changes).
 
-use axum::{extract::State, response::IntoResponse, Json};
+use axum::{
+    extract::State,
+    http::{header, HeaderMap},
+    response::{IntoResponse, Response},
+    Json,
+};
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
@@ -18,10 +24,11 @@ use crate::{
         audit::AuditPatients,
         dto::{page_request, Page},
         extract::ApiQuery,
-        names,
+        freshness, names,
     },
     repo::treatments::{EarningsFilter, Period},
     state::AppState,
+    workflow::reports,
 };
 
 pub fn router() -> OpenApiRouter<AppState> {
@@ -143,27 +150,43 @@ pub async fn list_earnings(
 }
 
 /// Earnings per period and currency (never mixed), net of reversals.
+/// Kept until the ledger changes, with an `ETag`; a matching
+/// `If-None-Match` is answered 304 without reading the ledger.
 #[utoipa::path(get, path = "/earnings/summary", tag = "earnings", params(SummaryQuery),
-    responses((status = 200, body = Vec<SummaryRow>), (status = 400, body = ErrorResponse)))]
+    responses(
+        (status = 200, body = Vec<SummaryRow>,
+            headers(("ETag" = String, description = "Names these figures; send it as If-None-Match"))),
+        (status = 304, description = "The figures named by If-None-Match are still current"),
+        (status = 400, body = ErrorResponse)))]
 pub async fn earnings_summary(
     State(state): State<AppState>,
     ApiQuery(q): ApiQuery<SummaryQuery>,
-) -> Result<Json<Vec<SummaryRow>>, AppError> {
+    headers: HeaderMap,
+) -> Result<Response, AppError> {
     let f = filter(q.from.as_deref(), q.to.as_deref(), q.hospital_id)?;
     let period = match q.period {
         PeriodParam::Weekly => Period::Week,
         PeriodParam::Monthly => Period::Month,
         PeriodParam::Yearly => Period::Year,
     };
-    let rows = state.repos.treatments.summary(&f, period).await?;
-    let out = rows
-        .into_iter()
+    let ctx = &state.workflows;
+    if headers.contains_key(header::IF_NONE_MATCH) {
+        let tag = reports::summary_tag(ctx, &f, period).await?;
+        let etag = freshness::etag(&tag.digest(), "json");
+        if freshness::matches(&headers, &etag) {
+            return Ok(freshness::not_modified(etag));
+        }
+    }
+    let (tag, rows) = reports::summary(ctx, f, period).await?;
+    let out: Vec<SummaryRow> = rows
+        .iter()
         .map(|r| SummaryRow {
             period_start: r.period_start,
             amount_minor: r.amount_minor,
-            currency: r.currency,
+            currency: r.currency.clone(),
             treatments: r.treatments,
         })
         .collect();
-    Ok(Json(out))
+    let fresh = freshness::headers(freshness::etag(&tag.digest(), "json"));
+    Ok((fresh, Json(out)).into_response())
 }

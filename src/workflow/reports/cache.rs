@@ -1,4 +1,5 @@
-//! Reports and dashboards kept until what they read changes.
+//! Reports, dashboards and earnings summaries kept until what they read
+//! changes.
 //!
 //! Every write to a collection the reports read counts itself in the
 //! `generations` document, in the writer's transaction
@@ -132,6 +133,7 @@ struct Inner {
     seen: Mutex<Option<Seen>>,
     reports: Mutex<Memo<super::Report>>,
     dashboards: Mutex<Memo<super::Dashboard>>,
+    summaries: Mutex<Memo<Vec<crate::repo::treatments::SummaryEntry>>>,
     ticks: AtomicU64,
     poll: Duration,
     capacity: usize,
@@ -168,6 +170,7 @@ impl ReportCache {
                 seen: Mutex::new(None),
                 reports: Mutex::default(),
                 dashboards: Mutex::default(),
+                summaries: Mutex::default(),
                 ticks: AtomicU64::new(0),
                 poll,
                 capacity,
@@ -213,6 +216,18 @@ impl ReportCache {
         F: Future<Output = Result<super::Dashboard>>,
     {
         self.get(&self.inner.dashboards, "dashboard", tag, compute)
+            .await
+    }
+
+    pub(super) async fn summary<F>(
+        &self,
+        tag: &Tag,
+        compute: F,
+    ) -> Result<Arc<Vec<crate::repo::treatments::SummaryEntry>>>
+    where
+        F: Future<Output = Result<Vec<crate::repo::treatments::SummaryEntry>>>,
+    {
+        self.get(&self.inner.summaries, "earnings_summary", tag, compute)
             .await
     }
 

@@ -22,7 +22,10 @@ use super::Ctx;
 use crate::{
     domain::{iso, money},
     error::{AppError, Result},
-    repo::generations::Source,
+    repo::{
+        generations::Source,
+        treatments::{EarningsFilter, Period, SummaryEntry},
+    },
 };
 
 pub use crate::repo::reports::{PatientCount, PatientCounts, Range};
@@ -216,6 +219,38 @@ pub async fn report(ctx: &Ctx, req: ReportRequest) -> Result<(Tag, Arc<Report>)>
     let tag = report_tag(ctx, &req).await?;
     let report = ctx.report_cache.report(&tag, build(ctx, req)).await?;
     Ok((tag, report))
+}
+
+/// The earnings summary's [`Tag`]: its filter and period, over the
+/// ledger's write count.
+pub async fn summary_tag(ctx: &Ctx, f: &EarningsFilter, period: Period) -> Result<Tag> {
+    let millis = |d: Option<mongodb::bson::DateTime>| d.map(|d| d.timestamp_millis());
+    let key = format!(
+        "earnings-summary|{:?}|{:?}|{:?}|{:?}",
+        millis(f.from),
+        millis(f.before),
+        f.hospital_id.map(|h| h.to_string()),
+        period
+    );
+    let counts = ctx.report_cache.generations(ctx).await?;
+    Ok(Tag::new(key, &[Source::Earnings], counts))
+}
+
+/// Net earnings per `period` and currency for `f` (`/earnings/summary`),
+/// and their tag: kept like a report until the ledger changes.
+pub async fn summary(
+    ctx: &Ctx,
+    f: EarningsFilter,
+    period: Period,
+) -> Result<(Tag, Arc<Vec<SummaryEntry>>)> {
+    let tag = summary_tag(ctx, &f, period).await?;
+    let rows = ctx
+        .report_cache
+        .summary(&tag, async {
+            ctx.repos.treatments.summary(&f, period).await
+        })
+        .await?;
+    Ok((tag, rows))
 }
 
 /// Builds the report `req` asks for (its parameters already checked).
