@@ -17,9 +17,16 @@ use crate::{
     workflow::Ctx,
 };
 
-/// Cheap to clone: everything inside is reference-counted.
+/// Cheap to clone: one reference count. Axum clones the state for every
+/// extractor and middleware layer of every request; as a struct of a
+/// dozen reference-counted handles (and the JWT keys' allocations) those
+/// clones and drops were about 15% of the server's CPU on an authenticated
+/// read (docs/benchmarks.md, the profile of 2026-11-26).
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<Shared>);
+
+/// What [`AppState`] shares; its fields are read through `Deref`.
+pub struct Shared {
     pub db: Database,
     pub config: Arc<Config>,
     pub repos: Repos,
@@ -41,8 +48,20 @@ pub struct AppState {
 
 impl AppState {
     pub fn new(db: Database, config: Config) -> Self {
+        Self::build(db, config, None)
+    }
+
+    /// The state with the workflows' clock set to `clock` (tests fix it).
+    pub fn with_clock(db: Database, config: Config, clock: crate::workflow::Clock) -> Self {
+        Self::build(db, config, Some(clock))
+    }
+
+    fn build(db: Database, config: Config, clock: Option<crate::workflow::Clock>) -> Self {
         let config = Arc::new(config);
-        let workflows = Ctx::new(&db, config.clone());
+        let mut workflows = Ctx::new(&db, config.clone());
+        if let Some(clock) = clock {
+            workflows.clock = clock;
+        }
         let background = tokio_util::task::TaskTracker::new();
         let audit = crate::http::audit_log::AuditLog::new(
             workflows.repos.audit.clone(),
@@ -50,7 +69,7 @@ impl AppState {
             background.clone(),
             config.audit_queue_capacity,
         );
-        AppState {
+        AppState(Arc::new(Shared {
             repos: workflows.repos.clone(),
             workflows,
             jwt: JwtKeys::new(config.jwt_secret_bytes()),
@@ -63,6 +82,14 @@ impl AppState {
             background,
             db,
             config,
-        }
+        }))
+    }
+}
+
+impl std::ops::Deref for AppState {
+    type Target = Shared;
+
+    fn deref(&self) -> &Shared {
+        &self.0
     }
 }

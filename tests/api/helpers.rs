@@ -227,10 +227,14 @@ impl TestApp {
         let database = client.database(&config.mongodb_db);
         migrate::run(&database).await.expect("migrations apply");
         seed_permissions(&database).await;
-        let mut state = AppState::new(database.clone(), config.clone());
-        if let Some(now) = now {
-            state.workflows.clock = healthcrm::workflow::Clock::fixed(now);
-        }
+        let state = match now {
+            Some(now) => AppState::with_clock(
+                database.clone(),
+                config.clone(),
+                healthcrm::workflow::Clock::fixed(now),
+            ),
+            None => AppState::new(database.clone(), config.clone()),
+        };
         Self::serving(state, database, config, true)
     }
 
