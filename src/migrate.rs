@@ -160,9 +160,10 @@ pub async fn run(db: &Database) -> Result<Report, MigrationError> {
                 .map_err(wrap)?;
         }
     }
-    // Data kept for queries: patients written before `search_text` existed.
+    // Data kept for queries: patients written before `search_text` or
+    // `birth_day` existed.
     crate::repo::patients::PatientsRepo::new(db)
-        .backfill_search()
+        .backfill_derived()
         .await
         .map_err(|e| MigrationError::Backfill {
             collection: "patients".into(),

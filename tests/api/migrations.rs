@@ -147,3 +147,71 @@ async fn ledger_entries_booked_before_booked_ms_and_day_existed_are_given_them()
         "nothing left to fill"
     );
 }
+
+#[tokio::test]
+async fn patients_stored_before_birth_day_existed_are_given_it() {
+    use healthcrm::domain::user::Role;
+    use mongodb::bson::{doc, Document};
+    use serde_json::{json, Value};
+
+    let app = TestApp::spawn().await;
+    let admin = app.login_as(Role::Admin).await;
+    let born = |dob: &str| json!({"name": "Old", "country": "DE", "date_of_birth": dob});
+    for body in [born("1950-03-01"), born("2001-07-15")] {
+        let res = app.post_as(&admin, "/api/v1/patients", &body).await;
+        assert_eq!(
+            res.status,
+            axum::http::StatusCode::CREATED,
+            "{:?}",
+            res.json()
+        );
+    }
+    let patients = app.db.collection::<Document>("patients");
+    let stored = patients
+        .find_one(doc! { "name": "Old", "birth_day": "1950-03-01" })
+        .await
+        .expect("read");
+    assert!(stored.is_some(), "written with the patient");
+    let bands = |body: Value| -> Vec<(String, i64)> {
+        body["rows"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .filter(|r| r["country"] == "DE" && r["patients"].as_i64() != Some(0))
+            .map(|r| {
+                let band = r["band"].as_str().unwrap_or_default().to_owned();
+                (band, r["patients"].as_i64().unwrap_or(-1))
+            })
+            .collect()
+    };
+    let report = "/api/v1/reports/patients-by-age?country=DE";
+    let before = bands(app.get_as(&admin, report).await.json());
+    assert_eq!(before, [("18-34".to_owned(), 1), ("65+".to_owned(), 1)]);
+
+    // As the patients were written before `birth_day` existed.
+    patients
+        .update_many(doc! {}, doc! { "$unset": { "birth_day": "" } })
+        .await
+        .expect("unset");
+    // Fresh instances, whose report caches have not seen the figures.
+    let second = app.another_instance(&[]);
+    let unknown = bands(second.get_as(&admin, report).await.json());
+    assert_eq!(
+        unknown,
+        [("unknown".to_owned(), 2)],
+        "the report reads birth_day"
+    );
+
+    migrate::run(&app.db).await.expect("migrations apply");
+    let third = app.another_instance(&[]);
+    assert_eq!(bands(third.get_as(&admin, report).await.json()), before);
+    assert_eq!(
+        app.repos()
+            .patients
+            .backfill_derived()
+            .await
+            .expect("again"),
+        0,
+        "nothing left to fill"
+    );
+}

@@ -187,39 +187,30 @@ fn born_by(today: NaiveDate, years: u32) -> String {
 
 /// Patients per `country|band`. The band comes from the date of birth when
 /// there is one (exact on `today`), else from the age given at registration.
+/// The key is made by one `$project` from the stored `birth_day`
+/// (`repo::patients::birth_day`), compared with the cut-off days as text.
 pub fn patients_by_age(range: Range, country: Option<&str>, today: NaiveDate) -> Vec<Document> {
-    let mut by_dob = Vec::new();
+    let mut by_day = Vec::new();
     let mut by_age = Vec::new();
     for (band, min) in AGE_BANDS.iter().rev() {
-        by_dob.push(Bson::Document(doc! {
-            "case": { "$lte": ["$dob", born_by(today, *min)] }, "then": *band,
+        by_day.push(Bson::Document(doc! {
+            "case": { "$lte": ["$birth_day", born_by(today, *min)] }, "then": *band,
         }));
         by_age.push(Bson::Document(doc! {
-            "case": { "$gte": ["$age", i64::from(*min)] }, "then": *band,
+            "case": { "$gte": [{ "$ifNull": ["$age", -1] }, i64::from(*min)] }, "then": *band,
         }));
     }
-    let [project, group] = group_on_key(
-        &[field("country"), field("band")],
-        &[],
-        doc! { "patients": { "$sum": 1 } },
+    let band = cond(
+        doc! { "$eq": [{ "$ifNull": ["$birth_day", ""] }, ""] },
+        doc! { "$switch": { "branches": by_age, "default": AGE_UNKNOWN } },
+        doc! { "$switch": { "branches": by_day, "default": AGE_UNKNOWN } },
     );
     vec![
         patients_match(range, country),
-        doc! { "$project": {
-            "country": 1,
-            "age": { "$ifNull": ["$age", -1] },
-            "dob": { "$ifNull": [ { "$dateToString": { "format": "%Y-%m-%d", "date": "$date_of_birth" } }, "" ] },
-        } },
-        doc! { "$project": {
-            "country": 1,
-            "band": cond(
-                doc! { "$eq": ["$dob", ""] },
-                doc! { "$switch": { "branches": by_age, "default": AGE_UNKNOWN } },
-                doc! { "$switch": { "branches": by_dob, "default": AGE_UNKNOWN } },
-            ),
-        } },
-        project,
-        group,
+        doc! { "$project": { "k": { "$concat": [
+            { "$ifNull": ["$country", ""] }, "|", band,
+        ] } } },
+        doc! { "$group": { "_id": "$k", "patients": { "$sum": 1 } } },
         doc! { "$sort": { "_id": 1 } },
     ]
 }
@@ -486,12 +477,17 @@ mod tests {
         let leap = NaiveDate::from_ymd_opt(2028, 2, 29).expect("date");
         assert_eq!(born_by(leap, 1), "2027-02-28");
         let p = patients_by_age(Range::default(), None, today);
-        let band = p[2]
+        assert_eq!(stage_names(&p), ["$match", "$project", "$group", "$sort"]);
+        let key = p[1]
             .get_document("$project")
             .expect("project")
-            .get_document("band")
-            .expect("band");
-        let by_dob = band
+            .get_document("k")
+            .expect("k")
+            .get_array("$concat")
+            .expect("concat");
+        let by_dob = key[2]
+            .as_document()
+            .expect("band")
             .get_document("$cond")
             .expect("cond")
             .get_document("else")
@@ -503,7 +499,7 @@ mod tests {
         // Oldest band first, so the first matching cut-off wins.
         assert_eq!(
             by_dob[0].as_document().expect("doc"),
-            &doc! { "case": { "$lte": ["$dob", "1961-11-23"] }, "then": "65+" }
+            &doc! { "case": { "$lte": ["$birth_day", "1961-11-23"] }, "then": "65+" }
         );
         assert_eq!(by_dob.len(), AGE_BANDS.len());
     }
