@@ -160,23 +160,30 @@ pub async fn run(db: &Database) -> Result<Report, MigrationError> {
                 .map_err(wrap)?;
         }
     }
-    // Data kept for queries: patients written before `search_text` or
-    // `birth_day` existed.
+    // Data kept for queries, derived from each document and written with
+    // it, for the documents written before a field existed: the patients'
+    // `search_text` and `birth_day`, the treatments' report keys, and the
+    // ledger's `booked_ms`, `booked_day` and `hospital_currency`.
+    let failed = |collection: &str| {
+        let collection = collection.to_owned();
+        move |e: crate::error::AppError| MigrationError::Backfill {
+            collection,
+            message: e.to_string(),
+        }
+    };
+    let treatments = crate::repo::treatments::TreatmentsRepo::new(db);
     crate::repo::patients::PatientsRepo::new(db)
         .backfill_derived()
         .await
-        .map_err(|e| MigrationError::Backfill {
-            collection: "patients".into(),
-            message: e.to_string(),
-        })?;
-    // Ledger entries booked before `booked_ms` and `booked_day` existed.
-    crate::repo::treatments::TreatmentsRepo::new(db)
+        .map_err(failed("patients"))?;
+    treatments
+        .backfill_keys()
+        .await
+        .map_err(failed("treatments"))?;
+    treatments
         .backfill_booked()
         .await
-        .map_err(|e| MigrationError::Backfill {
-            collection: "earnings".into(),
-            message: e.to_string(),
-        })?;
+        .map_err(failed("earnings"))?;
     Ok(report)
 }
 

@@ -345,8 +345,13 @@ pub async fn load(
                 .map_err(err)?;
         }
         if !treatments.is_empty() {
-            db.collection::<Treatment>("treatments")
-                .insert_many(treatments)
+            let stored = treatments
+                .iter()
+                .map(crate::repo::treatments::stored_treatment)
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(err)?;
+            db.collection::<mongodb::bson::Document>("treatments")
+                .insert_many(stored)
                 .await
                 .map_err(err)?;
         }

@@ -33,19 +33,65 @@ pub const BOOKED_MS: &str = "booked_ms";
 /// 0.3 s.
 pub const BOOKED_DAY: &str = "booked_day";
 
-/// The derived fields of a ledger entry booked `at`.
-fn booked_fields(at: DateTime) -> Document {
+/// A ledger entry's `hospital_id|currency`, stored beside it: hospital
+/// performance and the dashboard's top hospitals group on it. The stand-in
+/// groups on a stored field in SQL, but builds a `$concat` key per entry
+/// through its slow path (0.12 s against 0.05 s over 24,000 entries).
+pub const HOSPITAL_CURRENCY: &str = "hospital_currency";
+
+/// The derived fields of a ledger entry: [`BOOKED_MS`], [`BOOKED_DAY`] and
+/// [`HOSPITAL_CURRENCY`].
+fn entry_fields(entry: &EarningEntry) -> Document {
+    let at = entry.booked_at;
     doc! {
         BOOKED_MS: at.timestamp_millis(),
         BOOKED_DAY: at.to_chrono().format("%Y-%m-%d").to_string(),
+        HOSPITAL_CURRENCY: format!("{}|{}", entry.hospital_id, entry.currency),
     }
 }
 
-/// A ledger entry as stored: its fields, [`BOOKED_MS`] and [`BOOKED_DAY`].
+/// A ledger entry as stored: its fields and its [`entry_fields`].
 pub fn stored_entry(entry: &EarningEntry) -> Result<Document> {
     let mut fields = to_document(entry).map_err(AppError::internal)?;
-    fields.extend(booked_fields(entry.booked_at));
+    fields.extend(entry_fields(entry));
     Ok(fields)
+}
+
+/// A treatment's `hospital_id|status|currency`, stored beside it: hospital
+/// performance groups on it.
+pub const BY_HOSPITAL: &str = "by_hospital";
+
+/// A treatment's `status|currency|treatment_type` (the type last, so a `|`
+/// in it stays in it), stored beside it: treatments-by-type groups on it.
+pub const BY_TYPE: &str = "by_type";
+
+/// The report keys of a stored treatment `d`, from its own fields (a
+/// missing one reads as empty, as `$ifNull` would). Rewritten with every
+/// insert and replace, so they follow the status. Grouping on a key made
+/// per treatment by a `$project` took the stand-in 0.24-0.28 s over 30,000
+/// treatments; on a stored one, under 0.1 s.
+fn treatment_keys(d: &Document) -> Document {
+    let text = |v: Option<&mongodb::bson::Bson>| {
+        v.and_then(mongodb::bson::Bson::as_str)
+            .unwrap_or_default()
+            .to_owned()
+    };
+    let hospital = text(d.get("hospital_id"));
+    let status = text(d.get("status"));
+    let currency = text(d.get_document("cost").ok().and_then(|c| c.get("currency")));
+    let kind = text(d.get("treatment_type"));
+    doc! {
+        BY_HOSPITAL: format!("{hospital}|{status}|{currency}"),
+        BY_TYPE: format!("{status}|{currency}|{kind}"),
+    }
+}
+
+/// A treatment as stored: its fields and its report keys.
+pub fn stored_treatment(t: &Treatment) -> Result<Document> {
+    let mut d = to_document(t).map_err(AppError::internal)?;
+    let keys = treatment_keys(&d);
+    d.extend(keys);
+    Ok(d)
 }
 
 #[derive(Debug, Default, Clone)]
@@ -110,7 +156,11 @@ impl TreatmentsRepo {
     }
 
     pub async fn insert(&self, s: &mut ClientSession, t: &Treatment) -> Result<()> {
-        self.coll.insert_one(t).session(&mut *s).await?;
+        self.coll
+            .clone_with_type::<Document>()
+            .insert_one(stored_treatment(t)?)
+            .session(&mut *s)
+            .await?;
         self.generations.bump(s, Source::Treatments).await
     }
 
@@ -152,7 +202,11 @@ impl TreatmentsRepo {
     ) -> Result<bool> {
         let res = self
             .coll
-            .replace_one(doc! { "_id": t.id, "version": expected_version }, t)
+            .clone_with_type::<Document>()
+            .replace_one(
+                doc! { "_id": t.id, "version": expected_version },
+                stored_treatment(t)?,
+            )
             .session(&mut *s)
             .await?;
         if res.matched_count > 0 {
@@ -263,22 +317,41 @@ impl TreatmentsRepo {
         }
     }
 
-    /// Gives [`BOOKED_MS`] and [`BOOKED_DAY`] to the ledger entries written
-    /// before they existed; how many needed them (none after the first run).
+    /// Gives the derived fields ([`entry_fields`]) to the ledger entries
+    /// written before one of them existed; how many needed them (none
+    /// after the first run).
     pub async fn backfill_booked(&self) -> Result<u64> {
         let raw = self.ledger.clone_with_type::<Document>();
         let stale: Vec<Document> = raw
-            .find(doc! { BOOKED_DAY: { "$exists": false } })
-            .projection(doc! { "_id": 1, "booked_at": 1 })
+            .find(doc! { "$or": [
+                { BOOKED_DAY: { "$exists": false } },
+                { HOSPITAL_CURRENCY: { "$exists": false } },
+            ] })
             .await?
             .try_collect()
             .await?;
-        for entry in &stale {
-            let id = entry.get("_id").cloned().unwrap_or_default();
-            let at = entry
-                .get_datetime("booked_at")
-                .map_err(AppError::internal)?;
-            raw.update_one(doc! { "_id": id }, doc! { "$set": booked_fields(*at) })
+        for stored in &stale {
+            let id = stored.get("_id").cloned().unwrap_or_default();
+            let entry: EarningEntry =
+                mongodb::bson::from_document(stored.clone()).map_err(AppError::internal)?;
+            raw.update_one(doc! { "_id": id }, doc! { "$set": entry_fields(&entry) })
+                .await?;
+        }
+        Ok(stale.len() as u64)
+    }
+
+    /// Gives the report keys ([`BY_HOSPITAL`], [`BY_TYPE`]) to the
+    /// treatments written before they existed; how many needed them.
+    pub async fn backfill_keys(&self) -> Result<u64> {
+        let raw = self.coll.clone_with_type::<Document>();
+        let stale: Vec<Document> = raw
+            .find(doc! { BY_TYPE: { "$exists": false } })
+            .await?
+            .try_collect()
+            .await?;
+        for stored in &stale {
+            let id = stored.get("_id").cloned().unwrap_or_default();
+            raw.update_one(doc! { "_id": id }, doc! { "$set": treatment_keys(stored) })
                 .await?;
         }
         Ok(stale.len() as u64)

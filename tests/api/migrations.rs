@@ -138,6 +138,10 @@ async fn ledger_entries_booked_before_booked_ms_and_day_existed_are_given_them()
         .expect("the entry");
     assert_eq!(stored.get_i64("booked_ms"), Ok(booked.timestamp_millis()));
     assert_eq!(stored.get_str("booked_day"), Ok("2026-05-28"));
+    assert_eq!(
+        stored.get_str("hospital_currency"),
+        Ok(format!("{}|EUR", id(2)).as_str())
+    );
     let (found, total) = ledger.ledger(&around, page).await.expect("ledger");
     assert_eq!((found.len(), total), (1, 1));
     assert_eq!(found[0].amount_minor, 12_345);
@@ -211,6 +215,94 @@ async fn patients_stored_before_birth_day_existed_are_given_it() {
             .backfill_derived()
             .await
             .expect("again"),
+        0,
+        "nothing left to fill"
+    );
+}
+
+#[tokio::test]
+async fn treatments_keep_their_report_keys_through_each_write_and_the_migrations() {
+    use axum::http::StatusCode;
+    use healthcrm::domain::user::Role;
+    use mongodb::bson::{doc, Document};
+    use serde_json::json;
+
+    let app = TestApp::spawn().await;
+    let admin = app.login_as(Role::Admin).await;
+    let hospital = crate::hospitals::create_hospital(&app, &admin, "Key Clinic").await;
+    let res = app
+        .post_as(
+            &admin,
+            "/api/v1/patients",
+            &json!({"name": "Keyed", "country": "GB"}),
+        )
+        .await;
+    let patient = res.json()["id"].as_str().expect("id").to_owned();
+    let res = app
+        .post_as(
+            &admin,
+            &format!("/api/v1/patients/{patient}/treatments"),
+            &json!({"treatment_type": "knee | left", "disease": "arthritis", "hospital_id": hospital,
+                    "cost": {"amount_minor": 90_000, "currency": "EUR"},
+                    "earnings": {"amount_minor": 9_000, "currency": "EUR"},
+                    "status": "planned"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let treatments = app.db.collection::<Document>("treatments");
+    let keys = || async {
+        let d = treatments
+            .find_one(doc! {})
+            .await
+            .expect("read")
+            .expect("the treatment");
+        let key = |k: &str| d.get_str(k).map(str::to_owned).unwrap_or_default();
+        (key("by_hospital"), key("by_type"))
+    };
+    assert_eq!(
+        keys().await,
+        (
+            format!("{hospital}|planned|EUR"),
+            "planned|EUR|knee | left".to_owned()
+        )
+    );
+    let res = app
+        .patch_as(
+            &admin,
+            &format!("/api/v1/treatments/{id}"),
+            &json!({"version": 1, "status": "in_progress"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    let written = keys().await;
+    assert_eq!(
+        written,
+        (
+            format!("{hospital}|in_progress|EUR"),
+            "in_progress|EUR|knee | left".to_owned()
+        ),
+        "the keys follow the status"
+    );
+    let by_type = "/api/v1/reports/treatments-by-type";
+    let before = app.get_as(&admin, by_type).await.json()["rows"].clone();
+    assert_eq!(before[0]["treatment_type"], "knee | left");
+    assert_eq!(before[0]["treatments"], 1);
+
+    // As the treatment was written before the keys existed.
+    treatments
+        .update_many(
+            doc! {},
+            doc! { "$unset": { "by_hospital": "", "by_type": "" } },
+        )
+        .await
+        .expect("unset");
+    migrate::run(&app.db).await.expect("migrations apply");
+    assert_eq!(keys().await, written);
+    let fresh = app.another_instance(&[]);
+    assert_eq!(fresh.get_as(&admin, by_type).await.json()["rows"], before);
+    assert_eq!(
+        app.repos().treatments.backfill_keys().await.expect("again"),
         0,
         "nothing left to fill"
     );

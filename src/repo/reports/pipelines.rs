@@ -6,7 +6,7 @@ use chrono::{Months, NaiveDate};
 use mongodb::bson::{doc, Bson, Document};
 
 use super::{add_date_range, booked_in, booked_match, range_match, Range};
-use crate::domain::patient::TreatmentStatus;
+use crate::{domain::patient::TreatmentStatus, repo::treatments};
 
 /// Live (not soft-deleted) patients registered in `range`, optionally from
 /// one country.
@@ -34,16 +34,16 @@ fn key(parts: &[Bson]) -> Bson {
 }
 
 /// A `$group` on the `|`-joined key of `parts`, with the key made by a
-/// `$project` first (keeping the top-level fields `keep` the accumulators
-/// read): the stand-in groups on a plain field in SQL but on a `$concat`
-/// expression in Python, 10x slower (docs/mongodb-compatibility.md).
-fn group_on_key(parts: &[Bson], keep: &[&str], mut group: Document) -> [Document; 2] {
-    let mut project = doc! { "k": key(parts) };
-    for f in keep {
-        project.insert(*f, 1);
-    }
+/// `$project` first: the stand-in groups on a plain field in SQL but on a
+/// `$concat` expression in Python, 10x slower (docs/mongodb-compatibility.md).
+/// Where the parts are the same for every report, the key is stored with
+/// the document instead (the treatments' and the ledger's).
+fn group_on_key(parts: &[Bson], mut group: Document) -> [Document; 2] {
     group.insert("_id", "$k");
-    [doc! { "$project": project }, doc! { "$group": group }]
+    [
+        doc! { "$project": { "k": key(parts) } },
+        doc! { "$group": group },
+    ]
 }
 
 fn field(path: &str) -> Bson {
@@ -152,7 +152,6 @@ pub fn patients_by_country(range: Range, country: Option<&str>) -> Vec<Document>
 pub fn patients_by_status(range: Range, country: Option<&str>) -> Vec<Document> {
     let [project, group] = group_on_key(
         &[field("status"), field("treatment_status")],
-        &[],
         doc! { "patients": { "$sum": 1 } },
     );
     vec![
@@ -242,59 +241,46 @@ pub fn hospital_patients(range: Range) -> Vec<Document> {
     ]
 }
 
-/// Treatments recorded in the period per `hospital|status|currency`, with
-/// their total cost.
+/// Treatments recorded in the period per `hospital|status|currency` (the
+/// stored `by_hospital`), with their total cost.
 pub fn hospital_treatments(range: Range) -> Vec<Document> {
-    let [project, group] = group_on_key(
-        &[
-            field("hospital_id"),
-            field("status"),
-            field("cost.currency"),
-        ],
-        &["cost"],
-        doc! {
+    vec![
+        range_match("created_at", range),
+        doc! { "$group": {
+            "_id": format!("${}", treatments::BY_HOSPITAL),
             "treatments": { "$sum": 1 },
             "cost_minor": { "$sum": "$cost.amount_minor" },
-        },
-    );
-    vec![range_match("created_at", range), project, group]
+        } },
+    ]
 }
 
-/// Net ledger earnings booked in the period per `hospital|currency`.
+/// Net ledger earnings booked in the period per `hospital|currency` (the
+/// stored `hospital_currency`).
 pub fn hospital_earnings(range: Range) -> Vec<Document> {
-    let [project, group] = group_on_key(
-        &[field("hospital_id"), field("currency")],
-        &["amount_minor"],
-        doc! { "amount_minor": { "$sum": "$amount_minor" } },
-    );
-    vec![booked_match(range), project, group]
+    vec![
+        booked_match(range),
+        doc! { "$group": {
+            "_id": format!("${}", treatments::HOSPITAL_CURRENCY),
+            "amount_minor": { "$sum": "$amount_minor" },
+        } },
+    ]
 }
 
-/// Treatments recorded in the period per `status|currency|type` (the type
-/// last, so a `|` in it stays in it): how many, their cost and their
-/// earnings. The repository folds the statuses into the report's columns.
-/// Plain sums of plain fields: the stand-in runs that in SQL, and a `$cond`
-/// per treatment in each sum took it three times as long.
+/// Treatments recorded in the period per `status|currency|type` (the
+/// stored `by_type`): how many, their cost and their earnings. The
+/// repository folds the statuses into the report's columns. Plain sums of
+/// plain fields: the stand-in runs that in SQL, and a `$cond` per
+/// treatment in each sum took it three times as long.
 pub fn treatments_by_type(range: Range) -> Vec<Document> {
-    let [project, group] = group_on_key(
-        &[
-            field("status"),
-            field("cost.currency"),
-            field("treatment_type"),
-        ],
-        &[],
-        doc! {
+    vec![
+        range_match("created_at", range),
+        doc! { "$group": {
+            "_id": format!("${}", treatments::BY_TYPE),
             "treatments": { "$sum": 1 },
-            "cost_minor": { "$sum": "$cost_minor" },
-            "earnings_minor": { "$sum": "$earnings_minor" },
-        },
-    );
-    let mut project = project;
-    if let Ok(p) = project.get_document_mut("$project") {
-        p.insert("cost_minor", "$cost.amount_minor");
-        p.insert("earnings_minor", "$earnings.amount_minor");
-    }
-    vec![range_match("created_at", range), project, group]
+            "cost_minor": { "$sum": "$cost.amount_minor" },
+            "earnings_minor": { "$sum": "$earnings.amount_minor" },
+        } },
+    ]
 }
 
 /// The funnel per country: how many reached each stage, and were ever
@@ -323,7 +309,6 @@ pub fn funnel_reasons(range: Range, country: Option<&str>) -> Vec<Document> {
     }
     let [project, group] = group_on_key(
         &[field("country"), field("denial_reason")],
-        &[],
         doc! { "patients": { "$sum": 1 } },
     );
     vec![m, project, group, doc! { "$sort": { "_id": 1 } }]
@@ -410,10 +395,16 @@ mod tests {
         );
         let group = p[2].get_document("$group").expect("group");
         assert_eq!(group.get_str("_id"), Ok("$k"));
-        // The fields an accumulator reads survive the project.
-        let t = hospital_treatments(Range::default());
-        let kept = t[1].get_document("$project").expect("project");
-        assert_eq!(kept.get_i32("cost"), Ok(1));
+        // The treatments and the ledger group on keys stored with them.
+        for (p, stored) in [
+            (hospital_treatments(Range::default()), "$by_hospital"),
+            (treatments_by_type(Range::default()), "$by_type"),
+            (hospital_earnings(Range::default()), "$hospital_currency"),
+        ] {
+            assert_eq!(stage_names(&p), ["$match", "$group"]);
+            let g = p[1].get_document("$group").expect("group");
+            assert_eq!(g.get_str("_id"), Ok(stored));
+        }
     }
 
     #[test]
@@ -526,14 +517,15 @@ mod tests {
     #[test]
     fn treatments_by_type_groups_plain_sums_per_status() {
         let p = treatments_by_type(Range::default());
-        assert_eq!(stage_names(&p), ["$match", "$project", "$group"]);
-        let project = p[1].get_document("$project").expect("project");
-        assert_eq!(project.get_str("cost_minor"), Ok("$cost.amount_minor"));
+        let g = p[1].get_document("$group").expect("group");
         assert_eq!(
-            project.get_str("earnings_minor"),
-            Ok("$earnings.amount_minor")
+            g.get_document("cost_minor"),
+            Ok(&doc! { "$sum": "$cost.amount_minor" })
         );
-        let g = p[2].get_document("$group").expect("group");
+        assert_eq!(
+            g.get_document("earnings_minor"),
+            Ok(&doc! { "$sum": "$earnings.amount_minor" })
+        );
         // No `$cond` left: every accumulator sums a plain field or 1.
         for (name, acc) in g.iter().filter(|(k, _)| *k != "_id") {
             let sum = acc.as_document().and_then(|d| d.get("$sum")).expect(name);
