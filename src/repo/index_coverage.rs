@@ -272,11 +272,6 @@ fn every_narrowing_filter_leads_with_an_indexed_field() {
             super::reports::dashboard::earnings_by_currency(r),
         ),
         (
-            "dashboard top hospitals",
-            "earnings",
-            super::reports::dashboard::top_hospitals(r, "EUR"),
-        ),
-        (
             "dashboard top countries",
             "patients",
             super::reports::dashboard::dashboard_top_countries(Some(r)),

@@ -5,14 +5,8 @@
 use futures::future::try_join_all;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 
-use super::{
-    add_date_range, booked_in, booked_match, id_str, rows::PatientCount, Range, ReportsRepo,
-};
-use crate::{
-    domain::{money::Money, HospitalId},
-    error::Result,
-    repo::read_minor,
-};
+use super::{add_date_range, booked_match, id_str, rows::PatientCount, Range, ReportsRepo};
+use crate::{domain::money::Money, error::Result, repo::read_minor};
 
 /// The moments the dashboard counts from.
 #[derive(Debug, Clone, Copy)]
@@ -98,18 +92,6 @@ pub fn earnings_by_currency(range: Range) -> Vec<Document> {
     ]
 }
 
-/// The five hospitals with the most net earnings in `currency` in `range`.
-pub fn top_hospitals(range: Range, currency: &str) -> Vec<Document> {
-    let mut m = booked_in(range);
-    m.insert("currency", currency);
-    vec![
-        doc! { "$match": m },
-        doc! { "$group": { "_id": "$hospital_id", "amount_minor": { "$sum": "$amount_minor" } } },
-        doc! { "$sort": { "amount_minor": -1, "_id": 1 } },
-        doc! { "$limit": 5 },
-    ]
-}
-
 /// The dashboard's named patient counts.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PatientCounts {
@@ -120,13 +102,6 @@ pub struct PatientCounts {
     pub new_in_period: Option<i64>,
     pub follow_ups_due_today: i64,
     pub follow_ups_overdue: i64,
-}
-
-/// One of a currency's top hospitals by net earnings.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TopHospital {
-    pub hospital_id: HospitalId,
-    pub earnings: Money,
 }
 
 impl ReportsRepo {
@@ -190,26 +165,6 @@ impl ReportsRepo {
             })
             .collect()
     }
-
-    /// At most five, by earnings descending; a ledger entry whose hospital
-    /// id does not parse is left out.
-    pub async fn top_hospitals(&self, range: Range, currency: &str) -> Result<Vec<TopHospital>> {
-        let rows = Self::run(&self.ledger, top_hospitals(range, currency)).await?;
-        let mut top = Vec::new();
-        for r in &rows {
-            let Ok(hospital_id) = id_str(r).parse::<HospitalId>() else {
-                continue;
-            };
-            top.push(TopHospital {
-                hospital_id,
-                earnings: Money {
-                    amount_minor: read_minor(r, "amount_minor")?,
-                    currency: currency.to_owned(),
-                },
-            });
-        }
-        Ok(top)
-    }
 }
 
 #[cfg(test)]
@@ -267,15 +222,7 @@ mod tests {
                 .expect("group");
             assert!(g.get_str("_id").is_ok(), "{g}");
         }
-        let top = top_hospitals(range(), "EUR");
-        assert_eq!(
-            top[0]
-                .get_document("$match")
-                .expect("match")
-                .get_str("currency")
-                .ok(),
-            Some("EUR")
-        );
-        assert_eq!(stage_names(&top), ["$match", "$group", "$sort", "$limit"]);
+        let earned = earnings_by_currency(range());
+        assert_eq!(stage_names(&earned), ["$match", "$group", "$sort"]);
     }
 }

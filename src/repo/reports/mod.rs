@@ -22,7 +22,7 @@ use mongodb::{
 use super::add_date_range;
 use crate::error::Result;
 
-pub use dashboard::{Clock, PatientCounts, TopHospital};
+pub use dashboard::{Clock, PatientCounts};
 pub use pipelines::{AGE_BANDS, AGE_UNKNOWN, FUNNEL, STAGES};
 pub use rows::{
     AgeRow, CountryRow, DenialRow, DiseaseCounts, EarningsRow, FunnelRows, FunnelStageRow,

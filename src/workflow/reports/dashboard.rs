@@ -1,10 +1,12 @@
 //! The dashboard: its figures, computed in one round of queries issued
 //! together and kept in the report cache until what they read changes.
 
-use std::{collections::HashMap, sync::Arc};
+use std::{
+    collections::{BTreeMap, HashMap},
+    sync::Arc,
+};
 
 use chrono::{DateTime, Utc};
-use futures::future::try_join_all;
 use mongodb::bson::DateTime as BsonDateTime;
 
 use super::{
@@ -23,7 +25,7 @@ use crate::{
     error::{AppError, Result},
     repo::{
         generations::Source,
-        reports::{Clock, PatientCount, PatientCounts, Range},
+        reports::{Clock, HospitalEarningsRow, PatientCount, PatientCounts, Range},
     },
     workflow::Ctx,
 };
@@ -123,27 +125,35 @@ pub async fn figures(
         before: None,
     };
     let ranked = period.unwrap_or(since(clock.year_start));
-    // Without a period the hospitals are ranked over this year, whose
-    // earnings are already asked for.
-    let in_period = async {
+    // One group per hospital and currency over the ranked range (this year
+    // without a period) gives both that range's earnings per currency and
+    // each currency's top hospitals. This year's earnings are asked for
+    // apart only when a period is ranked instead.
+    let this_year_apart = async {
         match period {
-            Some(p) => reports.earnings_by_currency(p).await.map(Some),
+            Some(_) => reports
+                .earnings_by_currency(since(clock.year_start))
+                .await
+                .map(Some),
             None => Ok(None),
         }
     };
-    let (patients, statuses, top_countries, diseases, all_time, this_month, this_year, in_period) =
-        tokio::try_join!(
-            reports.patient_counts(clock, period),
-            reports.treatment_status_counts(),
-            reports.top_countries(period),
-            reports.disease_counts(period),
-            reports.earnings_by_currency(Range::default()),
-            reports.earnings_by_currency(since(clock.month_start)),
-            reports.earnings_by_currency(since(clock.year_start)),
-            in_period,
-        )?;
-    let in_range = in_period.as_ref().unwrap_or(&this_year);
-    let top_hospitals = top_hospitals(ctx, ranked, in_range).await?;
+    let (patients, statuses, top_countries, diseases, all_time, this_month, per_hospital, year) = tokio::try_join!(
+        reports.patient_counts(clock, period),
+        reports.treatment_status_counts(),
+        reports.top_countries(period),
+        reports.disease_counts(period),
+        reports.earnings_by_currency(Range::default()),
+        reports.earnings_by_currency(since(clock.month_start)),
+        reports.hospital_earnings(ranked),
+        this_year_apart,
+    )?;
+    let (in_range, top) = rank_hospitals(per_hospital)?;
+    let (this_year, in_period) = match year {
+        Some(year) => (year, Some(in_range)),
+        None => (in_range, None),
+    };
+    let top_hospitals = name_hospitals(ctx, top).await?;
     let mut top_diseases = by_count_desc(diseases);
     top_diseases.truncate(5);
     Ok(Dashboard {
@@ -163,36 +173,65 @@ pub async fn figures(
     })
 }
 
-/// The top hospitals of each currency in `earned` (in that order), named.
-async fn top_hospitals(ctx: &Ctx, ranked: Range, earned: &[Money]) -> Result<Vec<RankedHospital>> {
-    let reports = &ctx.repos.reports;
-    let tops = try_join_all(
-        earned
-            .iter()
-            .map(|m| reports.top_hospitals(ranked, &m.currency)),
-    )
-    .await?;
-    let top: Vec<_> = tops.into_iter().flatten().collect();
+/// A currency's hospitals ranked by net earnings, at most this many.
+const TOP_HOSPITALS: usize = 5;
+
+/// The ranked range's net earnings per currency (by currency), and each
+/// currency's top hospitals (in currency order, by earnings descending,
+/// then id), from its rows per hospital and currency. A row whose hospital
+/// id does not parse counts in its currency's total but is not ranked.
+fn rank_hospitals(rows: Vec<HospitalEarningsRow>) -> Result<(Vec<Money>, Vec<RankedHospital>)> {
+    let mut per_currency: BTreeMap<String, (i64, Vec<(HospitalId, i64)>)> = BTreeMap::new();
+    for r in rows {
+        let (total, hospitals) = per_currency.entry(r.currency).or_default();
+        *total = super::add(*total, r.amount_minor, "a currency's earnings")?;
+        if let Some(id) = r.hospital_id {
+            hospitals.push((id, r.amount_minor));
+        }
+    }
+    let mut totals = Vec::with_capacity(per_currency.len());
+    let mut top = Vec::new();
+    for (currency, (total, mut hospitals)) in per_currency {
+        hospitals.sort_by_cached_key(|(id, amount)| (std::cmp::Reverse(*amount), id.to_string()));
+        top.extend(
+            hospitals
+                .into_iter()
+                .take(TOP_HOSPITALS)
+                .map(|(id, amount)| RankedHospital {
+                    hospital_id: id,
+                    name: None,
+                    earnings: Money {
+                        amount_minor: amount,
+                        currency: currency.clone(),
+                    },
+                }),
+        );
+        totals.push(Money {
+            amount_minor: total,
+            currency,
+        });
+    }
+    Ok((totals, top))
+}
+
+/// `top` with the hospitals' names.
+async fn name_hospitals(ctx: &Ctx, mut top: Vec<RankedHospital>) -> Result<Vec<RankedHospital>> {
+    if top.is_empty() {
+        return Ok(top);
+    }
     let ids: Vec<HospitalId> = top.iter().map(|t| t.hospital_id).collect();
-    let names: HashMap<HospitalId, String> = if ids.is_empty() {
-        HashMap::new()
-    } else {
-        ctx.repos
-            .hospitals
-            .with_ids(&ids)
-            .await?
-            .into_iter()
-            .map(|h| (h.id, h.name))
-            .collect()
-    };
-    Ok(top
+    let names: HashMap<HospitalId, String> = ctx
+        .repos
+        .hospitals
+        .with_ids(&ids)
+        .await?
         .into_iter()
-        .map(|t| RankedHospital {
-            name: names.get(&t.hospital_id).cloned(),
-            hospital_id: t.hospital_id,
-            earnings: t.earnings,
-        })
-        .collect())
+        .map(|h| (h.id, h.name))
+        .collect();
+    for t in &mut top {
+        t.name = names.get(&t.hospital_id).cloned();
+    }
+    Ok(top)
 }
 
 /// The collections the dashboard reads.
@@ -291,5 +330,54 @@ mod tests {
         let utc = moments(now, Tz::UTC).expect("moments");
         assert_eq!(utc.today, day(2026, 2, 2));
         assert_eq!(utc.week_start, day(2026, 2, 2));
+    }
+
+    #[test]
+    fn hospitals_rank_per_currency_by_earnings_then_id() {
+        let id = |n: u8| format!("{n:024x}").parse::<HospitalId>().expect("id");
+        let row = |h: Option<HospitalId>, currency: &str, amount_minor| HospitalEarningsRow {
+            hospital_id: h,
+            currency: currency.into(),
+            amount_minor,
+        };
+        let mut rows: Vec<_> = (1..=7)
+            .map(|n| row(Some(id(n)), "USD", i64::from(n) * 10))
+            .collect();
+        rows.extend([
+            row(Some(id(9)), "EUR", 50),
+            row(Some(id(8)), "EUR", 50),
+            row(Some(id(7)), "EUR", -5),
+            // An id that did not parse: counted, never ranked.
+            row(None, "EUR", 1_000),
+        ]);
+        let (totals, top) = rank_hospitals(rows).expect("ranked");
+        let money = |amount_minor, currency: &str| Money {
+            amount_minor,
+            currency: currency.into(),
+        };
+        assert_eq!(totals, [money(1_095, "EUR"), money(280, "USD")]);
+        let ranked: Vec<(HospitalId, i64)> = top
+            .iter()
+            .map(|t| (t.hospital_id, t.earnings.amount_minor))
+            .collect();
+        assert_eq!(
+            ranked,
+            [
+                (id(8), 50),
+                (id(9), 50),
+                (id(7), -5),
+                (id(7), 70),
+                (id(6), 60),
+                (id(5), 50),
+                (id(4), 40),
+                (id(3), 30),
+            ],
+            "EUR first, ties by id; five per currency"
+        );
+        let overflow = vec![
+            row(Some(id(1)), "EUR", i64::MAX),
+            row(Some(id(2)), "EUR", 1),
+        ];
+        assert!(rank_hospitals(overflow).is_err(), "an overflow is an error");
     }
 }
