@@ -153,7 +153,7 @@ async fn ledger_entries_booked_before_booked_ms_and_day_existed_are_given_them()
 }
 
 #[tokio::test]
-async fn patients_stored_before_birth_day_existed_are_given_it() {
+async fn patients_stored_before_their_derived_fields_existed_are_given_them() {
     use healthcrm::domain::user::Role;
     use mongodb::bson::{doc, Document};
     use serde_json::{json, Value};
@@ -192,9 +192,22 @@ async fn patients_stored_before_birth_day_existed_are_given_it() {
     let before = bands(app.get_as(&admin, report).await.json());
     assert_eq!(before, [("18-34".to_owned(), 1), ("65+".to_owned(), 1)]);
 
-    // As the patients were written before `birth_day` existed.
+    let new_this_week = |app: &TestApp| {
+        let app = app.another_instance(&[]);
+        let admin = &admin;
+        async move {
+            let d = app.get_as(admin, "/api/v1/dashboard").await.json();
+            d["patients"]["new_this_week"].as_i64()
+        }
+    };
+    assert_eq!(new_this_week(&app).await, Some(2));
+
+    // As the patients were written before the derived fields existed.
     patients
-        .update_many(doc! {}, doc! { "$unset": { "birth_day": "" } })
+        .update_many(
+            doc! {},
+            doc! { "$unset": { "birth_day": "", "created_ms": "", "next_follow_up_ms": "" } },
+        )
         .await
         .expect("unset");
     // Fresh instances, whose report caches have not seen the figures.
@@ -205,10 +218,27 @@ async fn patients_stored_before_birth_day_existed_are_given_it() {
         [("unknown".to_owned(), 2)],
         "the report reads birth_day"
     );
+    assert_eq!(
+        new_this_week(&app).await,
+        Some(0),
+        "the count reads created_ms"
+    );
 
     migrate::run(&app.db).await.expect("migrations apply");
     let third = app.another_instance(&[]);
     assert_eq!(bands(third.get_as(&admin, report).await.json()), before);
+    assert_eq!(new_this_week(&app).await, Some(2));
+    let filled = patients
+        .find_one(doc! { "birth_day": "1950-03-01" })
+        .await
+        .expect("read")
+        .expect("the patient");
+    let created = filled.get_datetime("created_at").expect("created_at");
+    assert_eq!(filled.get_i64("created_ms"), Ok(created.timestamp_millis()));
+    assert_eq!(
+        filled.get("next_follow_up_ms"),
+        Some(&mongodb::bson::Bson::Null)
+    );
     assert_eq!(
         app.repos()
             .patients

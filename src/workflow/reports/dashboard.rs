@@ -138,16 +138,16 @@ pub async fn figures(
             None => Ok(None),
         }
     };
-    let (patients, statuses, top_countries, diseases, all_time, this_month, per_hospital, year) = tokio::try_join!(
-        reports.patient_counts(clock, period),
-        reports.treatment_status_counts(),
-        reports.top_countries(period),
-        reports.disease_counts(period),
-        reports.earnings_by_currency(Range::default()),
-        reports.earnings_by_currency(since(clock.month_start)),
-        reports.hospital_earnings(ranked),
-        this_year_apart,
-    )?;
+    let ((patients, statuses), top_countries, diseases, all_time, this_month, per_hospital, year) =
+        tokio::try_join!(
+            reports.patient_counts(clock, period),
+            reports.top_countries(period),
+            reports.disease_counts(period),
+            reports.earnings_by_currency(Range::default()),
+            reports.earnings_by_currency(since(clock.month_start)),
+            reports.hospital_earnings(ranked),
+            this_year_apart,
+        )?;
     let (in_range, top) = rank_hospitals(per_hospital)?;
     let (this_year, in_period) = match year {
         Some(year) => (year, Some(in_range)),
