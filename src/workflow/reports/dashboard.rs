@@ -127,31 +127,40 @@ pub async fn figures(
     let ranked = period.unwrap_or(since(clock.year_start));
     // One group per hospital and currency over the ranked range (this year
     // without a period) gives both that range's earnings per currency and
-    // each currency's top hospitals. This year's earnings are asked for
-    // apart only when a period is ranked instead.
+    // each currency's top hospitals. Without a period, all-time earnings
+    // are those before this year plus this year's, so no entry of this
+    // year is read twice; with one, this year's and all-time earnings are
+    // asked for apart.
+    let (this_year_apart, earlier) = match period {
+        Some(_) => (Some(since(clock.year_start)), Range::default()),
+        None => (
+            None,
+            Range {
+                from: None,
+                before: Some(clock.year_start),
+            },
+        ),
+    };
     let this_year_apart = async {
-        match period {
-            Some(_) => reports
-                .earnings_by_currency(since(clock.year_start))
-                .await
-                .map(Some),
+        match this_year_apart {
+            Some(r) => reports.earnings_by_currency(r).await.map(Some),
             None => Ok(None),
         }
     };
-    let ((patients, statuses), top_countries, diseases, all_time, this_month, per_hospital, year) =
+    let ((patients, statuses), top_countries, diseases, earlier, this_month, per_hospital, year) =
         tokio::try_join!(
             reports.patient_counts(clock, period),
             reports.top_countries(period),
             reports.disease_counts(period),
-            reports.earnings_by_currency(Range::default()),
+            reports.earnings_by_currency(earlier),
             reports.earnings_by_currency(since(clock.month_start)),
             reports.hospital_earnings(ranked),
             this_year_apart,
         )?;
     let (in_range, top) = rank_hospitals(per_hospital)?;
-    let (this_year, in_period) = match year {
-        Some(year) => (year, Some(in_range)),
-        None => (in_range, None),
+    let (all_time, this_year, in_period) = match year {
+        Some(year) => (earlier, year, Some(in_range)),
+        None => (merge_earnings(&earlier, &in_range)?, in_range, None),
     };
     let top_hospitals = name_hospitals(ctx, top).await?;
     let mut top_diseases = by_count_desc(diseases);
@@ -212,6 +221,22 @@ fn rank_hospitals(rows: Vec<HospitalEarningsRow>) -> Result<(Vec<Money>, Vec<Ran
         });
     }
     Ok((totals, top))
+}
+
+/// The sums per currency of `a` and `b`, by currency.
+fn merge_earnings(a: &[Money], b: &[Money]) -> Result<Vec<Money>> {
+    let mut sums: BTreeMap<&str, i64> = BTreeMap::new();
+    for m in a.iter().chain(b) {
+        let sum = sums.entry(&m.currency).or_default();
+        *sum = super::add(*sum, m.amount_minor, "a currency's earnings")?;
+    }
+    Ok(sums
+        .into_iter()
+        .map(|(currency, amount_minor)| Money {
+            amount_minor,
+            currency: currency.to_owned(),
+        })
+        .collect())
 }
 
 /// `top` with the hospitals' names.
@@ -379,5 +404,21 @@ mod tests {
             row(Some(id(2)), "EUR", 1),
         ];
         assert!(rank_hospitals(overflow).is_err(), "an overflow is an error");
+    }
+
+    #[test]
+    fn earnings_before_this_year_and_in_it_add_up_per_currency() {
+        let m = |amount_minor, currency: &str| Money {
+            amount_minor,
+            currency: currency.into(),
+        };
+        let before = [m(100, "EUR"), m(-20, "TRY")];
+        let this_year = [m(5, "EUR"), m(7, "USD")];
+        assert_eq!(
+            merge_earnings(&before, &this_year).expect("merged"),
+            [m(105, "EUR"), m(-20, "TRY"), m(7, "USD")]
+        );
+        assert_eq!(merge_earnings(&[], &[]).expect("merged"), []);
+        assert!(merge_earnings(&[m(i64::MAX, "EUR")], &[m(1, "EUR")]).is_err());
     }
 }
