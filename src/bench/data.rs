@@ -68,6 +68,30 @@ fn pick<'a, T>(rng: &mut StdRng, items: &'a [T]) -> &'a T {
     &items[rng.random_range(0..items.len())]
 }
 
+/// Inserts `items` into `collection` in their stored form (`stored`, the
+/// repositories' own, so the derived fields are there as the API writes
+/// them); nothing for none.
+async fn insert_stored<T>(
+    db: &Database,
+    collection: &str,
+    items: &[T],
+    stored: impl Fn(&T) -> crate::error::Result<mongodb::bson::Document>,
+) -> Result<(), String> {
+    if items.is_empty() {
+        return Ok(());
+    }
+    let docs = items
+        .iter()
+        .map(stored)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(err)?;
+    db.collection::<mongodb::bson::Document>(collection)
+        .insert_many(docs)
+        .await
+        .map_err(err)?;
+    Ok(())
+}
+
 fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
@@ -329,43 +353,22 @@ pub async fn load(
             }
         }
         ids.extend(patients.iter().map(|p| p.id));
-        let stored = patients
-            .iter()
-            .map(crate::repo::patients::stored)
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(err)?;
-        db.collection::<mongodb::bson::Document>("patients")
-            .insert_many(stored)
-            .await
-            .map_err(err)?;
+        insert_stored(db, "patients", &patients, crate::repo::patients::stored).await?;
         if !appointments.is_empty() {
             db.collection::<Appointment>("appointments")
                 .insert_many(appointments)
                 .await
                 .map_err(err)?;
         }
-        if !treatments.is_empty() {
-            let stored = treatments
-                .iter()
-                .map(crate::repo::treatments::stored_treatment)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(err)?;
-            db.collection::<mongodb::bson::Document>("treatments")
-                .insert_many(stored)
-                .await
-                .map_err(err)?;
-        }
-        if !ledger.is_empty() {
-            let stored = ledger
-                .iter()
-                .map(crate::repo::treatments::stored_entry)
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(err)?;
-            db.collection::<mongodb::bson::Document>("earnings")
-                .insert_many(stored)
-                .await
-                .map_err(err)?;
-        }
+        let treatment = crate::repo::treatments::stored_treatment;
+        insert_stored(db, "treatments", &treatments, treatment).await?;
+        insert_stored(
+            db,
+            "earnings",
+            &ledger,
+            crate::repo::treatments::stored_entry,
+        )
+        .await?;
         done += n;
     }
     counted(db, &Source::ALL).await?;
