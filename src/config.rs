@@ -89,6 +89,10 @@ pub struct Config {
     /// The bearer token `/metrics` asks for (`METRICS_TOKEN`); unset, the
     /// route answers 404 and nothing is recorded.
     pub metrics_token: Option<SecretString>,
+    /// Whether `/metrics` also times each database command by name
+    /// (`METRICS_DB_COMMANDS=on`; off by default, as it costs a copy and a
+    /// decode of every command and reply).
+    pub metrics_db_commands: bool,
     /// Where traces go (`OTEL_EXPORTER_OTLP_ENDPOINT`, an http(s) base URL;
     /// the exporter posts to `{endpoint}/v1/traces`). Exported only by a
     /// build with the `otel` feature; unset, nothing is exported.
@@ -355,6 +359,17 @@ impl Config {
             ));
         }
 
+        let metrics_db_commands = match get("METRICS_DB_COMMANDS").as_deref() {
+            None | Some("off") => false,
+            Some("on") => true,
+            Some(other) => {
+                errors.push(format!(
+                    "METRICS_DB_COMMANDS must be 'on' or 'off', not '{other}'"
+                ));
+                false
+            }
+        };
+
         let otel_endpoint = get("OTEL_EXPORTER_OTLP_ENDPOINT");
         if let Some(e) = &otel_endpoint {
             if !is_http_url(e) {
@@ -404,6 +419,7 @@ impl Config {
             doctor_on_start,
             documents,
             metrics_token: metrics_token.map(SecretString::from),
+            metrics_db_commands,
             otel_endpoint,
             seed_admin_email,
             seed_admin_password,

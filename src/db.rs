@@ -15,14 +15,29 @@ use crate::config::Config;
 /// Builds a client with timeouts short enough that a lost database turns
 /// into a prompt 503 instead of a hung request. Connecting is lazy: this
 /// succeeds even when the server is down.
-/// With `METRICS_TOKEN` set, each command's round trip is also recorded.
+/// With `METRICS_TOKEN` set, each operation's wait for a connection is
+/// recorded, and with `METRICS_DB_COMMANDS=on` each command's round trip.
 pub async fn client(config: &Config) -> Result<Client, Error> {
     let mut options =
         options_for_uri(config.mongodb_uri.expose_secret(), config.mongodb_timeout).await?;
-    if config.metrics_token.is_some() {
-        options.command_event_handler = Some(crate::metrics::command_events());
-    }
+    monitor(
+        &mut options,
+        config.metrics_token.is_some(),
+        config.metrics_db_commands,
+    );
     Client::with_options(options)
+}
+
+/// Installs the driver event handlers the metrics need: none without
+/// metrics, the pool's checkouts with them, and each command only when
+/// asked for (the driver then copies and decodes every command and reply).
+fn monitor(options: &mut ClientOptions, metrics: bool, commands: bool) {
+    if metrics {
+        options.cmap_event_handler = Some(crate::metrics::pool_events());
+        if commands {
+            options.command_event_handler = Some(crate::metrics::command_events());
+        }
+    }
 }
 
 pub async fn client_for_uri(uri: &str, timeout: Duration) -> Result<Client, Error> {
@@ -115,4 +130,27 @@ pub async fn count<T: Send + Sync>(
         Some(mongodb::bson::Bson::Double(n)) => *n as u64,
         _ => 0,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn monitors(metrics: bool, commands: bool) -> (bool, bool) {
+        let mut options = ClientOptions::default();
+        monitor(&mut options, metrics, commands);
+        (
+            options.cmap_event_handler.is_some(),
+            options.command_event_handler.is_some(),
+        )
+    }
+
+    #[test]
+    fn commands_are_monitored_only_when_asked_for() {
+        assert_eq!(monitors(false, false), (false, false));
+        // METRICS_DB_COMMANDS alone records nothing: /metrics is off.
+        assert_eq!(monitors(false, true), (false, false));
+        assert_eq!(monitors(true, false), (true, false));
+        assert_eq!(monitors(true, true), (true, true));
+    }
 }

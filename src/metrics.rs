@@ -12,14 +12,23 @@ use std::{
 };
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use mongodb::event::{command::CommandEvent, EventHandler};
+use mongodb::event::{
+    cmap::{CmapEvent, ConnectionCheckoutFailedReason},
+    command::CommandEvent,
+    EventHandler,
+};
 
 /// Requests served, by `method`, `route` (the template) and `status`.
 pub const HTTP_REQUESTS: &str = "healthcrm_http_requests_total";
 /// Time to the response's head, by `method`, `route` and `status`.
 pub const HTTP_DURATION: &str = "healthcrm_http_request_duration_seconds";
-/// Database commands' round trips, by `command` and `outcome`.
+/// Database commands' round trips, by `command` and `outcome`; recorded
+/// only with `METRICS_DB_COMMANDS=on` ([`command_events`]).
 pub const DB_DURATION: &str = "healthcrm_db_command_duration_seconds";
+/// Time to take a connection from the driver's pool, by `outcome` (`ok`,
+/// `timeout`, `error`). One checkout per operation sent (a command, a
+/// cursor's next batch, a commit), so its `ok` count is the operations.
+pub const DB_CHECKOUT: &str = "healthcrm_db_pool_checkout_seconds";
 /// Audit batches waiting for or being written.
 pub const AUDIT_QUEUE: &str = "healthcrm_audit_queue_depth";
 /// Time a password hash waited for its turn (`outcome`: `ran`, `refused`).
@@ -72,6 +81,11 @@ fn describe() {
         Unit::Seconds,
         "Database command round trips, by command name and outcome."
     );
+    describe_histogram!(
+        DB_CHECKOUT,
+        Unit::Seconds,
+        "Time to take a pooled connection; one checkout per database operation."
+    );
     describe_gauge!(AUDIT_QUEUE, "Audit events waiting for or being written.");
     describe_histogram!(
         HASH_WAIT,
@@ -117,9 +131,31 @@ pub fn audit_queue_add(delta: f64) {
     metrics::gauge!(AUDIT_QUEUE).increment(delta);
 }
 
-/// A driver event handler recording each command's round trip. Installed
-/// only while metrics are served: the driver builds every event in full
-/// (the command and its reply) once a handler is set.
+/// A driver event handler counting the operations sent and timing each
+/// wait for a pooled connection. Cheap: the driver's pool events carry no
+/// documents. Installed whenever metrics are served.
+pub fn pool_events() -> EventHandler<CmapEvent> {
+    EventHandler::callback(|event: CmapEvent| {
+        let (duration, outcome) = match event {
+            CmapEvent::ConnectionCheckedOut(e) => (e.duration, "ok"),
+            CmapEvent::ConnectionCheckoutFailed(e) => (
+                e.duration,
+                match e.reason {
+                    ConnectionCheckoutFailedReason::Timeout => "timeout",
+                    _ => "error",
+                },
+            ),
+            _ => return,
+        };
+        metrics::histogram!(DB_CHECKOUT, "outcome" => outcome).record(duration);
+    })
+}
+
+/// A driver event handler recording each command's round trip, by name.
+/// Installed only with `METRICS_DB_COMMANDS=on`: once a handler is set,
+/// the driver copies every command and reply and decodes both into
+/// documents for the event, which costs more than the rest of a read by id
+/// does on the server.
 pub fn command_events() -> EventHandler<CommandEvent> {
     EventHandler::callback(|event: CommandEvent| {
         let (name, duration, outcome) = match event {

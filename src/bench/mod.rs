@@ -238,9 +238,9 @@ impl BenchServer {
         Some(ticks as f64 / 100.0)
     }
 
-    /// Database commands the server has sent so far, from its own command
-    /// monitor as `/metrics` reports it (the server must run with
-    /// `METRICS_TOKEN` = [`METRICS_TOKEN`]).
+    /// Database operations the server has sent so far: its connection
+    /// checkouts as `/metrics` reports them, one per command sent (the
+    /// server must run with `METRICS_TOKEN` = [`METRICS_TOKEN`]).
     pub async fn db_commands(&self) -> Result<f64, String> {
         let text = self
             .http
@@ -256,7 +256,7 @@ impl BenchServer {
             .map_err(|e| e.to_string())?;
         Ok(text
             .lines()
-            .filter(|l| l.starts_with("healthcrm_db_command_duration_seconds_count{"))
+            .filter(|l| l.starts_with("healthcrm_db_pool_checkout_seconds_count{outcome=\"ok\"}"))
             .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
             .sum())
     }

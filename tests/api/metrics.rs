@@ -59,7 +59,7 @@ async fn a_short_metrics_token_is_refused_at_start() {
 
 #[tokio::test]
 async fn metrics_need_their_token_and_name_routes_not_records() {
-    let app = TestApp::spawn_with(&[("METRICS_TOKEN", TOKEN)]).await;
+    let app = TestApp::spawn_with(&[("METRICS_TOKEN", TOKEN), ("METRICS_DB_COMMANDS", "on")]).await;
     scrape(&app, None)
         .await
         .assert_error(StatusCode::UNAUTHORIZED, "unauthorized");
@@ -115,6 +115,7 @@ async fn metrics_need_their_token_and_name_routes_not_records() {
         r#"healthcrm_http_request_duration_seconds_bucket{method="GET",route="/api/v1/patients/{id}",status="200",le="0.005"}"#,
         r#"healthcrm_db_command_duration_seconds_bucket{command="insert",outcome="ok",le="#,
         r#"healthcrm_db_command_duration_seconds_count{command="find",outcome="ok"}"#,
+        r#"healthcrm_db_pool_checkout_seconds_bucket{outcome="ok",le="#,
         r#"healthcrm_password_hash_wait_seconds_count{outcome="ran"}"#,
         r#"healthcrm_cache_lookups_total{cache="dashboard",result="hit"}"#,
         r#"healthcrm_cache_lookups_total{cache="dashboard",result="miss"}"#,
@@ -135,4 +136,64 @@ async fn metrics_need_their_token_and_name_routes_not_records() {
     ] {
         assert!(!text.contains(secret), "{secret} leaked into /metrics");
     }
+}
+
+/// The sum of the `name{...} value` lines of one series.
+fn total(text: &str, series: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(series))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+#[tokio::test]
+async fn operations_are_counted_by_their_connection_checkouts() {
+    let app = TestApp::spawn_with(&[("METRICS_TOKEN", TOKEN)]).await;
+    let admin = app.login_as(Role::Admin).await;
+    let created = app
+        .post_as(
+            &admin,
+            "/api/v1/patients",
+            &json!({"name": "Poolcount Probe", "country": "GB"}),
+        )
+        .await;
+    assert_eq!(created.status, StatusCode::CREATED);
+    let id = created.json()["id"].as_str().expect("id").to_owned();
+    app.settle_background().await;
+    let checkouts = r#"healthcrm_db_pool_checkout_seconds_count{outcome="ok"}"#;
+    let before = scrape(&app, Some(&format!("Bearer {TOKEN}"))).await;
+    let before = total(&String::from_utf8_lossy(&before.body), checkouts);
+    assert!(before > 0.0, "no checkouts counted");
+    for _ in 0..3 {
+        let read = app.get_as(&admin, &format!("/api/v1/patients/{id}")).await;
+        assert_eq!(read.status, StatusCode::OK);
+    }
+    app.settle_background().await;
+    let res = scrape(&app, Some(&format!("Bearer {TOKEN}"))).await;
+    let text = String::from_utf8_lossy(&res.body);
+    // Each read is one find; their audit events are written afterwards.
+    // (The recorder is the process's, shared with the other tests: the
+    // count can only have grown more. `db::tests` checks which driver
+    // monitors each setting installs.)
+    assert!(
+        total(&text, checkouts) >= before + 3.0,
+        "three reads, {before} then {}",
+        total(&text, checkouts)
+    );
+}
+
+#[tokio::test]
+async fn the_command_metrics_switch_takes_on_or_off_only() {
+    let err = healthcrm::config::Config::from_lookup(|k| match k {
+        "JWT_SECRET" => Some("x".repeat(48)),
+        "DOCUMENT_KEY" => Some("ab".repeat(32)),
+        "METRICS_DB_COMMANDS" => Some("yes".into()),
+        _ => None,
+    })
+    .expect_err("refused");
+    assert!(
+        err.0.iter().any(|e| e.contains("METRICS_DB_COMMANDS")),
+        "{:?}",
+        err.0
+    );
 }
