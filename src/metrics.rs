@@ -154,8 +154,8 @@ pub fn pool_events() -> EventHandler<CmapEvent> {
 /// A driver event handler recording each command's round trip, by name.
 /// Installed only with `METRICS_DB_COMMANDS=on`: once a handler is set,
 /// the driver copies every command and reply and decodes both into
-/// documents for the event, which costs more than the rest of a read by id
-/// does on the server.
+/// documents for the event: about a fifth of a read by id's server CPU in
+/// the load benchmark (docs/benchmarks.md).
 pub fn command_events() -> EventHandler<CommandEvent> {
     EventHandler::callback(|event: CommandEvent| {
         let (name, duration, outcome) = match event {

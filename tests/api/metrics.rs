@@ -140,10 +140,13 @@ async fn metrics_need_their_token_and_name_routes_not_records() {
     }
 }
 
-/// The sum of the `name{...} value` lines of one series.
-fn total(text: &str, series: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(series))
+/// The operations counted so far: the sum of the checkout histogram's
+/// `ok` counts in a scrape.
+async fn checkouts(app: &TestApp) -> f64 {
+    let res = scrape(app, Some(&format!("Bearer {TOKEN}"))).await;
+    String::from_utf8_lossy(&res.body)
+        .lines()
+        .filter(|l| l.starts_with(r#"healthcrm_db_pool_checkout_seconds_count{outcome="ok"}"#))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum()
 }
@@ -162,26 +165,19 @@ async fn operations_are_counted_by_their_connection_checkouts() {
     assert_eq!(created.status, StatusCode::CREATED);
     let id = created.json()["id"].as_str().expect("id").to_owned();
     app.settle_background().await;
-    let checkouts = r#"healthcrm_db_pool_checkout_seconds_count{outcome="ok"}"#;
-    let before = scrape(&app, Some(&format!("Bearer {TOKEN}"))).await;
-    let before = total(&String::from_utf8_lossy(&before.body), checkouts);
+    let before = checkouts(&app).await;
     assert!(before > 0.0, "no checkouts counted");
     for _ in 0..3 {
         let read = app.get_as(&admin, &format!("/api/v1/patients/{id}")).await;
         assert_eq!(read.status, StatusCode::OK);
     }
     app.settle_background().await;
-    let res = scrape(&app, Some(&format!("Bearer {TOKEN}"))).await;
-    let text = String::from_utf8_lossy(&res.body);
+    let after = checkouts(&app).await;
     // Each read is one find; their audit events are written afterwards.
     // (The recorder is the process's, shared with the other tests: the
     // count can only have grown more. `db::tests` checks which driver
     // monitors each setting installs.)
-    assert!(
-        total(&text, checkouts) >= before + 3.0,
-        "three reads, {before} then {}",
-        total(&text, checkouts)
-    );
+    assert!(after >= before + 3.0, "three reads, {before} then {after}");
 }
 
 #[tokio::test]
