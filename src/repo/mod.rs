@@ -206,6 +206,29 @@ pub fn page_total(page: PageRequest, on_page: usize) -> Option<u64> {
     (room_left && (on_page > 0 || page.skip() == 0)).then(|| page.skip() + on_page)
 }
 
+/// Sets the fields `fields` derives from each stored document on the
+/// documents of `coll` matching `stale` (those written before one of the
+/// fields existed); how many needed them (none after the first run). Each
+/// document is set on its own: a second run redoes only what a first one
+/// left, and `fields` must make a document stop matching `stale`.
+pub async fn backfill(
+    coll: &mongodb::Collection<mongodb::bson::Document>,
+    stale: mongodb::bson::Document,
+    fields: impl Fn(&mongodb::bson::Document) -> crate::error::Result<mongodb::bson::Document>,
+) -> crate::error::Result<u64> {
+    use futures::TryStreamExt;
+    let stale: Vec<mongodb::bson::Document> = coll.find(stale).await?.try_collect().await?;
+    for stored in &stale {
+        let id = stored.get("_id").cloned().unwrap_or_default();
+        coll.update_one(
+            mongodb::bson::doc! { "_id": id },
+            mongodb::bson::doc! { "$set": fields(stored)? },
+        )
+        .await?;
+    }
+    Ok(stale.len() as u64)
+}
+
 /// Escapes `text` for use inside a `$regex` so user input matches literally.
 pub fn regex_escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len() * 2);

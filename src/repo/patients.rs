@@ -349,24 +349,18 @@ impl PatientsRepo {
     /// Writes the [`derived`] fields on patients stored before one of them
     /// existed; how many needed them (none after the first run).
     pub async fn backfill_derived(&self) -> Result<u64> {
-        use futures::TryStreamExt;
-        let stale: Vec<Patient> = self
-            .coll
-            .find(doc! { "$or": [
-                { "search_text": { "$exists": false } },
-                { "birth_day": { "$exists": false } },
-                { CREATED_MS: { "$exists": false } },
-                { NEXT_FOLLOW_UP_MS: { "$exists": false } },
-            ] })
-            .await?
-            .try_collect()
-            .await?;
-        for p in &stale {
-            self.coll
-                .update_one(doc! { "_id": p.id }, doc! { "$set": derived(p) })
-                .await?;
-        }
-        Ok(stale.len() as u64)
+        let stale = doc! { "$or": [
+            { "search_text": { "$exists": false } },
+            { "birth_day": { "$exists": false } },
+            { CREATED_MS: { "$exists": false } },
+            { NEXT_FOLLOW_UP_MS: { "$exists": false } },
+        ] };
+        super::backfill(&self.coll.clone_with_type(), stale, |stored| {
+            let p: Patient = mongodb::bson::from_document(stored.clone())
+                .map_err(crate::error::AppError::internal)?;
+            Ok(derived(&p))
+        })
+        .await
     }
 
     /// Ids of the live patients assigned to `user`.

@@ -321,40 +321,26 @@ impl TreatmentsRepo {
     /// written before one of them existed; how many needed them (none
     /// after the first run).
     pub async fn backfill_booked(&self) -> Result<u64> {
-        let raw = self.ledger.clone_with_type::<Document>();
-        let stale: Vec<Document> = raw
-            .find(doc! { "$or": [
-                { BOOKED_DAY: { "$exists": false } },
-                { HOSPITAL_CURRENCY: { "$exists": false } },
-            ] })
-            .await?
-            .try_collect()
-            .await?;
-        for stored in &stale {
-            let id = stored.get("_id").cloned().unwrap_or_default();
+        let stale = doc! { "$or": [
+            { BOOKED_DAY: { "$exists": false } },
+            { HOSPITAL_CURRENCY: { "$exists": false } },
+        ] };
+        super::backfill(&self.ledger.clone_with_type(), stale, |stored| {
             let entry: EarningEntry =
                 mongodb::bson::from_document(stored.clone()).map_err(AppError::internal)?;
-            raw.update_one(doc! { "_id": id }, doc! { "$set": entry_fields(&entry) })
-                .await?;
-        }
-        Ok(stale.len() as u64)
+            Ok(entry_fields(&entry))
+        })
+        .await
     }
 
     /// Gives the report keys ([`BY_HOSPITAL`], [`BY_TYPE`]) to the
     /// treatments written before they existed; how many needed them.
     pub async fn backfill_keys(&self) -> Result<u64> {
-        let raw = self.coll.clone_with_type::<Document>();
-        let stale: Vec<Document> = raw
-            .find(doc! { BY_TYPE: { "$exists": false } })
-            .await?
-            .try_collect()
-            .await?;
-        for stored in &stale {
-            let id = stored.get("_id").cloned().unwrap_or_default();
-            raw.update_one(doc! { "_id": id }, doc! { "$set": treatment_keys(stored) })
-                .await?;
-        }
-        Ok(stale.len() as u64)
+        let stale = doc! { BY_TYPE: { "$exists": false } };
+        super::backfill(&self.coll.clone_with_type(), stale, |stored| {
+            Ok(treatment_keys(stored))
+        })
+        .await
     }
 
     pub async fn ledger_for_treatment(&self, id: TreatmentId) -> Result<Vec<EarningEntry>> {
