@@ -227,15 +227,10 @@ impl BenchServer {
     }
 
     /// CPU time (user + system) the server process has used so far, in
-    /// seconds (Linux `/proc/<pid>/stat`, in USER_HZ = 100 ticks a second).
+    /// seconds.
     pub fn cpu_seconds(&self) -> Option<f64> {
         let pid = self.process.as_ref()?.id();
-        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-        // The fields after the command name, which may hold spaces.
-        let rest = &stat[stat.rfind(')')? + 2..];
-        let fields: Vec<&str> = rest.split_whitespace().collect();
-        let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-        Some(ticks as f64 / 100.0)
+        process_cpu_seconds(&pid.to_string())
     }
 
     /// Database operations the server has sent so far: its connection
@@ -295,6 +290,17 @@ impl Sample {
     pub fn per_second(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
+}
+
+/// CPU time (user + system) a process (`self`, or a pid) has used so far, in
+/// seconds (Linux `/proc/<pid>/stat`, in USER_HZ = 100 ticks a second).
+pub fn process_cpu_seconds(pid: &str) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The fields after the command name, which may hold spaces.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(ticks as f64 / 100.0)
 }
 
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
