@@ -13,9 +13,8 @@
 //! an entry in a patient's access log.
 
 use axum::{
-    extract::{FromRequestParts, MatchedPath, RawPathParams, Request, State},
+    extract::{FromRequestParts, MatchedPath, RawPathParams, Request},
     http::request::Parts,
-    middleware::Next,
     response::Response,
 };
 use mongodb::bson::{oid::ObjectId, DateTime, Document};
@@ -83,17 +82,24 @@ fn well_formed(name: &str, value: &str) -> bool {
 }
 
 /// Records one audit event per request to a protected route.
-pub async fn record_access(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn record_access<F>(
+    state: &AppState,
+    req: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: std::future::Future<Output = Response>,
+{
     let (mut parts, body) = req.into_parts();
-    let ctx = match AuditCtx::from_request_parts(&mut parts, &state).await {
+    let ctx = match AuditCtx::from_request_parts(&mut parts, state).await {
         Ok(c) => c,
         Err(never) => match never {},
     };
-    let client = ClientIp::from_request_parts(&mut parts, &state)
+    let client = ClientIp::from_request_parts(&mut parts, state)
         .await
         .map(|c| c.0)
         .unwrap_or(None);
-    let params: Vec<(String, String)> = RawPathParams::from_request_parts(&mut parts, &state)
+    let params: Vec<(String, String)> = RawPathParams::from_request_parts(&mut parts, state)
         .await
         .map(|p| {
             p.iter()
@@ -107,7 +113,7 @@ pub async fn record_access(State(state): State<AppState>, req: Request, next: Ne
     // a client that gives up cannot leave a read or a change unrecorded.
     // When every slot is busy the request waits here (back-pressure).
     let slot = state.audit.slot().await;
-    let response = next.run(Request::from_parts(parts, body)).await;
+    let response = next(Request::from_parts(parts, body)).await;
 
     let actor = response
         .extensions()

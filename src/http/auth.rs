@@ -1,15 +1,15 @@
 //! The protected routes' guard: authenticate (401), then authorize against
 //! the route-permission matrix and the user's overrides (403), default deny.
 //!
-//! It is installed with `route_layer`, so it runs only for requests that
-//! matched a route: unknown paths stay 404 and wrong methods 405.
+//! It is a step of [`super::guard`], installed with `route_layer`, so it
+//! runs only for requests that matched a route: unknown paths stay 404 and
+//! wrong methods 405.
 
 use std::net::{IpAddr, SocketAddr};
 
 use axum::{
-    extract::{ConnectInfo, FromRequestParts, MatchedPath, Request, State},
+    extract::{ConnectInfo, FromRequestParts, MatchedPath, Request},
     http::{header, request::Parts, Method},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 
@@ -112,11 +112,14 @@ pub fn route_key(method: &Method, path: &MatchedPath) -> RouteKey {
     RouteKey::new(method, path.as_str())
 }
 
-pub async fn require_permission(
-    State(state): State<AppState>,
+pub async fn require_permission<F>(
+    state: &AppState,
     mut req: Request,
-    next: Next,
-) -> Result<Response, AppError> {
+    next: impl FnOnce(Request) -> F,
+) -> Result<Response, AppError>
+where
+    F: std::future::Future<Output = Response>,
+{
     let route = req
         .extensions()
         .get::<MatchedPath>()
@@ -127,16 +130,16 @@ pub async fn require_permission(
         .is_err()
     {
         // The path exists but not with this method: let the router answer 405.
-        return Ok(next.run(req).await);
+        return Ok(next(req).await);
     }
-    let principal = authenticate(&state, req.headers()).await?;
+    let principal = authenticate(state, req.headers()).await?;
     // Who is asking, on the request's span (the id, never the name).
     tracing::Span::current().record("user_id", tracing::field::display(principal.id));
     let matrix = state.permissions.get(&state.repos.permissions).await?;
     let caller = CurrentUser(principal.clone());
     let mut response = if matrix.allows(principal.role, &principal.overrides, &route) {
         req.extensions_mut().insert(caller.clone());
-        next.run(req).await
+        next(req).await
     } else {
         AppError::Forbidden(format!("you may not call {route}")).into_response()
     };

@@ -14,10 +14,8 @@
 use std::net::{IpAddr, SocketAddr};
 
 use axum::{
-    extract::{ConnectInfo, Request, State},
+    extract::{ConnectInfo, Request},
     http::{header, HeaderMap},
-    middleware::Next,
-    response::Response,
 };
 use ipnet::IpNet;
 
@@ -34,8 +32,9 @@ pub struct Proxies {
 #[derive(Debug, Clone, Copy)]
 pub struct ResolvedClient(pub IpAddr);
 
-/// Resolves the client of every request once, before anything needs it.
-pub async fn resolve(State(proxies): State<Proxies>, mut req: Request, next: Next) -> Response {
+/// Resolves the client of every request once, before anything needs it
+/// (a step of `http::middleware`'s edge layer).
+pub fn resolve(proxies: &Proxies, req: &mut Request) {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -44,7 +43,6 @@ pub async fn resolve(State(proxies): State<Proxies>, mut req: Request, next: Nex
         let client = client_of(peer, req.headers(), &proxies.trusted, proxies.header);
         req.extensions_mut().insert(ResolvedClient(client));
     }
-    next.run(req).await
 }
 
 fn trusted_hop(ip: IpAddr, trusted: &[IpNet]) -> bool {

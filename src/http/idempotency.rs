@@ -4,9 +4,8 @@
 
 use axum::{
     body::Body,
-    extract::{FromRequestParts, OriginalUri, Request, State},
+    extract::{FromRequestParts, OriginalUri, Request},
     http::{header, request::Parts, HeaderValue, Method, StatusCode},
-    middleware::Next,
     response::{IntoResponse, Response},
 };
 use serde::Serialize;
@@ -35,14 +34,22 @@ fn valid_key(key: &[u8]) -> bool {
     (1..=255).contains(&key.len()) && key.iter().all(|b| (0x20..=0x7e).contains(b))
 }
 
-/// For a POST with `Idempotency-Key`: checks the key, reads the body (within
-/// the body limit) and leaves a [`KeyedRequest`] for the handler.
-pub async fn read_key(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// For a POST with `Idempotency-Key` (a step of [`super::guard`]): checks
+/// the key, reads the body (within the body limit) and leaves a
+/// [`KeyedRequest`] for the handler.
+pub async fn read_key<F>(
+    state: &AppState,
+    req: Request,
+    next: impl FnOnce(Request) -> F,
+) -> Response
+where
+    F: std::future::Future<Output = Response>,
+{
     if req.method() != Method::POST {
-        return next.run(req).await;
+        return next(req).await;
     }
     let Some(key) = req.headers().get(HEADER).cloned() else {
-        return next.run(req).await;
+        return next(req).await;
     };
     if !valid_key(key.as_bytes()) {
         return AppError::BadRequest(
@@ -57,7 +64,7 @@ pub async fn read_key(State(state): State<AppState>, req: Request, next: Next) -
         let key = String::from_utf8_lossy(key.as_bytes()).into_owned();
         let (mut parts, body) = req.into_parts();
         parts.extensions.insert(PendingUploadKey(key));
-        return next.run(Request::from_parts(parts, body)).await;
+        return next(Request::from_parts(parts, body)).await;
     }
     let (mut parts, body) = req.into_parts();
     let bytes = match axum::body::to_bytes(body, state.config.body_limit_bytes).await {
@@ -83,8 +90,7 @@ pub async fn read_key(State(state): State<AppState>, req: Request, next: Next) -
         fingerprint,
     };
     parts.extensions.insert(keyed);
-    next.run(Request::from_parts(parts, Body::from(bytes)))
-        .await
+    next(Request::from_parts(parts, Body::from(bytes))).await
 }
 
 fn is_multipart(headers: &axum::http::HeaderMap) -> bool {

@@ -1,6 +1,7 @@
 //! The middleware stack every route shares, assembled once in [`apply`].
 
 use std::{
+    future::Future,
     sync::Arc,
     time::{Duration, Instant},
 };
@@ -64,18 +65,15 @@ where
                 header::AUTHORIZATION,
                 header::COOKIE,
             ]))
-            .layer(middleware::from_fn(request_id))
-            .layer(middleware::from_fn(security_headers))
             .layer(middleware::from_fn_with_state(
-                crate::http::client_ip::Proxies {
-                    trusted: config.trusted_proxies.clone().into(),
-                    header: config.trusted_proxy_header,
+                Edge {
+                    proxies: crate::http::client_ip::Proxies {
+                        trusted: config.trusted_proxies.clone().into(),
+                        header: config.trusted_proxy_header,
+                    },
+                    metrics: MetricsOn(config.metrics_token.is_some()),
                 },
-                crate::http::client_ip::resolve,
-            ))
-            .layer(middleware::from_fn_with_state(
-                MetricsOn(config.metrics_token.is_some()),
-                record_metrics,
+                edge,
             ))
             .layer(
                 TraceLayer::new_for_http()
@@ -105,15 +103,42 @@ where
     )
 }
 
+/// What the edge layer's steps need.
+#[derive(Clone)]
+struct Edge {
+    proxies: crate::http::client_ip::Proxies,
+    metrics: MetricsOn,
+}
+
+/// Steps 2 and 3 of [`apply`] in one layer, outermost first: the request
+/// id, the headers every response carries, the client's address, the
+/// metrics. Each step takes the rest of the request as a plain function,
+/// so they nest as one future, with no boxed service or clone of the
+/// route's inner stack per step (as `http::guard` does for protected
+/// routes).
+async fn edge(State(edge): State<Edge>, req: Request, next: Next) -> Response {
+    let edge = &edge;
+    request_id(req, move |req| {
+        security_headers(req, move |mut req| async move {
+            crate::http::client_ip::resolve(&edge.proxies, &mut req);
+            record_metrics(edge.metrics, req, move |req| next.run(req)).await
+        })
+    })
+    .await
+}
+
 /// Whether `/metrics` is served (`METRICS_TOKEN` set), and so recorded.
 #[derive(Clone, Copy)]
 struct MetricsOn(bool);
 
 /// Counts the request and times it to its response's head, labelled by
 /// route template (never the raw path, which carries record ids).
-async fn record_metrics(State(on): State<MetricsOn>, req: Request, next: Next) -> Response {
+async fn record_metrics<F>(on: MetricsOn, req: Request, next: impl FnOnce(Request) -> F) -> Response
+where
+    F: Future<Output = Response>,
+{
     if !on.0 {
-        return next.run(req).await;
+        return next(req).await;
     }
     let started = Instant::now();
     // A closed set: hyper accepts any token as a method, and each new label
@@ -132,7 +157,7 @@ async fn record_metrics(State(on): State<MetricsOn>, req: Request, next: Next) -
         .extensions()
         .get::<MatchedPath>()
         .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
-    let res = next.run(req).await;
+    let res = next(req).await;
     let status = res.status().as_u16().to_string();
     let labels = [
         ("method", method.to_owned()),
@@ -232,7 +257,10 @@ fn sane_request_id(value: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
-async fn request_id(mut req: Request, next: Next) -> Response {
+async fn request_id<F>(mut req: Request, next: impl FnOnce(Request) -> F) -> Response
+where
+    F: Future<Output = Response>,
+{
     let id: Arc<str> = req
         .headers()
         .get(&X_REQUEST_ID)
@@ -241,7 +269,7 @@ async fn request_id(mut req: Request, next: Next) -> Response {
         .map(Arc::from)
         .unwrap_or_else(|| Arc::from(uuid::Uuid::new_v4().to_string()));
     req.extensions_mut().insert(RequestId(id.clone()));
-    let mut res = next.run(req).await;
+    let mut res = next(req).await;
     if let Ok(value) = HeaderValue::from_str(&id) {
         res.headers_mut().insert(X_REQUEST_ID, value);
     }
@@ -254,10 +282,13 @@ async fn request_id(mut req: Request, next: Next) -> Response {
 /// request that carried credentials, unless the handler set its own:
 /// health data, tokens and the answers that depend on who asks stay out of
 /// browser, proxy and CDN caches.
-async fn security_headers(req: Request, next: Next) -> Response {
+async fn security_headers<F>(req: Request, next: impl FnOnce(Request) -> F) -> Response
+where
+    F: Future<Output = Response>,
+{
     let private = req.headers().contains_key(header::AUTHORIZATION)
         || req.uri().path().starts_with(crate::http::API_PREFIX);
-    let mut res = next.run(req).await;
+    let mut res = next(req).await;
     let headers = res.headers_mut();
     headers.insert(
         header::X_CONTENT_TYPE_OPTIONS,

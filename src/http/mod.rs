@@ -9,6 +9,7 @@ pub mod csv;
 pub mod dto;
 pub mod extract;
 pub mod freshness;
+pub mod guard;
 pub mod idempotency;
 pub mod middleware;
 pub mod names;
@@ -116,26 +117,11 @@ pub fn build_app(state: AppState) -> Router {
             )]);
         }
     }
-    // Guard first, audit outside it, so refused attempts are recorded too;
-    // the idempotency key is read only once the caller is allowed in, and
-    // the names snapshot (`names::scope`) is taken last, for allowed calls.
-    let protected = protected
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            names::scope,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            idempotency::read_key,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            auth::require_permission,
-        ))
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            audit::record_access,
-        ));
+    // Audit, guard, idempotency key and names, in that order: `guard`.
+    let protected = protected.route_layer(axum::middleware::from_fn_with_state(
+        state.clone(),
+        guard::protected,
+    ));
     let (router, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::health::router())
         .nest(API_PREFIX, public_v1().merge(protected))

@@ -9,7 +9,9 @@
 
 use std::sync::Arc;
 
-use axum::{extract::Request, extract::State, middleware::Next, response::Response};
+use std::future::Future;
+
+use axum::{extract::Request, response::Response};
 
 use crate::{
     domain::{HospitalId, UserId},
@@ -21,10 +23,14 @@ tokio::task_local! {
     static NAMES: Arc<Names>;
 }
 
-/// Middleware: runs the rest of the request with the current names.
-pub async fn scope(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The protected routes' last step ([`super::guard`]): runs the rest of
+/// the request with the current names.
+pub async fn scope<F>(state: &AppState, req: Request, next: impl FnOnce(Request) -> F) -> Response
+where
+    F: Future<Output = Response>,
+{
     let names = state.workflows.names.get(&state.repos).await;
-    NAMES.scope(names, next.run(req)).await
+    NAMES.scope(names, next(req)).await
 }
 
 /// The display name of user `id`, when known in this request.
