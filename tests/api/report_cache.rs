@@ -169,34 +169,19 @@ async fn every_kind_of_write_shows_in_the_next_report() {
     assert!(rows.is_empty());
     let dashboard = app.get_as(&admin, "/api/v1/dashboard").await.json();
     assert_eq!(dashboard["earnings"]["all_time"], json!([]));
-    let res = app
-        .post_as(
-            &staff,
-            &format!("/api/v1/patients/{patient}/treatments"),
-            &json!({"treatment_type": "knee replacement", "disease": "osteoarthritis", "hospital_id": hospital,
-                    "cost": {"amount_minor": 1_000_000, "currency": "EUR"},
-                    "earnings": {"amount_minor": 100_000, "currency": "EUR"},
-                    "status": "planned"}),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
-    let tpath = format!(
-        "/api/v1/treatments/{}",
-        res.json()["id"].as_str().expect("id")
-    );
+    let tpath = record_treatment(
+        &app,
+        &staff,
+        &patient,
+        &hospital,
+        ("knee replacement", "osteoarthritis"),
+        100_000,
+    )
+    .await;
     let (rows, _) = report(&app, &admin, "treatments-by-type").await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["treatment_type"], "knee replacement");
-    for (version, status) in [(1, "in_progress"), (2, "completed")] {
-        let res = app
-            .patch_as(
-                &staff,
-                &tpath,
-                &json!({"version": version, "status": status}),
-            )
-            .await;
-        assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
-    }
+    complete(&app, &staff, &tpath).await;
     let (rows, _) = report(&app, &admin, "earnings").await;
     let earned: i64 = rows
         .iter()
@@ -332,7 +317,46 @@ async fn another_instance_sees_a_write_when_it_reads_the_counts_again() {
     assert!(counts.0[0] >= 3, "{counts:?}");
 }
 
-/// Records a treatment for `patient` earning `earned` EUR cents and
+/// Records a planned treatment (type and disease) for `patient` at
+/// `hospital`, earning `earned` EUR cents on a cost ten times that; its
+/// path.
+async fn record_treatment(
+    app: &TestApp,
+    s: &Session,
+    patient: &str,
+    hospital: &str,
+    (treatment_type, disease): (&str, &str),
+    earned: i64,
+) -> String {
+    let res = app
+        .post_as(
+            s,
+            &format!("/api/v1/patients/{patient}/treatments"),
+            &json!({"treatment_type": treatment_type, "disease": disease, "hospital_id": hospital,
+                    "cost": {"amount_minor": earned * 10, "currency": "EUR"},
+                    "earnings": {"amount_minor": earned, "currency": "EUR"},
+                    "status": "planned"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
+    format!(
+        "/api/v1/treatments/{}",
+        res.json()["id"].as_str().expect("id")
+    )
+}
+
+/// Takes the new treatment at `path` through in progress to completed,
+/// which books its credit.
+async fn complete(app: &TestApp, s: &Session, path: &str) {
+    for (version, status) in [(1, "in_progress"), (2, "completed")] {
+        let res = app
+            .patch_as(s, path, &json!({"version": version, "status": status}))
+            .await;
+        assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    }
+}
+
+/// Records a cataract surgery for `patient` earning `earned` EUR cents and
 /// completes it, which books the credit.
 async fn complete_treatment(
     app: &TestApp,
@@ -341,27 +365,16 @@ async fn complete_treatment(
     hospital: &str,
     earned: i64,
 ) {
-    let res = app
-        .post_as(
-            s,
-            &format!("/api/v1/patients/{patient}/treatments"),
-            &json!({"treatment_type": "cataract surgery", "disease": "cataract", "hospital_id": hospital,
-                    "cost": {"amount_minor": earned * 10, "currency": "EUR"},
-                    "earnings": {"amount_minor": earned, "currency": "EUR"},
-                    "status": "planned"}),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
-    let path = format!(
-        "/api/v1/treatments/{}",
-        res.json()["id"].as_str().expect("id")
-    );
-    for (version, status) in [(1, "in_progress"), (2, "completed")] {
-        let res = app
-            .patch_as(s, &path, &json!({"version": version, "status": status}))
-            .await;
-        assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
-    }
+    let path = record_treatment(
+        app,
+        s,
+        patient,
+        hospital,
+        ("cataract surgery", "cataract"),
+        earned,
+    )
+    .await;
+    complete(app, s, &path).await;
 }
 
 #[tokio::test]

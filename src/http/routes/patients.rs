@@ -31,6 +31,7 @@ use crate::{
         extract::{ApiJson, ApiPath, ApiQuery},
         idempotency::{created, json_body, replayed_id, IdempotencyKey},
         params::{nullable, parse_bound, renamed, PageOnly, PatientPath},
+        text::validate_text,
         versioning::{etag, expected, stale_as_precondition, IfMatch},
     },
     repo::patients::{PatientFilter, PatientSort},
@@ -85,16 +86,6 @@ fn conditions_schema() -> utoipa::openapi::schema::Array {
         .build()
 }
 
-fn validate_name(name: &str) -> Result<(), ValidationError> {
-    let len = name.trim().chars().count();
-    if len == 0 || len > 200 {
-        return Err(
-            ValidationError::new("length").with_message("must be 1 to 200 characters".into())
-        );
-    }
-    Ok(())
-}
-
 #[derive(Debug, Clone, Deserialize, Validate, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ContactInput {
@@ -124,7 +115,7 @@ impl From<ContactInput> for PatientContact {
     "treatment_status": "inquiry", "next_follow_up": "2026-12-03"}))]
 pub struct RegisterPatient {
     /// 1 to 200 characters once trimmed.
-    #[validate(custom(function = "validate_name"))]
+    #[validate(custom(function = "validate_text"))]
     #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Age in years; give this or `date_of_birth`.
@@ -174,7 +165,7 @@ pub struct UpdatePatient {
     #[schema(maximum = 9_223_372_036_854_775_807_i64)]
     pub version: Option<i64>,
     /// 1 to 200 characters once trimmed.
-    #[validate(custom(function = "validate_name"))]
+    #[validate(custom(function = "validate_text"))]
     #[schema(min_length = 1, max_length = 200)]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "nullable")]
