@@ -3,13 +3,15 @@
 //! Runs the release server as its own process on a throwaway database,
 //! loads 1 admin, 20 staff, 50 hospitals and 10,000 patients with 3
 //! appointments and 2 treatments each, then drives six routes at
-//! concurrency 1, 16 and 64 over loopback HTTP. For each it also runs the
-//! same work directly, without HTTP (the repository and workflow calls the
-//! handler and the audit layer make, write routes in the same transaction,
-//! and for the dashboard the same report cache) at the same concurrency, and
-//! prints the server's throughput as a ratio of that. Prints requests/s,
-//! p50, p99 and errors per route, the server's peak RSS, and writes the
-//! table to `--out`.
+//! concurrency 1, 16 and 64 over loopback HTTP, and `GET /health` (the HTTP
+//! stack alone). For each route it also runs the same work directly,
+//! without HTTP (the repository and workflow calls the handler and the
+//! audit layer make, write routes in the same transaction, and for the
+//! dashboard the same report cache) at the same concurrency, and prints the
+//! server's throughput as a ratio of that. Prints requests/s, p50, p99 and
+//! errors per route, the server's and the direct path's CPU per request,
+//! the server's database operations per request and its peak RSS, and
+//! writes the table to `--out`.
 //!
 //!     bench_load [--patients 10000] [--requests 320] [--concurrency 1,16,64]
 //!                [--out target/bench/load.md]
@@ -187,13 +189,16 @@ fn cost(before: (f64, f64), after: (f64, f64), requests: usize) -> Cost {
 }
 
 fn line(r: &Row) -> String {
-    let ratio = if r.direct.latencies.is_empty() {
-        "-".to_owned()
+    let (ratio, direct_cpu) = if r.direct.latencies.is_empty() {
+        ("-".to_owned(), "-".to_owned())
     } else {
-        format!("{:.2}", r.server.per_second() / r.direct.per_second())
+        (
+            format!("{:.2}", r.server.per_second() / r.direct.per_second()),
+            format!("{:.3}", r.direct_cpu_ms),
+        )
     };
     format!(
-        "| {:<38} | {:>4} | {:>5} | {:>6} | {:>8.1} | {:>8.2} | {:>8.2} | {:>9.1} | {:>5} | {:>6.3} | {:>6.2} | {:>10.3} |",
+        "| {:<38} | {:>4} | {:>5} | {:>6} | {:>8.1} | {:>8.2} | {:>8.2} | {:>9.1} | {:>5} | {:>6.3} | {:>6.2} | {:>10} |",
         r.route,
         r.concurrency,
         r.server.latencies.len(),
@@ -205,7 +210,7 @@ fn line(r: &Row) -> String {
         ratio,
         r.cost.cpu_ms,
         r.cost.db_ops,
-        r.direct_cpu_ms
+        direct_cpu
     )
 }
 
@@ -315,6 +320,26 @@ async fn run(args: Args) -> Result<(), String> {
         }))
         .await;
         add(&mut rows, "GET /patients/{id}", c, server, direct);
+
+        // GET /health: the HTTP stack alone (no token, no database), the
+        // floor under every route's CPU.
+        let (http, base) = (srv.http.clone(), srv.base.clone());
+        let before = usage(&srv).await;
+        let server = bench::measure(c, n, move |_| http.get(format!("{base}/health"))).await;
+        let count = server.latencies.len() + server.errors as usize;
+        let server = (server, cost(before, usage(&srv).await, count));
+        let none = Sample {
+            latencies: Vec::new(),
+            errors: 0,
+            elapsed: std::time::Duration::ZERO,
+        };
+        add(
+            &mut rows,
+            "GET /health (no database)",
+            c,
+            server,
+            (none, 0.0),
+        );
 
         // Filtered, paginated GET /patients
         let list_n = (n / 4).max(c);
@@ -492,7 +517,7 @@ async fn run(args: Args) -> Result<(), String> {
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "# Load benchmark\n\n{} patients (3 appointments and 2 treatments each), 20 staff, 50 hospitals; {} requests per route and level (list, login: a quarter; dashboard: an eighth). `direct/s` runs the same repository and workflow calls without HTTP (writes in the same transactions) at the same concurrency; `ratio` is req/s over direct/s. `CPU ms` and `db ops` are the server's per request; `direct CPU` is the CPU ms per request this process spent on the direct path, the same repository calls without HTTP.\n",
+        "# Load benchmark\n\n{} patients (3 appointments and 2 treatments each), 20 staff, 50 hospitals; {} requests per route and level (list, login: a quarter; dashboard: an eighth). `direct/s` runs the same repository and workflow calls without HTTP (writes in the same transactions) at the same concurrency; `ratio` is req/s over direct/s. `CPU ms` and `db ops` are the server's per request; `direct CPU` is the CPU ms per request this process spent on the direct path, the same repository calls without HTTP. `GET /health` (no token, no database) has no direct path: it is the HTTP stack's own cost.\n",
         ids.len(),
         n
     );
