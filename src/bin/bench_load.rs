@@ -129,7 +129,7 @@ fn new_patient(n: usize, by: UserId) -> Patient {
 }
 
 /// Records the audit event the server writes for each protected call, as
-/// its audit layer does: handed to the batched writer, one insert per batch.
+/// its audit step does: handed to the batched writer, one insert per batch.
 async fn audited(
     st: &AppState,
     actor: UserId,

@@ -1,7 +1,8 @@
 //! The audit trail: events built from the request they describe, and the
-//! layer that records every call to a protected route.
+//! step of [`super::protected`] that records every call to a protected
+//! route.
 //!
-//! The layer sits outside the permission guard, so refused attempts are
+//! The step runs outside the permission check, so refused attempts are
 //! recorded as well as successful ones. Events carry who (actor, role,
 //! client IP), what (method, route template, action, target ids, patient
 //! ids), the outcome status and the request id, never bodies: no medical
@@ -11,6 +12,8 @@
 //! an event each, and path parameters are kept only when they are
 //! well-formed ids, so nobody without a token can grow the trail or plant
 //! an entry in a patient's access log.
+
+use std::future::Future;
 
 use axum::{
     extract::{FromRequestParts, MatchedPath, RawPathParams, Request},
@@ -88,7 +91,7 @@ pub async fn record_access<F>(
     next: impl FnOnce(Request) -> F,
 ) -> Response
 where
-    F: std::future::Future<Output = Response>,
+    F: Future<Output = Response>,
 {
     let (mut parts, body) = req.into_parts();
     let ctx = match AuditCtx::from_request_parts(&mut parts, state).await {

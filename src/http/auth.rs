@@ -1,11 +1,15 @@
-//! The protected routes' guard: authenticate (401), then authorize against
-//! the route-permission matrix and the user's overrides (403), default deny.
+//! The protected routes' permission check: authenticate (401), then
+//! authorize against the route-permission matrix and the user's overrides
+//! (403), default deny.
 //!
-//! It is a step of [`super::guard`], installed with `route_layer`, so it
-//! runs only for requests that matched a route: unknown paths stay 404 and
-//! wrong methods 405.
+//! It is a step of [`super::protected`], installed with `route_layer`, so
+//! it runs only for requests that matched a route: unknown paths stay 404
+//! and wrong methods 405.
 
-use std::net::{IpAddr, SocketAddr};
+use std::{
+    future::Future,
+    net::{IpAddr, SocketAddr},
+};
 
 use axum::{
     extract::{ConnectInfo, FromRequestParts, MatchedPath, Request},
@@ -112,13 +116,18 @@ pub fn route_key(method: &Method, path: &MatchedPath) -> RouteKey {
     RouteKey::new(method, path.as_str())
 }
 
+/// The permission check (a step of [`super::protected`]): lets an allowed
+/// caller through with [`CurrentUser`] in the request, answers 401 or 403
+/// otherwise, and leaves the caller on the response either way for the
+/// audit step. A method the route lacks goes through unchecked, for the
+/// router's 405.
 pub async fn require_permission<F>(
     state: &AppState,
     mut req: Request,
     next: impl FnOnce(Request) -> F,
 ) -> Result<Response, AppError>
 where
-    F: std::future::Future<Output = Response>,
+    F: Future<Output = Response>,
 {
     let route = req
         .extensions()
@@ -143,7 +152,7 @@ where
     } else {
         AppError::Forbidden(format!("you may not call {route}")).into_response()
     };
-    // For the audit layer outside this one: who it was, allowed or not.
+    // For the audit step outside this one: who it was, allowed or not.
     response.extensions_mut().insert(caller);
     Ok(response)
 }

@@ -1,6 +1,8 @@
-//! `Idempotency-Key` on creating POSTs: the layer that reads the key and
-//! fingerprints the request, the extractor handlers take it with, and the
-//! replayed response.
+//! `Idempotency-Key` on creating POSTs: the step of [`super::protected`]
+//! that reads the key and fingerprints the request, the extractor handlers
+//! take it with, and the replayed response.
+
+use std::future::Future;
 
 use axum::{
     body::Body,
@@ -34,7 +36,7 @@ fn valid_key(key: &[u8]) -> bool {
     (1..=255).contains(&key.len()) && key.iter().all(|b| (0x20..=0x7e).contains(b))
 }
 
-/// For a POST with `Idempotency-Key` (a step of [`super::guard`]): checks
+/// For a POST with `Idempotency-Key` (a step of [`super::protected`]): checks
 /// the key, reads the body (within the body limit) and leaves a
 /// [`KeyedRequest`] for the handler.
 pub async fn read_key<F>(
@@ -43,7 +45,7 @@ pub async fn read_key<F>(
     next: impl FnOnce(Request) -> F,
 ) -> Response
 where
-    F: std::future::Future<Output = Response>,
+    F: Future<Output = Response>,
 {
     if req.method() != Method::POST {
         return next(req).await;

@@ -114,7 +114,7 @@ struct Edge {
 /// id, the headers every response carries, the client's address, the
 /// metrics. Each step takes the rest of the request as a plain function,
 /// so they nest as one future, with no boxed service or clone of the
-/// route's inner stack per step (as `http::guard` does for protected
+/// route's inner stack per step (as `http::protected` does for protected
 /// routes).
 async fn edge(State(edge): State<Edge>, req: Request, next: Next) -> Response {
     let edge = &edge;

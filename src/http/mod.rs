@@ -9,12 +9,12 @@ pub mod csv;
 pub mod dto;
 pub mod extract;
 pub mod freshness;
-pub mod guard;
 pub mod idempotency;
 pub mod middleware;
 pub mod names;
 pub mod openapi;
 pub mod params;
+pub mod protected;
 pub mod routes;
 pub mod rules;
 pub mod text;
@@ -117,10 +117,10 @@ pub fn build_app(state: AppState) -> Router {
             )]);
         }
     }
-    // Audit, guard, idempotency key and names, in that order: `guard`.
+    // Audit, permission check, idempotency key and names, in that order.
     let protected = protected.route_layer(axum::middleware::from_fn_with_state(
         state.clone(),
-        guard::protected,
+        self::protected::steps,
     ));
     let (router, mut doc) = OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
         .merge(routes::health::router())

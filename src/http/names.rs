@@ -7,9 +7,7 @@
 //! and a page of rows costs no query at all. Built outside a request (a
 //! test, a background task), a response simply has no names.
 
-use std::sync::Arc;
-
-use std::future::Future;
+use std::{future::Future, sync::Arc};
 
 use axum::{extract::Request, response::Response};
 
@@ -23,7 +21,7 @@ tokio::task_local! {
     static NAMES: Arc<Names>;
 }
 
-/// The protected routes' last step ([`super::guard`]): runs the rest of
+/// The protected routes' last step ([`super::protected`]): runs the rest of
 /// the request with the current names.
 pub async fn scope<F>(state: &AppState, req: Request, next: impl FnOnce(Request) -> F) -> Response
 where

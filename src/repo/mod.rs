@@ -219,7 +219,10 @@ pub async fn backfill(
     use futures::TryStreamExt;
     let stale: Vec<mongodb::bson::Document> = coll.find(stale).await?.try_collect().await?;
     for stored in &stale {
-        let id = stored.get("_id").cloned().unwrap_or_default();
+        let id = stored
+            .get("_id")
+            .cloned()
+            .ok_or_else(|| crate::error::AppError::internal("a stored document without _id"))?;
         coll.update_one(
             mongodb::bson::doc! { "_id": id },
             mongodb::bson::doc! { "$set": fields(stored)? },

@@ -1,8 +1,8 @@
 //! The protected routes' middleware, in one layer. Its steps, outermost
 //! first:
 //!
-//! 1. the audit trail ([`audit::record_access`]), outside the guard, so
-//!    refused attempts are recorded too;
+//! 1. the audit trail ([`audit::record_access`]), outside the permission
+//!    check, so refused attempts are recorded too;
 //! 2. authentication and the permission check ([`auth::require_permission`]);
 //!    its 401 or 403 is the response the audit step sees;
 //! 3. the `Idempotency-Key`, read only once the caller is allowed in
@@ -23,7 +23,7 @@ use super::{audit, auth, idempotency, names};
 use crate::state::AppState;
 
 /// Runs a request to a protected route through the steps above.
-pub async fn protected(State(state): State<AppState>, req: Request, next: Next) -> Response {
+pub async fn steps(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let state = &state;
     audit::record_access(state, req, move |req| async move {
         auth::require_permission(state, req, move |req| async move {
