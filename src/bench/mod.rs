@@ -276,6 +276,7 @@ impl BenchServer {
 }
 
 /// Latencies of successful requests (sorted) and the error count.
+#[derive(Default)]
 pub struct Sample {
     pub latencies: Vec<Duration>,
     pub errors: u64,

@@ -248,6 +248,11 @@ struct Bench {
 }
 
 impl Bench {
+    /// The HTTP client and the server's base URL, for a route's requests.
+    fn http(&self) -> (reqwest::Client, String) {
+        (self.srv.http.clone(), self.srv.base.clone())
+    }
+
     /// Sends `count` requests from `concurrency` clients, with what the
     /// server spent on them.
     async fn server<F>(&self, concurrency: usize, count: usize, make: F) -> (Sample, Cost)
@@ -349,12 +354,7 @@ async fn load(args: &Args) -> Result<Bench, String> {
 
 /// GET /patients/{id}, and directly the read and its audit event.
 async fn read_by_id(b: &Bench, c: usize) -> Row {
-    let (http, base, t, ids) = (
-        b.srv.http.clone(),
-        b.srv.base.clone(),
-        b.tokens.clone(),
-        b.ids.clone(),
-    );
+    let ((http, base), t, ids) = (b.http(), b.tokens.clone(), b.ids.clone());
     let server = b
         .server(c, b.requests, move |i| {
             http.get(format!(
@@ -387,22 +387,22 @@ async fn read_by_id(b: &Bench, c: usize) -> Row {
 /// GET /health: the HTTP stack alone (no token, no database), the floor
 /// under every route's CPU. It has no direct path.
 async fn health(b: &Bench, c: usize) -> Row {
-    let (http, base) = (b.srv.http.clone(), b.srv.base.clone());
+    let (http, base) = b.http();
     let server = b
         .server(c, b.requests, move |_| http.get(format!("{base}/health")))
         .await;
-    let none = Sample {
-        latencies: Vec::new(),
-        errors: 0,
-        elapsed: std::time::Duration::ZERO,
-    };
-    row("GET /health (no database)", c, server, (none, 0.0))
+    row(
+        "GET /health (no database)",
+        c,
+        server,
+        (Sample::default(), 0.0),
+    )
 }
 
 /// A filtered, paginated GET /patients, and directly the same list call.
 async fn list_page(b: &Bench, c: usize) -> Row {
     let list_n = (b.requests / 4).max(c);
-    let (http, base, t) = (b.srv.http.clone(), b.srv.base.clone(), b.tokens.clone());
+    let ((http, base), t) = (b.http(), b.tokens.clone());
     let server = b
         .server(c, list_n, move |i| {
             http.get(format!(
@@ -439,7 +439,7 @@ async fn list_page(b: &Bench, c: usize) -> Row {
 
 /// POST /patients, and directly the same insert in its transaction.
 async fn create_patient(b: &Bench, c: usize) -> Row {
-    let (http, base, t) = (b.srv.http.clone(), b.srv.base.clone(), b.tokens.clone());
+    let ((http, base), t) = (b.http(), b.tokens.clone());
     let server = b
         .server(c, b.requests, move |i| {
             http.post(format!("{base}/api/v1/patients"))
@@ -466,12 +466,7 @@ async fn create_patient(b: &Bench, c: usize) -> Row {
 
 /// POST /patients/{id}/appointments, and directly the same workflow.
 async fn log_appointment(b: &Bench, c: usize) -> Row {
-    let (http, base, t, ids) = (
-        b.srv.http.clone(),
-        b.srv.base.clone(),
-        b.tokens.clone(),
-        b.ids.clone(),
-    );
+    let ((http, base), t, ids) = (b.http(), b.tokens.clone(), b.ids.clone());
     let server = b
         .server(c, b.requests, move |i| {
             http.post(format!(
@@ -508,11 +503,7 @@ async fn log_appointment(b: &Bench, c: usize) -> Row {
 /// GET /dashboard as the admin, and directly through the same cache.
 async fn dashboard(b: &Bench, c: usize) -> Row {
     let dash_n = (b.requests / 8).max(c);
-    let (http, base, tok) = (
-        b.srv.http.clone(),
-        b.srv.base.clone(),
-        b.admin_token.clone(),
-    );
+    let ((http, base), tok) = (b.http(), b.admin_token.clone());
     let server = b
         .server(c, dash_n, move |_| {
             http.get(format!("{base}/api/v1/dashboard"))
@@ -535,7 +526,7 @@ async fn dashboard(b: &Bench, c: usize) -> Row {
 /// server's figure is argon2id's by design).
 async fn login(b: &Bench, c: usize) -> Row {
     let login_n = (b.requests / 4).max(c);
-    let (http, base, who) = (b.srv.http.clone(), b.srv.base.clone(), b.staff.clone());
+    let ((http, base), who) = (b.http(), b.staff.clone());
     let server = b
         .server(c, login_n, move |i| {
             http.post(format!("{base}/api/v1/auth/login"))

@@ -86,7 +86,9 @@ impl Sealer {
     }
 
     fn seal_pending(&mut self, out: &mut Vec<u8>) {
-        // In-place sealing into a Vec only fails if the buffer cannot grow.
+        // In-place sealing into a Vec fails only if the buffer cannot grow
+        // or the 32-bit segment counter runs out: 2^32 segments of 64 KiB
+        // (256 TiB), far past any document the upload limit lets in.
         self.enc
             .encrypt_next_in_place(&[], &mut self.pending)
             .expect("a Vec buffer can take the tag");
