@@ -65,6 +65,12 @@ pub const BY_HOSPITAL: &str = "by_hospital";
 /// in it stays in it), stored beside it: treatments-by-type groups on it.
 pub const BY_TYPE: &str = "by_type";
 
+/// A treatment's `created_at` in milliseconds since the epoch, stored
+/// beside it: the reports' periods are number ranges on it, which reach an
+/// index on the stand-in where a date range never does (as the patients'
+/// `created_ms` and the ledger's [`BOOKED_MS`]).
+pub const CREATED_MS: &str = "created_ms";
+
 /// The report keys of a stored treatment `d`, from its own fields (a
 /// missing one reads as empty, as `$ifNull` would). Rewritten with every
 /// insert and replace, so they follow the status. Grouping on a key made
@@ -83,6 +89,9 @@ fn treatment_keys(d: &Document) -> Document {
     doc! {
         BY_HOSPITAL: format!("{hospital}|{status}|{currency}"),
         BY_TYPE: format!("{status}|{currency}|{kind}"),
+        CREATED_MS: d
+            .get_datetime("created_at")
+            .map_or(mongodb::bson::Bson::Null, |at| at.timestamp_millis().into()),
     }
 }
 
@@ -333,10 +342,13 @@ impl TreatmentsRepo {
         .await
     }
 
-    /// Gives the report keys ([`BY_HOSPITAL`], [`BY_TYPE`]) to the
+    /// Gives the report keys ([`BY_HOSPITAL`], [`BY_TYPE`], [`CREATED_MS`]) to the
     /// treatments written before they existed; how many needed them.
     pub async fn backfill_keys(&self) -> Result<u64> {
-        let stale = doc! { BY_TYPE: { "$exists": false } };
+        let stale = doc! { "$or": [
+            { BY_TYPE: { "$exists": false } },
+            { CREATED_MS: { "$exists": false } },
+        ] };
         super::backfill(&self.coll.clone_with_type(), stale, |stored| {
             Ok(treatment_keys(stored))
         })

@@ -201,6 +201,24 @@ async fn patients_stored_before_their_derived_fields_existed_are_given_them() {
         }
     };
     assert_eq!(new_this_week(&app).await, Some(2));
+    // A report over a period (since yesterday) matches on `created_ms` too.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d");
+    let in_period = |app: &TestApp| {
+        let app = app.another_instance(&[]);
+        let (admin, url) = (
+            &admin,
+            format!("/api/v1/reports/patients-by-country?from={yesterday}"),
+        );
+        async move {
+            let rows = app.get_as(admin, &url).await.json()["rows"].clone();
+            rows.as_array()
+                .expect("rows")
+                .iter()
+                .map(|r| r["patients"].as_i64().unwrap_or(-1))
+                .sum::<i64>()
+        }
+    };
+    assert_eq!(in_period(&app).await, 2);
 
     // As the patients were written before the derived fields existed.
     patients
@@ -223,11 +241,13 @@ async fn patients_stored_before_their_derived_fields_existed_are_given_them() {
         Some(0),
         "the count reads created_ms"
     );
+    assert_eq!(in_period(&app).await, 0, "the report reads created_ms");
 
     migrate::run(&app.db).await.expect("migrations apply");
     let third = app.another_instance(&[]);
     assert_eq!(bands(third.get_as(&admin, report).await.json()), before);
     assert_eq!(new_this_week(&app).await, Some(2));
+    assert_eq!(in_period(&app).await, 2);
     let filled = patients
         .find_one(doc! { "birth_day": "1950-03-01" })
         .await
@@ -288,6 +308,8 @@ async fn treatments_keep_their_report_keys_through_each_write_and_the_migrations
             .expect("read")
             .expect("the treatment");
         let key = |k: &str| d.get_str(k).map(str::to_owned).unwrap_or_default();
+        let created = d.get_datetime("created_at").expect("created_at");
+        assert_eq!(d.get_i64("created_ms"), Ok(created.timestamp_millis()));
         (key("by_hospital"), key("by_type"))
     };
     assert_eq!(
@@ -314,8 +336,10 @@ async fn treatments_keep_their_report_keys_through_each_write_and_the_migrations
         ),
         "the keys follow the status"
     );
-    let by_type = "/api/v1/reports/treatments-by-type";
-    let before = app.get_as(&admin, by_type).await.json()["rows"].clone();
+    // Over a period (since yesterday), matched on the stored `created_ms`.
+    let yesterday = (chrono::Utc::now() - chrono::Duration::days(1)).format("%Y-%m-%d");
+    let by_type = format!("/api/v1/reports/treatments-by-type?from={yesterday}");
+    let before = app.get_as(&admin, &by_type).await.json()["rows"].clone();
     assert_eq!(before[0]["treatment_type"], "knee | left");
     assert_eq!(before[0]["treatments"], 1);
 
@@ -323,14 +347,17 @@ async fn treatments_keep_their_report_keys_through_each_write_and_the_migrations
     treatments
         .update_many(
             doc! {},
-            doc! { "$unset": { "by_hospital": "", "by_type": "" } },
+            doc! { "$unset": { "by_hospital": "", "by_type": "", "created_ms": "" } },
         )
         .await
         .expect("unset");
+    let unfilled = app.another_instance(&[]);
+    let rows = unfilled.get_as(&admin, &by_type).await.json()["rows"].clone();
+    assert_eq!(rows, serde_json::json!([]), "the period reads created_ms");
     migrate::run(&app.db).await.expect("migrations apply");
     assert_eq!(keys().await, written);
     let fresh = app.another_instance(&[]);
-    assert_eq!(fresh.get_as(&admin, by_type).await.json()["rows"], before);
+    assert_eq!(fresh.get_as(&admin, &by_type).await.json()["rows"], before);
     assert_eq!(
         app.repos().treatments.backfill_keys().await.expect("again"),
         0,

@@ -3,14 +3,10 @@
 //! [`ReportsRepo`] methods that run them.
 
 use futures::future::try_join_all;
-use mongodb::bson::{doc, Bson, DateTime, Document};
+use mongodb::bson::{doc, DateTime, Document};
 
-use super::{booked_match, id_str, rows::PatientCount, Range, ReportsRepo};
-use crate::{
-    domain::money::Money,
-    error::Result,
-    repo::{add_millis_range, read_minor},
-};
+use super::{booked_match, id_str, live_in, rows::PatientCount, Range, ReportsRepo};
+use crate::{domain::money::Money, error::Result, repo::read_minor};
 
 /// The moments the dashboard counts from.
 #[derive(Debug, Clone, Copy)]
@@ -24,19 +20,12 @@ pub struct Clock {
     pub year_start: DateTime,
 }
 
-/// The dashboard is many small queries run together rather than one
-/// `$facet`: each is a count or a `$group` on a plain field, which both
-/// servers answer from indexes (the stand-in runs `$facet` and expression
-/// groups in Python, 30x slower; README notes). Its periods are ranges on
-/// the patients' stored milliseconds (`created_ms`, `next_follow_up_ms`;
-/// `repo::patients::derived`), which reach an index on both servers: on
-/// the stand-in a date range never does (20-30 ms a count at 10,000
-/// patients, against 0.5-3 ms).
-fn live_in(field: &str, from: Option<DateTime>, before: Option<DateTime>) -> Document {
-    let mut m = doc! { "deleted_at": { "$eq": Bson::Null } };
-    add_millis_range(&mut m, field, from, before);
-    m
-}
+// The dashboard is many small queries run together rather than one
+// `$facet`: each is a count or a `$group` on a plain field, which both
+// servers answer from indexes (the stand-in runs `$facet` and expression
+// groups in Python, 30x slower; README notes). Its periods are ranges on
+// the patients' stored milliseconds (`created_ms`, `next_follow_up_ms`;
+// `repo::patients::derived`): see [`super::in_millis`].
 
 const CREATED_MS: &str = crate::repo::patients::CREATED_MS;
 const FOLLOW_UP_MS: &str = crate::repo::patients::NEXT_FOLLOW_UP_MS;
@@ -220,7 +209,7 @@ mod tests {
         );
         assert_eq!(
             counts[3].1,
-            doc! { "deleted_at": { "$eq": Bson::Null },
+            doc! { "deleted_at": { "$eq": mongodb::bson::Bson::Null },
             "next_follow_up_ms": { "$lt": d(2026, 11, 23).timestamp_millis() } }
         );
         assert_eq!(dashboard_counts(clock, Some(range())).len(), 5);
