@@ -162,8 +162,9 @@ pub async fn run(db: &Database) -> Result<Report, MigrationError> {
     }
     // Data kept for queries, derived from each document and written with
     // it, for the documents written before a field existed: the patients'
-    // `search_text` and `birth_day`, the treatments' report keys, and the
-    // ledger's `booked_ms`, `booked_day` and `hospital_currency`.
+    // `search_text` and `birth_day`, the treatments' report keys, the
+    // ledger's `booked_ms`, `booked_day` and `hospital_currency`, and the
+    // appointments' `appointment_ms`.
     let failed = |collection: &str| {
         let collection = collection.to_owned();
         move |e: crate::error::AppError| MigrationError::Backfill {
@@ -184,6 +185,10 @@ pub async fn run(db: &Database) -> Result<Report, MigrationError> {
         .backfill_booked()
         .await
         .map_err(failed("earnings"))?;
+    crate::repo::appointments::AppointmentsRepo::new(db)
+        .backfill_ms()
+        .await
+        .map_err(failed("appointments"))?;
     Ok(report)
 }
 

@@ -354,12 +354,8 @@ pub async fn load(
         }
         ids.extend(patients.iter().map(|p| p.id));
         insert_stored(db, "patients", &patients, crate::repo::patients::stored).await?;
-        if !appointments.is_empty() {
-            db.collection::<Appointment>("appointments")
-                .insert_many(appointments)
-                .await
-                .map_err(err)?;
-        }
+        let appointment = crate::repo::appointments::stored;
+        insert_stored(db, "appointments", &appointments, appointment).await?;
         let treatment = crate::repo::treatments::stored_treatment;
         insert_stored(db, "treatments", &treatments, treatment).await?;
         insert_stored(

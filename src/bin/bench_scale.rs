@@ -2,8 +2,11 @@
 //!
 //! Loads patients straight into the database in batches (10,000, then up to
 //! 100,000 by default), and after each size measures over loopback HTTP, as
-//! an admin: a filtered, paginated `GET /api/v1/patients` and
-//! `GET /api/v1/patients/{id}` of random patients. Prints p50/p99 per size.
+//! an admin: a filtered, paginated `GET /api/v1/patients`, the searches,
+//! `GET /api/v1/patients/{id}` of random patients, and the daily screens'
+//! lists across patients over a period: the last week's appointments and
+//! the last month's treatments (each patient has two of each, dated over
+//! the year since it was registered). Prints p50/p99 per size.
 //!
 //!     bench_scale [--sizes 10000,100000] [--requests 500] [--concurrency 4]
 
@@ -52,7 +55,7 @@ async fn main() -> ExitCode {
 
 fn row(size: usize, label: &str, s: &Sample) {
     println!(
-        "| {size:>7} | {label:<44} | {:>5} | {:>6} | {:>7.1} | {:>7.2} | {:>7.2} |",
+        "| {size:>7} | {label:<48} | {:>5} | {:>6} | {:>7.1} | {:>7.2} | {:>7.2} |",
         s.latencies.len(),
         s.errors,
         s.per_second(),
@@ -70,13 +73,13 @@ async fn run(args: Args) -> Result<(), String> {
 
     let patients = srv.db.collection::<Patient>("patients");
     let mut ids: Vec<PatientId> = Vec::new();
-    println!("| patients | request                                      | ok    | errors | req/s   | p50 ms  | p99 ms  |");
-    println!("|---------:|----------------------------------------------|------:|-------:|--------:|--------:|--------:|");
+    println!("| patients | request                                          | ok    | errors | req/s   | p50 ms  | p99 ms  |");
+    println!("|---------:|--------------------------------------------------|------:|-------:|--------:|--------:|--------:|");
     for &size in &args.sizes {
         let load_started = std::time::Instant::now();
         let shape = data::Shape {
-            appointments: 0,
-            treatments: 0,
+            appointments: 2,
+            treatments: 2,
         };
         let more = size.saturating_sub(ids.len());
         ids.extend(data::load(&srv.db, &mut rng, ids.len(), more, shape, admin, &hospitals).await?);
@@ -143,7 +146,53 @@ async fn run(args: Args) -> Result<(), String> {
         })
         .await;
         row(size, "GET /patients/{id}", &get);
-        if list.errors + by_name.errors + by_phone.errors + by_passport.errors + get.errors > 0 {
+
+        let day = |days_ago: i64| {
+            (chrono::Utc::now() - chrono::Duration::days(days_ago))
+                .format("%Y-%m-%d")
+                .to_string()
+        };
+        let (http, base, tok) = (srv.http.clone(), srv.base.clone(), token.clone());
+        let (from, to) = (day(7), day(0));
+        let calendar = bench::measure(args.concurrency, args.requests, move |i| {
+            let page = (1 + i % 5).to_string();
+            http.get(format!("{base}/api/v1/appointments"))
+                .query(&[("from", from.as_str()), ("to", to.as_str())])
+                .query(&[("per_page", "20"), ("page", page.as_str())])
+                .bearer_auth(&tok)
+        })
+        .await;
+        row(
+            size,
+            "GET /appointments?from=<7 days ago>&to=<today>",
+            &calendar,
+        );
+
+        let (http, base, tok) = (srv.http.clone(), srv.base.clone(), token.clone());
+        let from = day(30);
+        let treatments = bench::measure(args.concurrency, args.requests, move |i| {
+            let page = (1 + i % 5).to_string();
+            http.get(format!("{base}/api/v1/treatments"))
+                .query(&[("from", from.as_str())])
+                .query(&[("per_page", "20"), ("page", page.as_str())])
+                .bearer_auth(&tok)
+        })
+        .await;
+        row(size, "GET /treatments?from=<30 days ago>", &treatments);
+
+        let failed = [
+            &list,
+            &by_name,
+            &by_phone,
+            &by_passport,
+            &get,
+            &calendar,
+            &treatments,
+        ]
+        .iter()
+        .map(|s| s.errors)
+        .sum::<u64>();
+        if failed > 0 {
             srv.finish().await;
             return Err("some requests failed".into());
         }

@@ -1,7 +1,7 @@
 //! The `appointments` collection.
 
 use mongodb::{
-    bson::{doc, DateTime, Document},
+    bson::{doc, Bson, DateTime, Document},
     ClientSession, Collection, Database,
 };
 
@@ -11,8 +11,28 @@ use crate::{
         appointment::{Appointment, AppointmentStatus},
         AppointmentId, HospitalId, PatientId,
     },
-    error::Result,
+    error::{AppError, Result},
 };
+
+/// An appointment's `appointment_date` in milliseconds since the epoch
+/// (null without one), stored beside it: the calendar's period is a number
+/// range on it and its order follows it. The stand-in evaluates a date
+/// range in Python (670 ms a calendar page over 20,000 appointments) and a
+/// number range in SQL from the index; MongoDB uses an index for either.
+pub const APPOINTMENT_MS: &str = "appointment_ms";
+
+fn appointment_ms(a: &Appointment) -> Bson {
+    a.appointment_date
+        .map_or(Bson::Null, |d| Bson::Int64(d.timestamp_millis()))
+}
+
+/// An appointment as stored: its fields and [`APPOINTMENT_MS`], rewritten
+/// with every insert and replace.
+pub fn stored(a: &Appointment) -> Result<Document> {
+    let mut d = mongodb::bson::to_document(a).map_err(AppError::internal)?;
+    d.insert(APPOINTMENT_MS, appointment_ms(a));
+    Ok(d)
+}
 
 /// The appointment calendar's filters.
 #[derive(Debug, Default, Clone)]
@@ -37,13 +57,10 @@ impl CalendarFilter {
             filter.insert("status", doc! { "$eq": appointment_status(s) });
         }
         super::patient_scope(&mut filter, self.patients.as_deref());
-        super::add_date_range(&mut filter, "appointment_date", self.from, self.before);
+        super::add_millis_range(&mut filter, APPOINTMENT_MS, self.from, self.before);
         if self.from.is_none() && self.before.is_none() {
             // A calendar shows dated appointments only.
-            filter.insert(
-                "appointment_date",
-                doc! { "$ne": mongodb::bson::Bson::Null },
-            );
+            filter.insert(APPOINTMENT_MS, doc! { "$ne": Bson::Null });
         }
         filter
     }
@@ -70,8 +87,12 @@ impl AppointmentsRepo {
         }
     }
 
+    fn stored_coll(&self) -> Collection<Document> {
+        self.coll.clone_with_type()
+    }
+
     pub async fn insert(&self, s: &mut ClientSession, a: &Appointment) -> Result<()> {
-        self.coll.insert_one(a).session(s).await?;
+        self.stored_coll().insert_one(stored(a)?).session(s).await?;
         Ok(())
     }
 
@@ -100,8 +121,11 @@ impl AppointmentsRepo {
         expected_version: i64,
     ) -> Result<bool> {
         let res = self
-            .coll
-            .replace_one(doc! { "_id": a.id, "version": expected_version }, a)
+            .stored_coll()
+            .replace_one(
+                doc! { "_id": a.id, "version": expected_version },
+                stored(a)?,
+            )
             .session(s)
             .await?;
         Ok(res.matched_count == 1)
@@ -138,9 +162,21 @@ impl AppointmentsRepo {
         super::paged(
             &self.coll,
             f.document(),
-            doc! { "appointment_date": 1, "_id": 1 },
+            doc! { APPOINTMENT_MS: 1, "_id": 1 },
             page,
         )
+        .await
+    }
+
+    /// Gives [`APPOINTMENT_MS`] to the appointments written before it
+    /// existed; how many needed it (none after the first run).
+    pub async fn backfill_ms(&self) -> Result<u64> {
+        let stale = doc! { APPOINTMENT_MS: { "$exists": false } };
+        super::backfill(&self.stored_coll(), stale, |d| {
+            let a: Appointment =
+                mongodb::bson::from_document(d.clone()).map_err(AppError::internal)?;
+            Ok(doc! { APPOINTMENT_MS: appointment_ms(&a) })
+        })
         .await
     }
 

@@ -12,9 +12,10 @@ use chrono::NaiveDate;
 use mongodb::bson::{doc, Bson, DateTime, Document};
 
 use super::{
+    appointments::CalendarFilter,
     patients::{PatientFilter, PatientsRepo},
     reports::{pipelines, Clock, Range},
-    treatments::{summary_pipeline, EarningsFilter},
+    treatments::{summary_pipeline, EarningsFilter, TreatmentListFilter},
 };
 use crate::{
     domain::{
@@ -311,6 +312,23 @@ fn every_narrowing_filter_leads_with_an_indexed_field() {
             leading_match(&summary_pipeline(f.document())),
         );
     }
+
+    // The daily screens' lists across patients, over a period.
+    let calendar = CalendarFilter {
+        from: Some(day(2026, 7, 1)),
+        before: Some(day(2026, 7, 8)),
+        ..CalendarFilter::default()
+    };
+    check(
+        "appointment calendar".into(),
+        "appointments",
+        calendar.document(),
+    );
+    let treatments = TreatmentListFilter {
+        from: Some(day(2026, 6, 1)),
+        ..TreatmentListFilter::default()
+    };
+    check("treatment list".into(), "treatments", treatments.document());
 
     // The dashboard's counts, except the total (below).
     let clock = Clock {

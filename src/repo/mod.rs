@@ -210,7 +210,11 @@ pub fn page_total(page: PageRequest, on_page: usize) -> Option<u64> {
 /// documents of `coll` matching `stale` (those written before one of the
 /// fields existed); how many needed them (none after the first run). Each
 /// document is set on its own: a second run redoes only what a first one
-/// left, and `fields` must make a document stop matching `stale`.
+/// left, and `fields` must make a document stop matching `stale`. A
+/// document that already holds every field as derived is left alone and
+/// not counted: the stand-in's `find` matches a stored null under
+/// `$exists: false` (docs/mongodb-compatibility.md), so `stale` may
+/// return documents that need nothing.
 pub async fn backfill(
     coll: &mongodb::Collection<mongodb::bson::Document>,
     stale: mongodb::bson::Document,
@@ -218,18 +222,24 @@ pub async fn backfill(
 ) -> crate::error::Result<u64> {
     use futures::TryStreamExt;
     let stale: Vec<mongodb::bson::Document> = coll.find(stale).await?.try_collect().await?;
+    let mut set = 0;
     for stored in &stale {
+        let derived = fields(stored)?;
+        if derived.iter().all(|(k, v)| stored.get(k) == Some(v)) {
+            continue;
+        }
         let id = stored
             .get("_id")
             .cloned()
             .ok_or_else(|| crate::error::AppError::internal("a stored document without _id"))?;
         coll.update_one(
             mongodb::bson::doc! { "_id": id },
-            mongodb::bson::doc! { "$set": fields(stored)? },
+            mongodb::bson::doc! { "$set": derived },
         )
         .await?;
+        set += 1;
     }
-    Ok(stale.len() as u64)
+    Ok(set)
 }
 
 /// Escapes `text` for use inside a `$regex` so user input matches literally.

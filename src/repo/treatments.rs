@@ -127,7 +127,8 @@ impl EarningsFilter {
 pub struct TreatmentListFilter {
     pub status: Option<TreatmentState>,
     pub hospital_id: Option<HospitalId>,
-    /// On `created_at` (when the treatment was recorded or booked).
+    /// On `created_at` (when the treatment was recorded or booked), matched
+    /// on its stored [`CREATED_MS`].
     pub from: Option<DateTime>,
     /// Exclusive.
     pub before: Option<DateTime>,
@@ -143,7 +144,7 @@ impl TreatmentListFilter {
             filter.insert("status", doc! { "$eq": s.as_str() });
         }
         super::patient_scope(&mut filter, None);
-        super::add_date_range(&mut filter, "created_at", self.from, self.before);
+        super::add_millis_range(&mut filter, CREATED_MS, self.from, self.before);
         filter
     }
 }
@@ -240,7 +241,9 @@ impl TreatmentsRepo {
         Ok((items, total))
     }
 
-    /// Treatments across patients, newest first.
+    /// Treatments across patients, newest first (by the stored
+    /// [`CREATED_MS`], the same order as `created_at`: the stand-in sorts a
+    /// number in SQL and a date in Python).
     pub async fn list(
         &self,
         f: &TreatmentListFilter,
@@ -249,7 +252,7 @@ impl TreatmentsRepo {
         super::paged(
             &self.coll,
             f.document(),
-            doc! { "created_at": -1, "_id": -1 },
+            doc! { CREATED_MS: -1, "_id": -1 },
             page,
         )
         .await

@@ -364,3 +364,100 @@ async fn treatments_keep_their_report_keys_through_each_write_and_the_migrations
         "nothing left to fill"
     );
 }
+
+#[tokio::test]
+async fn appointments_keep_their_date_in_ms_through_each_write_and_the_migrations() {
+    use axum::http::StatusCode;
+    use healthcrm::domain::user::Role;
+    use mongodb::bson::{doc, Bson, Document};
+    use serde_json::json;
+
+    let app = TestApp::spawn().await;
+    let admin = app.login_as(Role::Admin).await;
+    let res = app
+        .post_as(
+            &admin,
+            "/api/v1/patients",
+            &json!({"name": "Dated", "country": "GB"}),
+        )
+        .await;
+    let patient = res.json()["id"].as_str().expect("id").to_owned();
+    let log = |date: Option<&str>| {
+        let (app, admin, patient) = (&app, &admin, &patient);
+        let body =
+            json!({"appointment_date": date, "discussion_notes": "Call", "status": "scheduled"});
+        async move {
+            let res = app
+                .post_as(
+                    admin,
+                    &format!("/api/v1/patients/{patient}/appointments"),
+                    &body,
+                )
+                .await;
+            assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
+            res.json()["id"].as_str().expect("id").to_owned()
+        }
+    };
+    let dated = log(Some("2026-03-10T09:00:00Z")).await;
+    log(None).await;
+    let appointments = app.db.collection::<Document>("appointments");
+    let ms = |id: String| {
+        let appointments = appointments.clone();
+        async move {
+            let oid = mongodb::bson::oid::ObjectId::parse_str(&id).expect("oid");
+            let d = appointments
+                .find_one(doc! { "_id": oid })
+                .await
+                .expect("read")
+                .expect("the appointment");
+            d.get("appointment_ms").cloned()
+        }
+    };
+    let march_10 = chrono::DateTime::parse_from_rfc3339("2026-03-10T09:00:00Z")
+        .expect("date")
+        .timestamp_millis();
+    assert_eq!(ms(dated.clone()).await, Some(Bson::Int64(march_10)));
+    let march = "/api/v1/appointments?from=2026-03-01&to=2026-03-31";
+    let total = || async { app.get_as(&admin, march).await.json()["total"].as_u64() };
+    assert_eq!(total().await, Some(1));
+
+    // Moved by an update: the stored ms follow the date.
+    let res = app
+        .patch_as(
+            &admin,
+            &format!("/api/v1/appointments/{dated}"),
+            &json!({"version": 1, "appointment_date": "2026-04-02T09:00:00Z"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    assert_eq!(total().await, Some(0), "moved out of March");
+    let res = app
+        .patch_as(
+            &admin,
+            &format!("/api/v1/appointments/{dated}"),
+            &json!({"version": 2, "appointment_date": "2026-03-10T09:00:00Z"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    assert_eq!(total().await, Some(1), "and back");
+
+    // As the appointments were written before `appointment_ms` existed.
+    appointments
+        .update_many(doc! {}, doc! { "$unset": { "appointment_ms": "" } })
+        .await
+        .expect("unset");
+    assert_eq!(total().await, Some(0), "the period reads appointment_ms");
+    migrate::run(&app.db).await.expect("migrations apply");
+    assert_eq!(total().await, Some(1));
+    assert_eq!(ms(dated).await, Some(Bson::Int64(march_10)));
+    let undated = appointments
+        .count_documents(doc! { "appointment_ms": { "$eq": Bson::Null } })
+        .await
+        .expect("count");
+    assert_eq!(undated, 1, "an appointment without a date keeps a null");
+    assert_eq!(
+        app.repos().appointments.backfill_ms().await.expect("again"),
+        0,
+        "nothing left to fill"
+    );
+}
