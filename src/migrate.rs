@@ -189,6 +189,17 @@ pub async fn run(db: &Database) -> Result<Report, MigrationError> {
         .backfill_ms()
         .await
         .map_err(failed("appointments"))?;
+    // A restored patient's records held `patient_deleted: false` before the
+    // mark became `true` or absent (`repo::patient_deleted_update`).
+    for collection in ["appointments", "treatments"] {
+        db.collection::<Document>(collection)
+            .update_many(
+                doc! { crate::repo::PATIENT_DELETED: false },
+                crate::repo::patient_deleted_update(false),
+            )
+            .await
+            .map_err(|e| failed(collection)(e.into()))?;
+    }
     Ok(report)
 }
 

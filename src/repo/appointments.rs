@@ -190,7 +190,7 @@ impl AppointmentsRepo {
         self.coll
             .update_many(
                 doc! { "patient_id": patient },
-                doc! { "$set": { "patient_deleted": deleted } },
+                super::patient_deleted_update(deleted),
             )
             .session(s)
             .await?;

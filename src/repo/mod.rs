@@ -102,21 +102,34 @@ where
         .collect())
 }
 
+/// Set to `true` on a deleted patient's appointments and treatments.
+pub const PATIENT_DELETED: &str = "patient_deleted";
+
+/// The update that marks a patient's records as a deleted patient's, or
+/// clears the mark on a restore: the field is `true` or absent, never
+/// `false`, so [`patient_scope`] can match its absence.
+pub fn patient_deleted_update(deleted: bool) -> mongodb::bson::Document {
+    use mongodb::bson::doc;
+    if deleted {
+        doc! { "$set": { PATIENT_DELETED: true } }
+    } else {
+        doc! { "$unset": { PATIENT_DELETED: "" } }
+    }
+}
+
 /// Limits `filter` (appointments or treatments) to live patients' records
-/// (`patient_deleted`, set by a patient's soft delete and cleared by its
-/// restore; absent on records of patients never deleted) and, when given,
-/// to `only` these patients. Written `$in: [false, null]`: `$ne: true`
-/// means the same on MongoDB, but the stand-in's count leaves out the
-/// documents that lack the field (README, compatibility notes).
+/// and, when given, to `only` these patients. A record of a deleted
+/// patient holds `patient_deleted: true` ([`patient_deleted_update`]); any
+/// other lacks the field. Written `$eq: null` (absent): `$ne: true` means
+/// the same on MongoDB, but the stand-in's count leaves out the documents
+/// that lack the field, and `$in: [false, null]` has it fetch and count
+/// every match in Python, 5x slower (docs/mongodb-compatibility.md).
 pub fn patient_scope(
     filter: &mut mongodb::bson::Document,
     only: Option<&[crate::domain::PatientId]>,
 ) {
     use mongodb::bson::doc;
-    filter.insert(
-        "patient_deleted",
-        doc! { "$in": [false, mongodb::bson::Bson::Null] },
-    );
+    filter.insert(PATIENT_DELETED, doc! { "$eq": mongodb::bson::Bson::Null });
     if let Some(only) = only {
         let hex: Vec<String> = only.iter().map(|i| i.to_string()).collect();
         filter.insert("patient_id", doc! { "$in": hex });

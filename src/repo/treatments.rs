@@ -269,7 +269,7 @@ impl TreatmentsRepo {
             .coll
             .update_many(
                 doc! { "patient_id": patient },
-                doc! { "$set": { "patient_deleted": deleted } },
+                super::patient_deleted_update(deleted),
             )
             .session(&mut *s)
             .await?;

@@ -441,14 +441,31 @@ async fn appointments_keep_their_date_in_ms_through_each_write_and_the_migration
     assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
     assert_eq!(total().await, Some(1), "and back");
 
-    // As the appointments were written before `appointment_ms` existed.
+    // As the appointments were written before `appointment_ms` existed,
+    // by a restore that left `patient_deleted: false` behind.
     appointments
-        .update_many(doc! {}, doc! { "$unset": { "appointment_ms": "" } })
+        .update_many(
+            doc! {},
+            doc! { "$unset": { "appointment_ms": "" }, "$set": { "patient_deleted": false } },
+        )
         .await
         .expect("unset");
     assert_eq!(total().await, Some(0), "the period reads appointment_ms");
     migrate::run(&app.db).await.expect("migrations apply");
     assert_eq!(total().await, Some(1));
+    use futures::TryStreamExt;
+    let all: Vec<Document> = appointments
+        .find(doc! {})
+        .await
+        .expect("find")
+        .try_collect()
+        .await
+        .expect("read");
+    assert_eq!(all.len(), 2);
+    assert!(
+        all.iter().all(|d| !d.contains_key("patient_deleted")),
+        "a restored patient's mark is cleared, not false: {all:?}"
+    );
     assert_eq!(ms(dated).await, Some(Bson::Int64(march_10)));
     let undated = appointments
         .count_documents(doc! { "appointment_ms": { "$eq": Bson::Null } })
