@@ -422,23 +422,18 @@ async fn appointments_keep_their_date_in_ms_through_each_write_and_the_migration
     assert_eq!(total().await, Some(1));
 
     // Moved by an update: the stored ms follow the date.
-    let res = app
-        .patch_as(
-            &admin,
-            &format!("/api/v1/appointments/{dated}"),
-            &json!({"version": 1, "appointment_date": "2026-04-02T09:00:00Z"}),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    let move_to = |version: i64, date: &'static str| {
+        let url = format!("/api/v1/appointments/{dated}");
+        let body = json!({"version": version, "appointment_date": date});
+        let (app, admin) = (&app, &admin);
+        async move {
+            let res = app.patch_as(admin, &url, &body).await;
+            assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+        }
+    };
+    move_to(1, "2026-04-02T09:00:00Z").await;
     assert_eq!(total().await, Some(0), "moved out of March");
-    let res = app
-        .patch_as(
-            &admin,
-            &format!("/api/v1/appointments/{dated}"),
-            &json!({"version": 2, "appointment_date": "2026-03-10T09:00:00Z"}),
-        )
-        .await;
-    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    move_to(2, "2026-03-10T09:00:00Z").await;
     assert_eq!(total().await, Some(1), "and back");
 
     // As the appointments were written before `appointment_ms` existed,
