@@ -22,8 +22,7 @@ use crate::{
 pub const APPOINTMENT_MS: &str = "appointment_ms";
 
 fn appointment_ms(a: &Appointment) -> Bson {
-    a.appointment_date
-        .map_or(Bson::Null, |d| Bson::Int64(d.timestamp_millis()))
+    super::millis_or_null(a.appointment_date)
 }
 
 /// An appointment as stored: its fields and [`APPOINTMENT_MS`], rewritten

@@ -23,11 +23,21 @@ pub mod users;
 
 use mongodb::Database;
 
+/// A date as the milliseconds stored beside it for queries; null without
+/// one.
+pub fn millis_or_null(date: Option<mongodb::bson::DateTime>) -> mongodb::bson::Bson {
+    date.map_or(mongodb::bson::Bson::Null, |d| {
+        mongodb::bson::Bson::Int64(d.timestamp_millis())
+    })
+}
+
 /// Adds `from <= field < before` to `filter` on a field that holds a date
 /// as milliseconds since the epoch (such as the ledger's `booked_ms`): one
 /// plain range, which the stand-in runs in SQL from the field's index and
 /// MongoDB from its index. Dates themselves never reach an index on the
-/// stand-in (docs/mongodb-compatibility.md).
+/// stand-in (docs/mongodb-compatibility.md), so no query ranges on a
+/// date: every period has its milliseconds stored beside the date
+/// ([`millis_or_null`]).
 pub fn add_millis_range(
     filter: &mut mongodb::bson::Document,
     field: &str,
@@ -43,33 +53,6 @@ pub fn add_millis_range(
     }
     if !bounds.is_empty() {
         filter.insert(field, bounds);
-    }
-}
-
-/// Adds `from <= field < before` to `filter`, as one `$and` clause per
-/// bound. Written this way because the stand-in's aggregation `$match`
-/// mis-compares dates under `{field: {$gte, $lt}}` (it treats every `$lt`
-/// as false) but evaluates `$and` clauses correctly; real MongoDB reads both
-/// forms the same and uses the index either way (README notes).
-pub fn add_date_range(
-    filter: &mut mongodb::bson::Document,
-    field: &str,
-    from: Option<mongodb::bson::DateTime>,
-    before: Option<mongodb::bson::DateTime>,
-) {
-    use mongodb::bson::{doc, Bson};
-    let mut clauses: Vec<Bson> = match filter.remove("$and") {
-        Some(Bson::Array(a)) => a,
-        _ => Vec::new(),
-    };
-    if let Some(from) = from {
-        clauses.push(Bson::Document(doc! { field: { "$gte": from } }));
-    }
-    if let Some(before) = before {
-        clauses.push(Bson::Document(doc! { field: { "$lt": before } }));
-    }
-    if !clauses.is_empty() {
-        filter.insert("$and", clauses);
     }
 }
 

@@ -142,7 +142,7 @@ pub fn derived(p: &Patient) -> Document {
         "search_text": search_text(p),
         "birth_day": birth_day(p),
         CREATED_MS: p.created_at.timestamp_millis(),
-        NEXT_FOLLOW_UP_MS: p.next_follow_up.map(|d| Bson::Int64(d.timestamp_millis())).unwrap_or(Bson::Null),
+        NEXT_FOLLOW_UP_MS: super::millis_or_null(p.next_follow_up),
     }
 }
 

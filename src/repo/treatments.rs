@@ -89,9 +89,7 @@ fn treatment_keys(d: &Document) -> Document {
     doc! {
         BY_HOSPITAL: format!("{hospital}|{status}|{currency}"),
         BY_TYPE: format!("{status}|{currency}|{kind}"),
-        CREATED_MS: d
-            .get_datetime("created_at")
-            .map_or(mongodb::bson::Bson::Null, |at| at.timestamp_millis().into()),
+        CREATED_MS: super::millis_or_null(d.get_datetime("created_at").ok().copied()),
     }
 }
 

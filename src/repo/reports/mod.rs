@@ -4,8 +4,9 @@
 //!
 //! Every pipeline opens with a `$match` on the period field (`created_ms`
 //! for patients and treatments, `booked_ms` for the ledger: the time in
-//! milliseconds, see [`in_millis`]) so both servers can use that index. Groups are on one string key (`a|b`) because the stand-in
-//! groups on single expressions only; the row readers here split the key.
+//! milliseconds, see [`in_millis`]) so both servers can use that index.
+//! Groups are on one string key (`a|b`) because the stand-in groups on
+//! single expressions only; the row readers here split the key.
 //! Date tests inside expressions are made on `$dateToString` strings, which
 //! compare the same on both servers.
 
