@@ -196,6 +196,25 @@ impl PatientsRepo {
         Ok(self.coll.find_one(doc! { "_id": id }).session(s).await?)
     }
 
+    /// Writes to the live patient `id` in `s` (`$inc` of `links`, a counter
+    /// nothing reads and a replace resets), as
+    /// [`super::hospitals::HospitalsRepo::hold_in`] does for hospitals: a
+    /// transaction that adds or changes one of the patient's appointments or
+    /// treatments then conflicts with a concurrent soft delete (which
+    /// replaces the patient), and whichever retries sees the other's outcome.
+    /// `false` when the patient is deleted or absent.
+    pub async fn hold_in(&self, s: &mut ClientSession, id: PatientId) -> Result<bool> {
+        let mut filter = live();
+        filter.insert("_id", id);
+        Ok(self
+            .coll
+            .update_one(filter, doc! { "$inc": { "links": 1_i64 } })
+            .session(s)
+            .await?
+            .matched_count
+            == 1)
+    }
+
     /// Replaces the stored document if it still has `expected_version`;
     /// `false` means someone else changed it first.
     pub async fn replace(

@@ -122,6 +122,7 @@ async fn log_claimed(
         updated_by: actor,
         updated_at: now,
     };
+    ctx.faults.pause("appointment.log:checked").await;
     transaction!(ctx, |tx| {
         if let Some(h) = appointment.hospital_id {
             patients::hold_hospital(ctx, &mut tx, h, "hospital_id").await?;
@@ -131,6 +132,7 @@ async fn log_claimed(
             .insert(tx.session()?, &appointment)
             .await?;
         tx.point("appointment.log:insert")?;
+        patients::hold_patient(ctx, &mut tx, patient_id).await?;
         // Done as soon as the appointment exists (see treatments::record).
         idempotency::complete(ctx, &mut tx, claim, idem, &appointment).await?;
         record_history(ctx, &mut tx, None, &appointment, "create", actor).await?;
@@ -187,6 +189,7 @@ pub async fn update(
     let follow_up = next
         .next_follow_up
         .filter(|_| next.next_follow_up != prev.next_follow_up);
+    ctx.faults.pause("appointment.update:checked").await;
     transaction!(ctx, |tx| {
         if let Some(h) = next.hospital_id.filter(|h| Some(*h) != prev.hospital_id) {
             patients::hold_hospital(ctx, &mut tx, h, "hospital_id").await?;
@@ -202,6 +205,9 @@ pub async fn update(
             ));
         }
         tx.point("appointment.update:replace")?;
+        // The mark of a deleted patient is not in `next`: a delete since the
+        // check above must fail this replace rather than have it unmarked.
+        patients::hold_patient(ctx, &mut tx, next.patient_id).await?;
         record_history(ctx, &mut tx, Some(&prev), &next, action, actor).await?;
         tx.point("appointment.update:history")?;
         if let Some(date) = follow_up {

@@ -1,5 +1,7 @@
 //! Test-only fault injection: make a workflow fail right after one of its
-//! writes, to prove the transaction leaves nothing of it behind.
+//! writes, to prove the transaction leaves nothing of it behind; or hold a
+//! workflow between its checks and its transaction ([`Faults::pause`]), so
+//! a test can run a concurrent change in that gap.
 //!
 //! Compiled in with the `faults` cargo feature (CI enables it with
 //! `--all-features`); without it every check is a no-op. The switch is per
@@ -20,6 +22,28 @@ struct Plan {
     /// The point to fail, and how many of its passes to let through first.
     armed: Option<(&'static str, usize)>,
     passed: Vec<&'static str>,
+    /// The pause point to stop at (once), and its gate.
+    paused: Option<(&'static str, std::sync::Arc<PauseGate>)>,
+}
+
+/// A workflow stopped at a pause point: [`PauseGate::reached`] returns once
+/// it is there, [`PauseGate::release`] lets it go on.
+#[cfg(feature = "faults")]
+#[derive(Default)]
+pub struct PauseGate {
+    reached: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[cfg(feature = "faults")]
+impl PauseGate {
+    pub async fn reached(&self) {
+        self.reached.notified().await;
+    }
+
+    pub fn release(&self) {
+        self.release.notify_one();
+    }
 }
 
 impl Faults {
@@ -48,6 +72,39 @@ impl Faults {
     #[inline(always)]
     pub fn check(&self, _point: &'static str) -> Result<()> {
         Ok(())
+    }
+
+    /// Waits at `point` until released, if a test asked to stop there
+    /// ([`Faults::pause_at`]); the first pass only.
+    #[cfg(feature = "faults")]
+    pub async fn pause(&self, point: &'static str) {
+        let gate = {
+            let mut plan = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+            match plan.paused.take() {
+                Some((p, gate)) if p == point => Some(gate),
+                other => {
+                    plan.paused = other;
+                    None
+                }
+            }
+        };
+        if let Some(gate) = gate {
+            gate.reached.notify_one();
+            gate.release.notified().await;
+        }
+    }
+
+    #[cfg(not(feature = "faults"))]
+    #[inline(always)]
+    pub async fn pause(&self, _point: &'static str) {}
+
+    /// The next pass through the pause point `point` waits for the returned
+    /// gate's release.
+    #[cfg(feature = "faults")]
+    pub fn pause_at(&self, point: &'static str) -> std::sync::Arc<PauseGate> {
+        let gate = std::sync::Arc::new(PauseGate::default());
+        self.inner.lock().unwrap_or_else(|p| p.into_inner()).paused = Some((point, gate.clone()));
+        gate
     }
 
     /// The next pass through `point` fails.

@@ -100,6 +100,23 @@ pub async fn hold_hospital(ctx: &Ctx, tx: &mut Tx, id: HospitalId, field: &str) 
     hospital_usable(found, field)
 }
 
+/// Holds the live patient `id` in `tx` ([`PatientsRepo::hold_in`]); 404
+/// if it was deleted since the caller's checks. Called after the write to
+/// the patient's appointment or treatment, so that where transactions do
+/// not isolate (the stand-in) a delete landing in between either marks the
+/// new record or fails this transaction.
+///
+/// [`PatientsRepo::hold_in`]: crate::repo::patients::PatientsRepo::hold_in
+pub async fn hold_patient(ctx: &Ctx, tx: &mut Tx, id: PatientId) -> Result<()> {
+    let live = ctx.repos.patients.hold_in(tx.session()?, id).await?;
+    tx.point("patient:hold")?;
+    if live {
+        Ok(())
+    } else {
+        Err(AppError::not_found("patient"))
+    }
+}
+
 fn hospital_usable(found: Option<crate::domain::hospital::Hospital>, field: &str) -> Result<()> {
     match found {
         Some(h) if h.active => Ok(()),

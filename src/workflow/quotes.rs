@@ -441,6 +441,7 @@ async fn book(
         .insert(tx.session()?, &planned.treatment)
         .await?;
     tx.point("quote.accept:treatment")?;
+    patients::hold_patient(ctx, tx, prev.patient_id).await?;
     treatments::record_history(ctx, tx, None, &booked.treatment, "create", actor).await?;
     record_history(ctx, tx, Some(prev), &booked.quote, "accept", actor).await
 }

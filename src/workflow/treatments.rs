@@ -229,6 +229,7 @@ async fn record_claimed(
     idem: &Idem<'_, Treatment>,
 ) -> Result<Treatment> {
     let planned = plan(ctx, actor, patient_id, input, None).await?;
+    ctx.faults.pause("treatment.record:checked").await;
     transaction!(ctx, |tx| {
         let treatment = &planned.treatment;
         patients::hold_hospital(ctx, &mut tx, treatment.hospital_id, "hospital_id").await?;
@@ -237,6 +238,7 @@ async fn record_claimed(
             .insert(tx.session()?, treatment)
             .await?;
         tx.point("treatment.record:insert")?;
+        patients::hold_patient(ctx, &mut tx, patient_id).await?;
         // The key is done as soon as the treatment exists: a process that
         // dies later in this transaction (the stand-in keeps its writes)
         // leaves at most a missing credit, which the doctor books, never a
@@ -404,6 +406,7 @@ pub async fn update(
     } else {
         "update"
     };
+    ctx.faults.pause("treatment.update:checked").await;
     transaction!(ctx, |tx| {
         if next.hospital_id != prev.hospital_id {
             patients::hold_hospital(ctx, &mut tx, next.hospital_id, "hospital_id").await?;
@@ -419,6 +422,9 @@ pub async fn update(
             ));
         }
         tx.point("treatment.update:replace")?;
+        // As in appointments::update: a delete since the check above fails
+        // this replace, which would otherwise drop the patient's mark.
+        patients::hold_patient(ctx, &mut tx, next.patient_id).await?;
         record_history(ctx, &mut tx, Some(&prev), &next, action, actor).await?;
         tx.point("treatment.update:history")?;
         settle(ctx, &mut tx, &next).await?;

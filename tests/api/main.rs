@@ -13,6 +13,8 @@ mod calendars;
 mod connections;
 mod conventions;
 mod crash;
+#[cfg(feature = "faults")]
+mod deletion_races;
 mod doctor;
 mod documents;
 mod documents_streaming;
