@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh login [--seconds 10] [--flood 32] [--probes 2000]
 #   scripts/bench.sh scale [--sizes 10000,100000] [--requests 500] [--concurrency 4]
-#   scripts/bench.sh load [--patients 10000] [--requests 320] [--concurrency 1,16,64] [--out target/bench/load.md]
+#   scripts/bench.sh load [--patients 10000] [--requests 320] [--concurrency 1,16,64] [--server-workers N] [--out target/bench/load.md]
 #   scripts/bench.sh reports [--sizes 10000,100000] [--requests 5] [--treatments 3] [--period-days 182]
 #   scripts/bench.sh documents [--mib 25] [--concurrency 1,4] [--rounds 4]
 set -euo pipefail

@@ -14,7 +14,11 @@
 //! writes the table to `--out`.
 //!
 //!     bench_load [--patients 10000] [--requests 320] [--concurrency 1,16,64]
-//!                [--out target/bench/load.md]
+//!                [--server-workers N] [--out target/bench/load.md]
+//!
+//! `--server-workers N` runs the server with N runtime worker threads
+//! (tokio's own `TOKIO_WORKER_THREADS`, set on the server's process only);
+//! without it the server has its default, one per core.
 
 use std::{fmt::Write as _, path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -42,25 +46,36 @@ struct Args {
     patients: usize,
     requests: usize,
     concurrency: Vec<usize>,
+    /// The server's runtime worker threads; `None` = its default.
+    server_workers: Option<usize>,
     out: PathBuf,
 }
 
 const NAME: &str = "bench_load";
-const USAGE: &str =
-    "bench_load [--patients 10000] [--requests 320] [--concurrency 1,16,64] [--out FILE]";
+const USAGE: &str = "bench_load [--patients 10000] [--requests 320] [--concurrency 1,16,64] \
+     [--server-workers N] [--out FILE]";
 
 fn parse_args() -> Result<Args, String> {
+    args_from(cli::pairs()?)
+}
+
+fn args_from(pairs: Vec<(String, String)>) -> Result<Args, String> {
     let mut args = Args {
         patients: 10_000,
         requests: 320,
         concurrency: vec![1, 16, 64],
+        server_workers: None,
         out: PathBuf::from("target/bench/load.md"),
     };
-    for (flag, value) in cli::pairs()? {
+    for (flag, value) in pairs {
         match flag.as_str() {
             "--patients" => args.patients = cli::number(&flag, &value)?,
             "--requests" => args.requests = cli::number(&flag, &value)?,
             "--concurrency" => args.concurrency = cli::numbers(&flag, &value)?,
+            "--server-workers" => match cli::number(&flag, &value)? {
+                0 => return Err("--server-workers must be at least 1".into()),
+                n => args.server_workers = Some(n),
+            },
             "--out" => args.out = PathBuf::from(value),
             _ => return Err(cli::unknown(&flag)),
         }
@@ -309,7 +324,16 @@ async fn load(args: &Args) -> Result<Bench, String> {
         .with_file_name("healthcrm");
     // /metrics on: the server's connection checkouts count its database
     // operations per request.
-    let srv = bench::spawn(&[("METRICS_TOKEN", bench::METRICS_TOKEN)], &binary).await?;
+    let workers = args.server_workers.map(|n| n.to_string());
+    let mut env = vec![("METRICS_TOKEN", bench::METRICS_TOKEN)];
+    if let Some(n) = &workers {
+        env.push(("TOKIO_WORKER_THREADS", n));
+    }
+    let srv = bench::spawn(&env, &binary).await?;
+    eprintln!(
+        "server runtime workers: {}",
+        workers.as_deref().unwrap_or("the default (one per core)")
+    );
     let admin = srv.admin_id().await?;
     let admin_token = srv.admin_token().await?;
     let started = std::time::Instant::now();
@@ -563,6 +587,12 @@ fn write_report(
         patients,
         args.requests
     );
+    let _ = writeln!(
+        report,
+        "Server runtime workers: {}.\n",
+        args.server_workers
+            .map_or_else(|| "the default (one per core)".into(), |n| n.to_string())
+    );
     let _ = writeln!(report, "{HEADER}");
     for r in rows {
         let _ = writeln!(report, "{}", line(r));
@@ -581,4 +611,37 @@ fn write_report(
     std::fs::write(&args.out, &report).map_err(|e| e.to_string())?;
     eprintln!("wrote {}", args.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Args, String> {
+        args_from(
+            pairs
+                .iter()
+                .map(|(f, v)| ((*f).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_server_keeps_its_default_workers_unless_told() {
+        assert_eq!(parse(&[]).map(|a| a.server_workers), Ok(None));
+        assert_eq!(
+            parse(&[("--server-workers", "1")]).map(|a| a.server_workers),
+            Ok(Some(1))
+        );
+    }
+
+    #[test]
+    fn zero_or_garbage_server_workers_are_refused() {
+        for bad in ["0", "-1", "one", ""] {
+            assert!(
+                parse(&[("--server-workers", bad)]).is_err(),
+                "--server-workers {bad:?} was accepted"
+            );
+        }
+    }
 }
