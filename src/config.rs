@@ -52,6 +52,9 @@ pub struct Config {
     pub http_idle_timeout: Duration,
     /// Open connections at most; further ones wait in the listen backlog.
     pub max_connections: usize,
+    /// The server's runtime worker threads (`WORKER_THREADS`); `None`, one
+    /// per core.
+    pub worker_threads: Option<usize>,
     pub log_format: LogFormat,
     /// Consecutive failed logins that lock an account, and for how long.
     pub lockout_threshold: i32,
@@ -266,6 +269,10 @@ impl Config {
             1..=MAX_CONNECTIONS_LIMIT,
             &mut errors,
         );
+        let worker_threads: Option<usize> = parse_opt(&get, "WORKER_THREADS", &mut errors);
+        if worker_threads.is_some_and(|n| !(1..=1024).contains(&n)) {
+            errors.push("WORKER_THREADS must be between 1 and 1024".into());
+        }
 
         let log_format = match get("LOG_FORMAT").as_deref() {
             None | Some("text") => LogFormat::Text,
@@ -401,6 +408,7 @@ impl Config {
             http_header_read_timeout: Duration::from_secs(header_read_secs),
             http_idle_timeout: Duration::from_secs(idle_secs),
             max_connections,
+            worker_threads,
             log_format,
             lockout_threshold,
             lockout_duration: Duration::from_secs(lockout_secs),

@@ -1,4 +1,5 @@
-//! The server binary: config -> telemetry -> database -> migrations ->
+//! The server binary: config -> runtime (`WORKER_THREADS`) -> telemetry ->
+//! database -> migrations ->
 //! transaction probe -> consistency check -> serve
 //! (until SIGINT/SIGTERM, then drain; see `server::serve`).
 //! `healthcrm healthcheck` instead asks a running server whether it is
@@ -12,16 +13,24 @@ use healthcrm::{
 };
 use tokio::net::TcpListener;
 
-#[tokio::main]
-async fn main() -> ExitCode {
+fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
         None => {}
-        Some("healthcheck") => return healthcheck().await,
+        Some("healthcheck") => {
+            return match runtime(Some(1)) {
+                Ok(rt) => rt.block_on(healthcheck()),
+                Err(e) => {
+                    eprintln!("healthcrm healthcheck: cannot start the runtime: {e}");
+                    ExitCode::FAILURE
+                }
+            };
+        }
         Some(other) => {
             eprintln!("healthcrm: unknown argument {other:?}; usage: healthcrm [healthcheck]");
             return ExitCode::from(2);
         }
     }
+    // Read before the runtime exists: `WORKER_THREADS` sizes it.
     let config = match Config::from_env() {
         Ok(c) => c,
         Err(e) => {
@@ -29,6 +38,27 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    match runtime(config.worker_threads) {
+        Ok(rt) => rt.block_on(serve_main(config)),
+        Err(e) => {
+            eprintln!("healthcrm: cannot start the runtime: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The multi-threaded runtime, with `workers` threads (`None`: one per
+/// core, or tokio's own `TOKIO_WORKER_THREADS`).
+fn runtime(workers: Option<usize>) -> std::io::Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    if let Some(n) = workers {
+        builder.worker_threads(n);
+    }
+    builder.build()
+}
+
+async fn serve_main(config: Config) -> ExitCode {
     let telemetry = telemetry::init(config.log_format, config.otel_endpoint.as_deref());
     let result = run(config).await;
     if let Err(e) = &result {

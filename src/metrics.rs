@@ -35,6 +35,8 @@ pub const AUDIT_QUEUE: &str = "healthcrm_audit_queue_depth";
 pub const HASH_WAIT: &str = "healthcrm_password_hash_wait_seconds";
 /// Cache lookups, by `cache` and `result` (`hit`, `miss`).
 pub const CACHE: &str = "healthcrm_cache_lookups_total";
+/// The runtime's worker threads (`WORKER_THREADS`, else one per core).
+pub const RUNTIME_WORKERS: &str = "healthcrm_runtime_workers";
 
 /// Latency buckets, 1 ms to 30 s.
 const BUCKETS: [f64; 15] = [
@@ -93,6 +95,7 @@ fn describe() {
         "Time a password hash waited for a free hashing slot."
     );
     describe_counter!(CACHE, "Cache lookups, by cache and result (hit or miss).");
+    describe_gauge!(RUNTIME_WORKERS, "The runtime's worker threads.");
 }
 
 /// Renders every metric; also folds recent histogram samples in.
@@ -102,7 +105,10 @@ pub fn render() -> String {
 
 /// Keeps the recorder's memory bounded between scrapes: histograms are
 /// folded into their buckets every few seconds. Runs until the process ends.
+/// Also records the runtime's worker threads, as this runs on it.
 pub fn spawn_upkeep() {
+    let workers = tokio::runtime::Handle::current().metrics().num_workers();
+    metrics::gauge!(RUNTIME_WORKERS).set(workers as f64);
     let handle = handle().clone();
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(Duration::from_secs(5));

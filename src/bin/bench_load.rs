@@ -17,8 +17,8 @@
 //!                [--server-workers N] [--out target/bench/load.md]
 //!
 //! `--server-workers N` runs the server with N runtime worker threads
-//! (tokio's own `TOKIO_WORKER_THREADS`, set on the server's process only);
-//! without it the server has its default, one per core.
+//! (`WORKER_THREADS`, set on the server's process only); without it the
+//! server has its default, one per core.
 
 use std::{fmt::Write as _, path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -327,7 +327,7 @@ async fn load(args: &Args) -> Result<Bench, String> {
     let workers = args.server_workers.map(|n| n.to_string());
     let mut env = vec![("METRICS_TOKEN", bench::METRICS_TOKEN)];
     if let Some(n) = &workers {
-        env.push(("TOKIO_WORKER_THREADS", n));
+        env.push(("WORKER_THREADS", n));
     }
     let srv = bench::spawn(&env, &binary).await?;
     eprintln!(

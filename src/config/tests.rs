@@ -22,6 +22,7 @@ fn defaults_apply_when_only_the_secret_is_set() {
     assert_eq!(c.http_header_read_timeout, Duration::from_secs(10));
     assert_eq!(c.http_idle_timeout, Duration::from_secs(60));
     assert_eq!(c.max_connections, 1024);
+    assert_eq!(c.worker_threads, None);
     assert_eq!(c.report_cache_poll, Duration::from_secs(1));
     assert_eq!(c.report_cache_entries, 256);
 }
@@ -33,11 +34,13 @@ fn connection_limits_are_read_and_checked() {
         ("HTTP_HEADER_READ_TIMEOUT_SECS", "2"),
         ("HTTP_IDLE_TIMEOUT_SECS", "30"),
         ("MAX_CONNECTIONS", "20"),
+        ("WORKER_THREADS", "1"),
     ])
     .expect("valid");
     assert_eq!(c.http_header_read_timeout, Duration::from_secs(2));
     assert_eq!(c.http_idle_timeout, Duration::from_secs(30));
     assert_eq!(c.max_connections, 20);
+    assert_eq!(c.worker_threads, Some(1));
 
     for (key, bad) in [
         ("HTTP_HEADER_READ_TIMEOUT_SECS", "0"),
@@ -47,6 +50,10 @@ fn connection_limits_are_read_and_checked() {
         ("MAX_CONNECTIONS", "0"),
         ("MAX_CONNECTIONS", "1000001"),
         ("MAX_CONNECTIONS", "lots"),
+        ("WORKER_THREADS", "0"),
+        ("WORKER_THREADS", "1025"),
+        ("WORKER_THREADS", "-1"),
+        ("WORKER_THREADS", "two"),
     ] {
         let e = cfg(&[("JWT_SECRET", SECRET), (key, bad)]).unwrap_err();
         assert_eq!(e.0.len(), 1, "{key}={bad}: {e}");

@@ -185,3 +185,43 @@ async fn the_command_metrics_switch_takes_on_or_off_only() {
     assert_refused("METRICS_DB_COMMANDS", "yes");
     assert_refused("METRICS_DB_COMMANDS", "true");
 }
+
+/// The server binary's `/metrics`, scraped over HTTP.
+async fn scrape_process(server: &crate::crash::Server) -> String {
+    let res = reqwest::Client::new()
+        .get(format!("{}/metrics", server.base))
+        .bearer_auth(TOKEN)
+        .send()
+        .await
+        .expect("scrape");
+    assert_eq!(res.status(), StatusCode::OK);
+    res.text().await.expect("body")
+}
+
+#[tokio::test]
+async fn the_server_runs_as_many_runtime_workers_as_worker_threads_says() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    for (setting, workers) in [(Some("1"), 1), (Some("3"), 3), (None, cores)] {
+        // The app only for its database, dropped with it.
+        let app = TestApp::spawn().await;
+        let mut env = vec![("METRICS_TOKEN", TOKEN)];
+        if let Some(n) = setting {
+            env.push(("WORKER_THREADS", n));
+        }
+        let mut server = crate::crash::Server::start_with(app.db.name(), &env).await;
+        let body = scrape_process(&server).await;
+        server.stop().await;
+        let line = format!("healthcrm_runtime_workers {workers}");
+        assert!(
+            body.lines().any(|l| l == line),
+            "WORKER_THREADS={setting:?}: no {line:?} in\n{body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_worker_count_outside_1_to_1024_is_refused_at_start() {
+    for bad in ["0", "1025", "many"] {
+        assert_refused("WORKER_THREADS", bad);
+    }
+}
