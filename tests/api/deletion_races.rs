@@ -101,17 +101,84 @@ impl Case {
         assert_eq!(res.status, StatusCode::OK, "{url}: {:?}", res.json());
         res.json()["total"].as_u64().expect("total")
     }
+}
 
-    fn appointment(&self) -> Value {
-        json!({"hospital_id": self.hospital, "appointment_date": "2026-03-10T10:00:00Z",
+/// One kind of patient record: its collection (also its paths under
+/// `/api/v1`), the pause points of its create and edit, how to create one,
+/// and a field the edit changes (as created, then as edited).
+struct Kind {
+    name: &'static str,
+    create_point: &'static str,
+    edit_point: &'static str,
+    body: fn(&str) -> Value,
+    field: &'static str,
+    created: &'static str,
+    edited: &'static str,
+}
+
+const APPOINTMENTS: Kind = Kind {
+    name: "appointments",
+    create_point: "appointment.log:checked",
+    edit_point: "appointment.update:checked",
+    body: |hospital| {
+        json!({"hospital_id": hospital, "appointment_date": "2026-03-10T10:00:00Z",
             "discussion_notes": "first call", "status": "scheduled"})
-    }
+    },
+    field: "discussion_notes",
+    created: "first call",
+    edited: "second call",
+};
 
-    fn treatment(&self) -> Value {
+const TREATMENTS: Kind = Kind {
+    name: "treatments",
+    create_point: "treatment.record:checked",
+    edit_point: "treatment.update:checked",
+    body: |hospital| {
         json!({"treatment_type": "knee replacement", "disease": "osteoarthritis",
-            "hospital_id": self.hospital, "cost": {"amount_minor": 1_000_000, "currency": "EUR"},
+            "hospital_id": hospital, "cost": {"amount_minor": 1_000_000, "currency": "EUR"},
             "earnings": {"amount_minor": 100_000, "currency": "EUR"}, "status": "planned"})
-    }
+    },
+    field: "treatment_type",
+    created: "knee replacement",
+    edited: "hip replacement",
+};
+
+/// A record created as its patient is deleted: 404, nothing kept, nothing
+/// listed.
+async fn created_as_the_patient_goes(kind: &Kind) {
+    let c = Case::new().await;
+    let url = format!("/api/v1/patients/{}/{}", c.patient, kind.name);
+    let body = (kind.body)(&c.hospital);
+    let res = c
+        .deleted_during(kind.create_point, c.app.post_as(&c.staff, &url, &body))
+        .await;
+    res.assert_error(StatusCode::NOT_FOUND, "not_found");
+    assert!(c.stored(kind.name).await.is_empty());
+    assert_eq!(c.total(&format!("/api/v1/{}", kind.name)).await, 0);
+}
+
+/// A record edited as its patient is deleted: 404, the record as it was
+/// and marked, nothing listed.
+async fn edited_as_the_patient_goes(kind: &Kind) {
+    let c = Case::new().await;
+    let url = format!("/api/v1/patients/{}/{}", c.patient, kind.name);
+    let res = c
+        .app
+        .post_as(&c.staff, &url, &(kind.body)(&c.hospital))
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
+    let id = res.json()["id"].as_str().expect("id").to_owned();
+    let url = format!("/api/v1/{}/{id}", kind.name);
+    let body = json!({"version": 1, kind.field: kind.edited});
+    let res = c
+        .deleted_during(kind.edit_point, c.app.patch_as(&c.staff, &url, &body))
+        .await;
+    res.assert_error(StatusCode::NOT_FOUND, "not_found");
+    let stored = c.stored(kind.name).await;
+    assert_eq!(stored.len(), 1);
+    assert!(marked(&stored[0]), "the mark was dropped: {:?}", stored[0]);
+    assert_eq!(stored[0].get_str(kind.field), Ok(kind.created));
+    assert_eq!(c.total(&format!("/api/v1/{}", kind.name)).await, 0);
 }
 
 /// Whether the record carries its patient's deletion mark. The stand-in
@@ -125,78 +192,20 @@ fn marked(d: &Document) -> bool {
 
 #[tokio::test]
 async fn an_appointment_logged_as_its_patient_is_deleted_is_refused_and_not_kept() {
-    let c = Case::new().await;
-    let url = format!("/api/v1/patients/{}/appointments", c.patient);
-    let body = c.appointment();
-    let res = c
-        .deleted_during(
-            "appointment.log:checked",
-            c.app.post_as(&c.staff, &url, &body),
-        )
-        .await;
-    res.assert_error(StatusCode::NOT_FOUND, "not_found");
-    assert!(c.stored("appointments").await.is_empty());
-    assert_eq!(c.total("/api/v1/appointments").await, 0);
+    created_as_the_patient_goes(&APPOINTMENTS).await;
 }
 
 #[tokio::test]
 async fn an_appointment_edited_as_its_patient_is_deleted_is_refused_and_keeps_the_mark() {
-    let c = Case::new().await;
-    let url = format!("/api/v1/patients/{}/appointments", c.patient);
-    let res = c.app.post_as(&c.staff, &url, &c.appointment()).await;
-    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
-    let id = res.json()["id"].as_str().expect("id").to_owned();
-    let url = format!("/api/v1/appointments/{id}");
-    let body = json!({"version": 1, "discussion_notes": "second call"});
-    let res = c
-        .deleted_during(
-            "appointment.update:checked",
-            c.app.patch_as(&c.staff, &url, &body),
-        )
-        .await;
-    res.assert_error(StatusCode::NOT_FOUND, "not_found");
-    let stored = c.stored("appointments").await;
-    assert_eq!(stored.len(), 1);
-    assert!(marked(&stored[0]), "the mark was dropped: {:?}", stored[0]);
-    assert_eq!(stored[0].get_str("discussion_notes"), Ok("first call"));
-    assert_eq!(c.total("/api/v1/appointments").await, 0);
+    edited_as_the_patient_goes(&APPOINTMENTS).await;
 }
 
 #[tokio::test]
 async fn a_treatment_recorded_as_its_patient_is_deleted_is_refused_and_not_kept() {
-    let c = Case::new().await;
-    let url = format!("/api/v1/patients/{}/treatments", c.patient);
-    let body = c.treatment();
-    let res = c
-        .deleted_during(
-            "treatment.record:checked",
-            c.app.post_as(&c.staff, &url, &body),
-        )
-        .await;
-    res.assert_error(StatusCode::NOT_FOUND, "not_found");
-    assert!(c.stored("treatments").await.is_empty());
-    assert_eq!(c.total("/api/v1/treatments").await, 0);
+    created_as_the_patient_goes(&TREATMENTS).await;
 }
 
 #[tokio::test]
 async fn a_treatment_edited_as_its_patient_is_deleted_is_refused_and_keeps_the_mark() {
-    let c = Case::new().await;
-    let url = format!("/api/v1/patients/{}/treatments", c.patient);
-    let res = c.app.post_as(&c.staff, &url, &c.treatment()).await;
-    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
-    let id = res.json()["id"].as_str().expect("id").to_owned();
-    let url = format!("/api/v1/treatments/{id}");
-    let body = json!({"version": 1, "treatment_type": "hip replacement"});
-    let res = c
-        .deleted_during(
-            "treatment.update:checked",
-            c.app.patch_as(&c.staff, &url, &body),
-        )
-        .await;
-    res.assert_error(StatusCode::NOT_FOUND, "not_found");
-    let stored = c.stored("treatments").await;
-    assert_eq!(stored.len(), 1);
-    assert!(marked(&stored[0]), "the mark was dropped: {:?}", stored[0]);
-    assert_eq!(stored[0].get_str("treatment_type"), Ok("knee replacement"));
-    assert_eq!(c.total("/api/v1/treatments").await, 0);
+    edited_as_the_patient_goes(&TREATMENTS).await;
 }
