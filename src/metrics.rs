@@ -35,7 +35,8 @@ pub const AUDIT_QUEUE: &str = "healthcrm_audit_queue_depth";
 pub const HASH_WAIT: &str = "healthcrm_password_hash_wait_seconds";
 /// Cache lookups, by `cache` and `result` (`hit`, `miss`).
 pub const CACHE: &str = "healthcrm_cache_lookups_total";
-/// The runtime's worker threads (`WORKER_THREADS`, else one per core).
+/// The runtime's worker threads (`WORKER_THREADS`, else
+/// `TOKIO_WORKER_THREADS`, else one per core).
 pub const RUNTIME_WORKERS: &str = "healthcrm_runtime_workers";
 
 /// Latency buckets, 1 ms to 30 s.

@@ -237,6 +237,17 @@ impl BenchServer {
     /// checkouts as `/metrics` reports them, one per command sent (the
     /// server must run with `METRICS_TOKEN` = [`METRICS_TOKEN`]).
     pub async fn db_commands(&self) -> Result<f64, String> {
+        self.metric("healthcrm_db_pool_checkout_seconds_count{outcome=\"ok\"}")
+            .await
+    }
+
+    /// The server's runtime worker threads, as `/metrics` reports them.
+    pub async fn runtime_workers(&self) -> Result<f64, String> {
+        self.metric("healthcrm_runtime_workers").await
+    }
+
+    /// The sum of the `/metrics` samples whose name and labels are `series`.
+    async fn metric(&self, series: &str) -> Result<f64, String> {
         let text = self
             .http
             .get(format!("{}/metrics", self.base))
@@ -251,8 +262,12 @@ impl BenchServer {
             .map_err(|e| e.to_string())?;
         Ok(text
             .lines()
-            .filter(|l| l.starts_with("healthcrm_db_pool_checkout_seconds_count{outcome=\"ok\"}"))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .filter_map(|l| {
+                l.strip_prefix(series)?
+                    .strip_prefix(' ')?
+                    .parse::<f64>()
+                    .ok()
+            })
             .sum())
     }
 

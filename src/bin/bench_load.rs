@@ -260,6 +260,8 @@ struct Bench {
     tokens: Arc<Vec<String>>,
     ids: Arc<Vec<PatientId>>,
     requests: usize,
+    /// The server's runtime worker threads, as it reports them.
+    workers: f64,
 }
 
 impl Bench {
@@ -305,7 +307,7 @@ async fn run(args: Args) -> Result<(), String> {
             peak as f64 / 1_048_576.0
         );
     }
-    write_report(&args, b.ids.len(), &rows, &rss)?;
+    write_report(&args, b.ids.len(), b.workers, &rows, &rss)?;
     let errors: u64 = rows.iter().map(|r| r.server.errors + r.direct.errors).sum();
     // The direct paths' last audit batch, before the database goes.
     b.state.background.close();
@@ -330,9 +332,12 @@ async fn load(args: &Args) -> Result<Bench, String> {
         env.push(("WORKER_THREADS", n));
     }
     let srv = bench::spawn(&env, &binary).await?;
+    // As the server reports them: the default may come from the
+    // environment or a `.env` file.
+    let running = srv.runtime_workers().await?;
     eprintln!(
-        "server runtime workers: {}",
-        workers.as_deref().unwrap_or("the default (one per core)")
+        "server runtime workers: {running} ({})",
+        workers.map_or_else(|| "its default".into(), |n| format!("WORKER_THREADS={n}"))
     );
     let admin = srv.admin_id().await?;
     let admin_token = srv.admin_token().await?;
@@ -373,6 +378,7 @@ async fn load(args: &Args) -> Result<Bench, String> {
         tokens: Arc::new(tokens),
         ids: Arc::new(ids),
         requests: args.requests,
+        workers: running,
     })
 }
 
@@ -577,6 +583,7 @@ async fn login(b: &Bench, c: usize) -> Row {
 fn write_report(
     args: &Args,
     patients: usize,
+    workers: f64,
     rows: &[Row],
     rss: &[(usize, u64)],
 ) -> Result<(), String> {
@@ -589,9 +596,9 @@ fn write_report(
     );
     let _ = writeln!(
         report,
-        "Server runtime workers: {}.\n",
+        "Server runtime workers: {workers} ({}).\n",
         args.server_workers
-            .map_or_else(|| "the default (one per core)".into(), |n| n.to_string())
+            .map_or_else(|| "its default".into(), |n| format!("WORKER_THREADS={n}"))
     );
     let _ = writeln!(report, "{HEADER}");
     for r in rows {
@@ -614,34 +621,5 @@ fn write_report(
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(pairs: &[(&str, &str)]) -> Result<Args, String> {
-        args_from(
-            pairs
-                .iter()
-                .map(|(f, v)| ((*f).to_owned(), (*v).to_owned()))
-                .collect(),
-        )
-    }
-
-    #[test]
-    fn the_server_keeps_its_default_workers_unless_told() {
-        assert_eq!(parse(&[]).map(|a| a.server_workers), Ok(None));
-        assert_eq!(
-            parse(&[("--server-workers", "1")]).map(|a| a.server_workers),
-            Ok(Some(1))
-        );
-    }
-
-    #[test]
-    fn zero_or_garbage_server_workers_are_refused() {
-        for bad in ["0", "-1", "one", ""] {
-            assert!(
-                parse(&[("--server-workers", bad)]).is_err(),
-                "--server-workers {bad:?} was accepted"
-            );
-        }
-    }
-}
+#[path = "bench_load/tests.rs"]
+mod tests;

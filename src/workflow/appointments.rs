@@ -132,9 +132,9 @@ async fn log_claimed(
             .insert(tx.session()?, &appointment)
             .await?;
         tx.point("appointment.log:insert")?;
-        patients::hold_patient(ctx, &mut tx, patient_id).await?;
         // Done as soon as the appointment exists (see treatments::record).
         idempotency::complete(ctx, &mut tx, claim, idem, &appointment).await?;
+        patients::hold_patient(ctx, &mut tx, patient_id).await?;
         record_history(ctx, &mut tx, None, &appointment, "create", actor).await?;
         tx.point("appointment.log:history")?;
         if let Some(date) = appointment.next_follow_up {
@@ -206,8 +206,11 @@ pub async fn update(
         }
         tx.point("appointment.update:replace")?;
         // The mark of a deleted patient is not in `next`: a delete since the
-        // check above must fail this replace rather than have it unmarked.
-        patients::hold_patient(ctx, &mut tx, next.patient_id).await?;
+        // check above must fail this replace rather than have it unmarked,
+        // with the 404 a read of the appointment now gives.
+        patients::hold_patient(ctx, &mut tx, next.patient_id)
+            .await
+            .map_err(|e| patients::gone_as(e, "appointment"))?;
         record_history(ctx, &mut tx, Some(&prev), &next, action, actor).await?;
         tx.point("appointment.update:history")?;
         if let Some(date) = follow_up {

@@ -238,12 +238,12 @@ async fn record_claimed(
             .insert(tx.session()?, treatment)
             .await?;
         tx.point("treatment.record:insert")?;
-        patients::hold_patient(ctx, &mut tx, patient_id).await?;
         // The key is done as soon as the treatment exists: a process that
         // dies later in this transaction (the stand-in keeps its writes)
         // leaves at most a missing credit, which the doctor books, never a
         // key a retry could use to record the treatment twice.
         idempotency::complete(ctx, &mut tx, claim, idem, treatment).await?;
+        patients::hold_patient(ctx, &mut tx, patient_id).await?;
         record_history(ctx, &mut tx, None, treatment, "create", actor).await?;
         tx.point("treatment.record:history")?;
         follow_up_recorded(ctx, &mut tx, &planned, actor).await?;
@@ -424,7 +424,9 @@ pub async fn update(
         tx.point("treatment.update:replace")?;
         // As in appointments::update: a delete since the check above fails
         // this replace, which would otherwise drop the patient's mark.
-        patients::hold_patient(ctx, &mut tx, next.patient_id).await?;
+        patients::hold_patient(ctx, &mut tx, next.patient_id)
+            .await
+            .map_err(|e| patients::gone_as(e, "treatment"))?;
         record_history(ctx, &mut tx, Some(&prev), &next, action, actor).await?;
         tx.point("treatment.update:history")?;
         settle(ctx, &mut tx, &next).await?;

@@ -60,7 +60,11 @@ impl Case {
     ) -> TestResponse {
         let gate = self.app.workflows.faults.pause_at(point);
         let delete = async {
-            gate.reached().await;
+            // A write that fails before its pause point must fail the test,
+            // not hang it.
+            tokio::time::timeout(std::time::Duration::from_secs(30), gate.reached())
+                .await
+                .unwrap_or_else(|_| panic!("the write never reached {point}"));
             let res = self
                 .app
                 .delete_as(&self.admin, &format!("/api/v1/patients/{}", self.patient))

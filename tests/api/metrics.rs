@@ -200,14 +200,18 @@ async fn scrape_process(server: &crate::crash::Server) -> String {
 
 #[tokio::test]
 async fn the_server_runs_as_many_runtime_workers_as_worker_threads_says() {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    for (setting, workers) in [(Some("1"), 1), (Some("3"), 3), (None, cores)] {
+    // Unset, the runtime has tokio's own TOKIO_WORKER_THREADS if this
+    // process has it (the server inherits it), else one per core.
+    let default = std::env::var("TOKIO_WORKER_THREADS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    for (setting, workers) in [(Some("1"), 1), (Some("3"), 3), (None, default)] {
         // The app only for its database, dropped with it.
         let app = TestApp::spawn().await;
         let mut env = vec![("METRICS_TOKEN", TOKEN)];
-        if let Some(n) = setting {
-            env.push(("WORKER_THREADS", n));
-        }
+        // Empty is unset, and keeps a developer's `.env` from setting it.
+        env.push(("WORKER_THREADS", setting.unwrap_or("")));
         let mut server = crate::crash::Server::start_with(app.db.name(), &env).await;
         let body = scrape_process(&server).await;
         server.stop().await;
