@@ -179,6 +179,18 @@ impl AppointmentsRepo {
         .await
     }
 
+    /// Where the deletion marks disagree with the patients
+    /// ([`super::mark_disagreements`]).
+    pub async fn mark_disagreements(
+        &self,
+        deleted: &std::collections::HashSet<PatientId>,
+    ) -> Result<(
+        std::collections::BTreeSet<PatientId>,
+        std::collections::BTreeSet<PatientId>,
+    )> {
+        super::mark_disagreements(&self.coll.clone_with_type(), deleted).await
+    }
+
     /// Marks `patient`'s appointments as a deleted patient's (or not).
     pub async fn mark_patient_deleted(
         &self,

@@ -119,6 +119,60 @@ pub fn patient_scope(
     }
 }
 
+/// Where the deletion marks of `coll` (appointments or treatments) disagree
+/// with the patients, for the consistency check: the patients in `deleted`
+/// with a record lacking the mark (it shows in the lists across patients),
+/// and the patients not in `deleted` with a marked record (it is hidden
+/// from them).
+pub async fn mark_disagreements(
+    coll: &mongodb::Collection<mongodb::bson::Document>,
+    deleted: &std::collections::HashSet<crate::domain::PatientId>,
+) -> crate::error::Result<(
+    std::collections::BTreeSet<crate::domain::PatientId>,
+    std::collections::BTreeSet<crate::domain::PatientId>,
+)> {
+    use mongodb::bson::doc;
+    let mut unmarked = std::collections::BTreeSet::new();
+    if !deleted.is_empty() {
+        let ids: Vec<_> = deleted.iter().copied().collect();
+        let mut filter = doc! {};
+        patient_scope(&mut filter, Some(&ids));
+        unmarked = patients_of(coll, filter).await?;
+    }
+    // `$exists`, not `$ne: null`: a stand-in `find` with `$ne: null` also
+    // matches the documents that lack the field (docs/mongodb-compatibility.md).
+    let marked = patients_of(coll, doc! { PATIENT_DELETED: { "$exists": true } })
+        .await?
+        .into_iter()
+        .filter(|p| !deleted.contains(p))
+        .collect();
+    Ok((unmarked, marked))
+}
+
+/// The patients of the records of `coll` matching `filter`.
+async fn patients_of(
+    coll: &mongodb::Collection<mongodb::bson::Document>,
+    filter: mongodb::bson::Document,
+) -> crate::error::Result<std::collections::BTreeSet<crate::domain::PatientId>> {
+    use futures::TryStreamExt;
+    let mut cursor = coll
+        .find(filter)
+        .projection(mongodb::bson::doc! { "patient_id": 1 })
+        .await?;
+    let mut out = std::collections::BTreeSet::new();
+    while let Some(d) = cursor.try_next().await? {
+        let id = d
+            .get_str("patient_id")
+            .map_err(crate::error::AppError::internal)?
+            .parse()
+            .map_err(|_| {
+                crate::error::AppError::internal("a record with a malformed patient_id")
+            })?;
+        out.insert(id);
+    }
+    Ok(out)
+}
+
 /// Largest magnitude a double holds every whole number up to (2^53).
 const EXACT_IN_F64: f64 = 9_007_199_254_740_992.0;
 

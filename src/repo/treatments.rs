@@ -256,6 +256,18 @@ impl TreatmentsRepo {
         .await
     }
 
+    /// Where the deletion marks disagree with the patients
+    /// ([`super::mark_disagreements`]).
+    pub async fn mark_disagreements(
+        &self,
+        deleted: &std::collections::HashSet<PatientId>,
+    ) -> Result<(
+        std::collections::BTreeSet<PatientId>,
+        std::collections::BTreeSet<PatientId>,
+    )> {
+        super::mark_disagreements(&self.coll.clone_with_type(), deleted).await
+    }
+
     /// Marks `patient`'s treatments as a deleted patient's (or not).
     pub async fn mark_patient_deleted(
         &self,

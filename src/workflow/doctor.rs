@@ -6,20 +6,21 @@
 //! process's transaction (the local stand-in keeps such writes), and data
 //! written before transactions or by hand. The checker reads everything
 //! once, prints each violation, and with `repair` books missing ledger
-//! entries (idempotently, like a completion does); everything else it only
-//! reports, because fixing it needs a person's judgement.
+//! entries (idempotently, like a completion does) and sets the deletion
+//! marks of appointments and treatments from their patient; everything
+//! else it only reports, because fixing it needs a person's judgement.
 
 use std::collections::{HashMap, HashSet};
 
 use futures::TryStreamExt;
 use mongodb::bson::Bson;
 
-use super::{treatments, Ctx};
+use super::{follow, treatments, Ctx};
 use crate::{
     domain::{
         patient::{Patient, TreatmentStatus},
         treatment::{EntryKind, Treatment},
-        HospitalId, TreatmentId, UserId,
+        HospitalId, PatientId, TreatmentId, UserId,
     },
     error::Result,
     transaction,
@@ -79,8 +80,9 @@ pub async fn check(ctx: &Ctx, repair: bool) -> Result<Report> {
         .collect();
     let users: HashSet<UserId> = ctx.repos.users.all_ids().await?.into_iter().collect();
     let short = check_ledger(ctx, &hospitals, &mut report).await?;
-    check_patients(ctx, &hospitals, &users, &mut report).await?;
+    let patients = check_patients(ctx, &hospitals, &users, &mut report).await?;
     check_appointments(ctx, &hospitals, &mut report).await?;
+    let marks = check_marks(ctx, &patients, &mut report).await?;
     if repair {
         for t in short {
             transaction!(ctx, |tx| treatments::settle(ctx, &mut tx, &t).await)?;
@@ -89,8 +91,69 @@ pub async fn check(ctx: &Ctx, repair: bool) -> Result<Report> {
                 t.id
             ));
         }
+        for id in marks {
+            let marked = transaction!(ctx, |tx| remark(ctx, &mut tx, id).await)?;
+            if let Some(deleted) = marked {
+                report.repaired.push(format!(
+                    "{} the deletion mark of patient {id}'s appointments and treatments",
+                    if deleted { "set" } else { "cleared" }
+                ));
+            }
+        }
     }
     Ok(report)
+}
+
+/// The deletion marks of appointments and treatments against their
+/// patients ([`crate::repo::mark_disagreements`]); returns the patients
+/// whose marks need setting or clearing. (A record of a patient that does
+/// not exist at all is not this check's business.)
+async fn check_marks(
+    ctx: &Ctx,
+    patients: &Patients,
+    report: &mut Report,
+) -> Result<Vec<PatientId>> {
+    let deleted = &patients.deleted;
+    let mut out = std::collections::BTreeSet::new();
+    for (what, (unmarked, marked)) in [
+        (
+            "appointments",
+            ctx.repos.appointments.mark_disagreements(deleted).await?,
+        ),
+        (
+            "treatments",
+            ctx.repos.treatments.mark_disagreements(deleted).await?,
+        ),
+    ] {
+        for p in &unmarked {
+            report.violations.push(violation(
+                "unmarked_record",
+                format!("patient {p} is deleted, but some of its {what} lack the deletion mark (they show in the lists across patients)"),
+                true,
+            ));
+        }
+        for p in marked.iter().filter(|p| patients.all.contains(p)) {
+            report.violations.push(violation(
+                "stale_mark",
+                format!("patient {p} is not deleted, but some of its {what} carry the deletion mark (they are hidden from the lists across patients)"),
+                true,
+            ));
+        }
+        out.extend(unmarked);
+        out.extend(marked.into_iter().filter(|p| patients.all.contains(p)));
+    }
+    Ok(out.into_iter().collect())
+}
+
+/// Sets the marks of patient `id`'s records from the patient as `tx` reads
+/// it (deleted or not meanwhile); `None` if the patient is gone.
+async fn remark(ctx: &Ctx, tx: &mut super::tx::Tx, id: PatientId) -> Result<Option<bool>> {
+    let Some(p) = ctx.repos.patients.find_in(tx.session()?, id).await? else {
+        return Ok(None);
+    };
+    let deleted = p.deleted_at.is_some();
+    follow::mark_records(ctx, tx, id, deleted).await?;
+    Ok(Some(deleted))
 }
 
 /// Ledger against treatments; returns the treatments short of an entry.
@@ -226,16 +289,29 @@ async fn statuses_in_history(
     Ok(out)
 }
 
+/// Every patient's id, and the soft-deleted ones'.
+#[derive(Default)]
+struct Patients {
+    all: HashSet<PatientId>,
+    deleted: HashSet<PatientId>,
+}
+
+/// Checks every patient.
 async fn check_patients(
     ctx: &Ctx,
     hospitals: &HashSet<HospitalId>,
     users: &HashSet<UserId>,
     report: &mut Report,
-) -> Result<()> {
+) -> Result<Patients> {
     let history = statuses_in_history(ctx).await?;
+    let mut patients = Patients::default();
     let mut cursor = ctx.repos.patients.scan().await?;
     while let Some(p) = cursor.try_next().await? {
         report.patients += 1;
+        patients.all.insert(p.id);
+        if p.deleted_at.is_some() {
+            patients.deleted.insert(p.id);
+        }
         let (created, statuses) = history.get(&p.id).cloned().unwrap_or_default();
         if !created {
             report.violations.push(violation(
@@ -269,7 +345,7 @@ async fn check_patients(
         }
         check_references(&p, hospitals, users, report);
     }
-    Ok(())
+    Ok(patients)
 }
 
 /// The patient's hospital and the staff member it is assigned to exist.

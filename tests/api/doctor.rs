@@ -243,3 +243,93 @@ async fn references_to_missing_hospitals_and_users_are_reported() {
         vec!["missing_hospital", "missing_hospital", "missing_user"]
     );
 }
+
+/// The total of a list across patients.
+async fn listed(w: &World, path: &str) -> u64 {
+    let res = w.app.get_as(&w.staff, path).await;
+    assert_eq!(res.status, StatusCode::OK, "{path}: {:?}", res.json());
+    res.json()["total"].as_u64().expect("total")
+}
+
+#[tokio::test]
+async fn deletion_marks_that_disagree_with_their_patient_are_set_from_it() {
+    let w = world().await;
+    let admin = w.app.login_as(Role::Admin).await;
+    let appointment = json!({"appointment_date": "2026-03-10T10:00:00Z",
+        "discussion_notes": "call", "status": "scheduled"});
+    let gone = w
+        .app
+        .post_as(
+            &w.staff,
+            "/api/v1/patients",
+            &json!({"name": "Gone", "country": "NL"}),
+        )
+        .await
+        .json()["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    for p in [&w.patient, &gone] {
+        let path = format!("/api/v1/patients/{p}/appointments");
+        let res = w.app.post_as(&w.staff, &path, &appointment).await;
+        assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
+    }
+    treatment(&w, "planned").await;
+    let res = w
+        .app
+        .delete_as(&admin, &format!("/api/v1/patients/{gone}"))
+        .await;
+    assert_eq!(res.status, StatusCode::NO_CONTENT);
+    assert_eq!(kinds(&w, false).await, (vec![], 0));
+    assert_eq!(
+        (
+            listed(&w, "/api/v1/appointments").await,
+            listed(&w, "/api/v1/treatments").await
+        ),
+        (1, 1)
+    );
+
+    // Plant both ways a mark can disagree: the deleted patient's
+    // appointment unmarked, the live patient's treatment marked.
+    coll(&w, "appointments")
+        .update_many(
+            doc! { "patient_id": &gone },
+            doc! { "$unset": { "patient_deleted": "" } },
+        )
+        .await
+        .expect("plant");
+    coll(&w, "treatments")
+        .update_many(
+            doc! { "patient_id": &w.patient },
+            doc! { "$set": { "patient_deleted": true } },
+        )
+        .await
+        .expect("plant");
+    assert_eq!(
+        (
+            listed(&w, "/api/v1/appointments").await,
+            listed(&w, "/api/v1/treatments").await
+        ),
+        (2, 0),
+        "the lists across patients are wrong"
+    );
+    let (found, _) = kinds(&w, false).await;
+    assert_eq!(found, vec!["stale_mark", "unmarked_record"]);
+    assert_eq!(
+        listed(&w, "/api/v1/appointments").await,
+        2,
+        "a report changes nothing"
+    );
+    assert_eq!(
+        kinds(&w, true).await,
+        (vec!["stale_mark", "unmarked_record"], 2)
+    );
+    assert_eq!(kinds(&w, false).await, (vec![], 0));
+    assert_eq!(
+        (
+            listed(&w, "/api/v1/appointments").await,
+            listed(&w, "/api/v1/treatments").await
+        ),
+        (1, 1)
+    );
+}
