@@ -388,10 +388,13 @@ async fn accept_claimed(
         quote,
         treatment: planned.treatment.clone(),
     };
+    ctx.faults.pause("quote.accept:checked").await;
     transaction!(ctx, |tx| {
         book(ctx, &mut tx, &prev, &booked, &planned, actor).await?;
         idempotency::complete(ctx, &mut tx, claim, idem, &booked).await?;
         tx.point("quote.accept:key")?;
+        // The booked treatment is the patient's (see treatments::record).
+        patients::hold_patient(ctx, &mut tx, prev.patient_id).await?;
         decline_siblings(ctx, &mut tx, &booked.quote, actor).await?;
         super::follow::assign_in(ctx, &mut tx, prev.patient_id, prev.hospital_id, actor).await?;
         tx.point("quote.accept:assign")?;
@@ -441,7 +444,6 @@ async fn book(
         .insert(tx.session()?, &planned.treatment)
         .await?;
     tx.point("quote.accept:treatment")?;
-    patients::hold_patient(ctx, tx, prev.patient_id).await?;
     treatments::record_history(ctx, tx, None, &booked.treatment, "create", actor).await?;
     record_history(ctx, tx, Some(prev), &booked.quote, "accept", actor).await
 }

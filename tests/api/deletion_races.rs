@@ -7,7 +7,8 @@
 //! in that gap must fail the write (404, nothing kept) rather than leave an
 //! unmarked record of a deleted patient behind, or drop the mark an edit's
 //! replace does not carry. Each test stops the write at its pause point,
-//! deletes the patient, and lets the write go on.
+//! deletes the patient, and lets the write go on. Accepting a quote books a
+//! treatment the same way.
 
 use axum::http::StatusCode;
 use healthcrm::domain::user::Role;
@@ -212,4 +213,48 @@ async fn a_treatment_recorded_as_its_patient_is_deleted_is_refused_and_not_kept(
 #[tokio::test]
 async fn a_treatment_edited_as_its_patient_is_deleted_is_refused_and_keeps_the_mark() {
     edited_as_the_patient_goes(&TREATMENTS).await;
+}
+
+#[tokio::test]
+async fn a_quote_accepted_as_its_patient_is_deleted_is_refused_and_books_nothing() {
+    let c = Case::new().await;
+    let res = c
+        .app
+        .post_as(
+            &c.staff,
+            &format!("/api/v1/patients/{}/quotes", c.patient),
+            &json!({"hospital_id": c.hospital, "treatment_type": "knee replacement"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
+    let quote = res.json()["id"].as_str().expect("id").to_owned();
+    let valid_until = (chrono::Utc::now().date_naive() + chrono::Duration::days(30))
+        .format("%Y-%m-%d")
+        .to_string();
+    let res = c
+        .app
+        .patch_as(
+            &c.staff,
+            &format!("/api/v1/quotes/{quote}"),
+            &json!({"version": 1, "status": "received", "valid_until": valid_until,
+                "amount": {"amount_minor": 1_000_000, "currency": "EUR"}}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    let url = format!("/api/v1/quotes/{quote}/accept");
+    let body = json!({"disease": "osteoarthritis"});
+    let res = c
+        .deleted_during("quote.accept:checked", c.app.post_as(&c.staff, &url, &body))
+        .await;
+    res.assert_error(StatusCode::NOT_FOUND, "not_found");
+    assert!(c.stored("treatments").await.is_empty());
+    let stored = c.stored("quotes").await;
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        stored[0].get_str("status"),
+        Ok("received"),
+        "{:?}",
+        stored[0]
+    );
+    assert_eq!(c.total("/api/v1/treatments").await, 0);
 }
