@@ -133,8 +133,9 @@ pub enum ProxyHeader {
     Forwarded,
 }
 
-/// `DOCTOR_ON_START`: `repair` books missing ledger entries and reports the
-/// rest, `report` only reports, `off` skips the check.
+/// `DOCTOR_ON_START`: `repair` books missing ledger entries, sets disagreeing
+/// deletion marks and reports the rest, `report` only reports, `off` skips
+/// the check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DoctorOnStart {
     Repair,

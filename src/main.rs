@@ -129,7 +129,8 @@ async fn run(config: Config) -> Result<(), String> {
 
 /// The consistency check before serving (`DOCTOR_ON_START`): a process
 /// that died inside a transaction the database did not roll back leaves a
-/// completed treatment without its credit, which `repair` books.
+/// completed treatment without its credit, which `repair` books (and
+/// disagreeing deletion marks, which it sets).
 async fn doctor_on_start(state: &AppState) -> Result<(), String> {
     let repair = match state.config.doctor_on_start {
         DoctorOnStart::Off => return Ok(()),

@@ -215,6 +215,16 @@ impl PatientsRepo {
             == 1)
     }
 
+    /// [`Self::hold_in`] of the patient `id` whether deleted or not, for the
+    /// consistency check's repairs; the patient as it was, if it exists.
+    pub async fn touch_in(&self, s: &mut ClientSession, id: PatientId) -> Result<Option<Patient>> {
+        Ok(self
+            .coll
+            .find_one_and_update(doc! { "_id": id }, doc! { "$inc": { "links": 1_i64 } })
+            .session(s)
+            .await?)
+    }
+
     /// Replaces the stored document if it still has `expected_version`;
     /// `false` means someone else changed it first.
     pub async fn replace(

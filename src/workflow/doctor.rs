@@ -67,7 +67,10 @@ fn violation(kind: &'static str, detail: String, repairable: bool) -> Violation 
 }
 
 /// Checks every invariant; with `repair`, books the ledger entries that are
-/// missing.
+/// missing and sets disagreeing deletion marks from their patient.
+/// (`Report::remaining` then counts every repairable violation as fixed,
+/// also one whose patient disappeared before its repair: the next check
+/// shows it.)
 pub async fn check(ctx: &Ctx, repair: bool) -> Result<Report> {
     let mut report = Report::default();
     let hospitals: HashSet<HospitalId> = ctx
@@ -146,9 +149,12 @@ async fn check_marks(
 }
 
 /// Sets the marks of patient `id`'s records from the patient as `tx` reads
-/// it (deleted or not meanwhile); `None` if the patient is gone.
+/// it (deleted or not meanwhile); `None` if the patient is gone. The read
+/// is a write ([`crate::repo::patients::PatientsRepo::touch_in`]), so on
+/// MongoDB a delete or restore running beside the repair conflicts with it
+/// rather than having its marks undone.
 async fn remark(ctx: &Ctx, tx: &mut super::tx::Tx, id: PatientId) -> Result<Option<bool>> {
-    let Some(p) = ctx.repos.patients.find_in(tx.session()?, id).await? else {
+    let Some(p) = ctx.repos.patients.touch_in(tx.session()?, id).await? else {
         return Ok(None);
     };
     let deleted = p.deleted_at.is_some();
