@@ -4,8 +4,8 @@
 //! has exactly one credit and every completed-then-cancelled one exactly one
 //! reversal, ledger amounts match their treatments, each patient's reached
 //! statuses and completion agree with its history, no reference to a missing
-//! hospital or user, the deletion marks of appointments and treatments agree
-//! with their patient) and prints each violation. `--repair` books missing
+//! hospital, user or patient, the deletion marks of appointments and
+//! treatments agree with their patient) and prints each violation. `--repair` books missing
 //! ledger entries, idempotently, sets disagreeing deletion marks from the
 //! patient, and says what it did. Exit status: 0 when nothing is left to
 //! fix, 1 when violations remain, 2 on error.

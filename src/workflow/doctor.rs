@@ -58,6 +58,15 @@ impl Report {
     }
 }
 
+/// A record (`what` `id`) whose patient does not exist, deleted or not.
+fn missing_patient(what: &str, id: &dyn std::fmt::Display, patient: PatientId) -> Violation {
+    violation(
+        "missing_patient",
+        format!("{what} {id} belongs to patient {patient}, which does not exist"),
+        false,
+    )
+}
+
 fn violation(kind: &'static str, detail: String, repairable: bool) -> Violation {
     Violation {
         kind,
@@ -82,9 +91,9 @@ pub async fn check(ctx: &Ctx, repair: bool) -> Result<Report> {
         .map(|h| h.id)
         .collect();
     let users: HashSet<UserId> = ctx.repos.users.all_ids().await?.into_iter().collect();
-    let short = check_ledger(ctx, &hospitals, &mut report).await?;
     let patients = check_patients(ctx, &hospitals, &users, &mut report).await?;
-    check_appointments(ctx, &hospitals, &mut report).await?;
+    let short = check_ledger(ctx, &hospitals, &patients.all, &mut report).await?;
+    check_appointments(ctx, &hospitals, &patients.all, &mut report).await?;
     let marks = check_marks(ctx, &patients, &mut report).await?;
     if repair {
         for t in short {
@@ -110,7 +119,7 @@ pub async fn check(ctx: &Ctx, repair: bool) -> Result<Report> {
 /// The deletion marks of appointments and treatments against their
 /// patients ([`crate::repo::mark_disagreements`]); returns the patients
 /// whose marks need setting or clearing. (A record of a patient that does
-/// not exist at all is not this check's business.)
+/// not exist at all is a `missing_patient`, for a person.)
 async fn check_marks(
     ctx: &Ctx,
     patients: &Patients,
@@ -166,6 +175,7 @@ async fn remark(ctx: &Ctx, tx: &mut super::tx::Tx, id: PatientId) -> Result<Opti
 async fn check_ledger(
     ctx: &Ctx,
     hospitals: &HashSet<HospitalId>,
+    patients: &HashSet<PatientId>,
     report: &mut Report,
 ) -> Result<Vec<Treatment>> {
     let mut booked = Booked::new();
@@ -183,6 +193,11 @@ async fn check_ledger(
     while let Some(t) = cursor.try_next().await? {
         report.treatments += 1;
         seen.insert(t.id);
+        if !patients.contains(&t.patient_id) {
+            report
+                .violations
+                .push(missing_patient("treatment", &t.id, t.patient_id));
+        }
         if !hospitals.contains(&t.hospital_id) {
             report.violations.push(violation(
                 "missing_hospital",
@@ -388,10 +403,16 @@ fn check_references(
 async fn check_appointments(
     ctx: &Ctx,
     hospitals: &HashSet<HospitalId>,
+    patients: &HashSet<PatientId>,
     report: &mut Report,
 ) -> Result<()> {
     let mut cursor = ctx.repos.appointments.scan().await?;
     while let Some(a) = cursor.try_next().await? {
+        if !patients.contains(&a.patient_id) {
+            report
+                .violations
+                .push(missing_patient("appointment", &a.id, a.patient_id));
+        }
         if let Some(h) = a.hospital_id.filter(|h| !hospitals.contains(h)) {
             report.violations.push(violation(
                 "missing_hospital",

@@ -242,6 +242,37 @@ async fn references_to_missing_hospitals_and_users_are_reported() {
         kinds(&w, false).await.0,
         vec!["missing_hospital", "missing_hospital", "missing_user"]
     );
+    // Records of a patient that does not exist at all (not even deleted).
+    let res = w
+        .app
+        .post_as(
+            &w.staff,
+            &format!("/api/v1/patients/{}/appointments", w.patient),
+            &json!({"discussion_notes": "call", "status": "scheduled"}),
+        )
+        .await;
+    assert_eq!(res.status, StatusCode::CREATED, "{:?}", res.json());
+    let nobody = ObjectId::new().to_hex();
+    for name in ["appointments", "treatments"] {
+        coll(&w, name)
+            .update_many(doc! {}, doc! { "$set": { "patient_id": &nobody } })
+            .await
+            .expect("plant");
+    }
+    assert_eq!(
+        kinds(&w, true).await,
+        (
+            vec![
+                "missing_hospital",
+                "missing_hospital",
+                "missing_patient",
+                "missing_patient",
+                "missing_user"
+            ],
+            0
+        ),
+        "reported, and no repair touches them"
+    );
 }
 
 /// The total of a list across patients.
