@@ -20,7 +20,7 @@
 //! (`WORKER_THREADS`, set on the server's process only); without it the
 //! server has its default, one per core.
 
-use std::{fmt::Write as _, path::PathBuf, process::ExitCode, sync::Arc};
+use std::{fmt::Write as _, process::ExitCode, sync::Arc};
 
 use healthcrm::{
     bench::{self, cli, data, ms, Sample},
@@ -42,46 +42,11 @@ use mongodb::bson::{oid::ObjectId, DateTime};
 use rand::{rngs::StdRng, SeedableRng};
 use serde_json::json;
 
-struct Args {
-    patients: usize,
-    requests: usize,
-    concurrency: Vec<usize>,
-    /// The server's runtime worker threads; `None` = its default.
-    server_workers: Option<usize>,
-    out: PathBuf,
-}
-
 const NAME: &str = "bench_load";
-const USAGE: &str = "bench_load [--patients 10000] [--requests 320] [--concurrency 1,16,64] \
-     [--server-workers N] [--out FILE]";
 
-fn parse_args() -> Result<Args, String> {
-    args_from(cli::pairs()?)
-}
-
-fn args_from(pairs: Vec<(String, String)>) -> Result<Args, String> {
-    let mut args = Args {
-        patients: 10_000,
-        requests: 320,
-        concurrency: vec![1, 16, 64],
-        server_workers: None,
-        out: PathBuf::from("target/bench/load.md"),
-    };
-    for (flag, value) in pairs {
-        match flag.as_str() {
-            "--patients" => args.patients = cli::number(&flag, &value)?,
-            "--requests" => args.requests = cli::number(&flag, &value)?,
-            "--concurrency" => args.concurrency = cli::numbers(&flag, &value)?,
-            "--server-workers" => match cli::number(&flag, &value)? {
-                0 => return Err("--server-workers must be at least 1".into()),
-                n => args.server_workers = Some(n),
-            },
-            "--out" => args.out = PathBuf::from(value),
-            _ => return Err(cli::unknown(&flag)),
-        }
-    }
-    Ok(args)
-}
+#[path = "bench_load/args.rs"]
+mod args;
+use args::{parse_args, Args, USAGE};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -619,7 +584,3 @@ fn write_report(
     eprintln!("wrote {}", args.out.display());
     Ok(())
 }
-
-#[cfg(test)]
-#[path = "bench_load/tests.rs"]
-mod tests;

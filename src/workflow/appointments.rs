@@ -134,7 +134,7 @@ async fn log_claimed(
         tx.point("appointment.log:insert")?;
         // Done as soon as the appointment exists (see treatments::record).
         idempotency::complete(ctx, &mut tx, claim, idem, &appointment).await?;
-        patients::hold_patient(ctx, &mut tx, patient_id).await?;
+        super::holds::hold_patient(ctx, &mut tx, patient_id).await?;
         record_history(ctx, &mut tx, None, &appointment, "create", actor).await?;
         tx.point("appointment.log:history")?;
         if let Some(date) = appointment.next_follow_up {
@@ -208,9 +208,9 @@ pub async fn update(
         // The mark of a deleted patient is not in `next`: a delete since the
         // check above must fail this replace rather than have it unmarked,
         // with the 404 a read of the appointment now gives.
-        patients::hold_patient(ctx, &mut tx, next.patient_id)
+        super::holds::hold_patient(ctx, &mut tx, next.patient_id)
             .await
-            .map_err(|e| patients::gone_as(e, "appointment"))?;
+            .map_err(|e| super::holds::gone_as(e, "appointment"))?;
         record_history(ctx, &mut tx, Some(&prev), &next, action, actor).await?;
         tx.point("appointment.update:history")?;
         if let Some(date) = follow_up {

@@ -16,6 +16,7 @@ pub mod documents;
 pub mod faults;
 pub mod follow;
 pub mod history;
+pub mod holds;
 pub mod hospitals;
 pub mod idempotency;
 pub mod names;

@@ -394,7 +394,7 @@ async fn accept_claimed(
         idempotency::complete(ctx, &mut tx, claim, idem, &booked).await?;
         tx.point("quote.accept:key")?;
         // The booked treatment is the patient's (see treatments::record).
-        patients::hold_patient(ctx, &mut tx, prev.patient_id).await?;
+        super::holds::hold_patient(ctx, &mut tx, prev.patient_id).await?;
         decline_siblings(ctx, &mut tx, &booked.quote, actor).await?;
         super::follow::assign_in(ctx, &mut tx, prev.patient_id, prev.hospital_id, actor).await?;
         tx.point("quote.accept:assign")?;

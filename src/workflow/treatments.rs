@@ -243,7 +243,7 @@ async fn record_claimed(
         // leaves at most a missing credit, which the doctor books, never a
         // key a retry could use to record the treatment twice.
         idempotency::complete(ctx, &mut tx, claim, idem, treatment).await?;
-        patients::hold_patient(ctx, &mut tx, patient_id).await?;
+        super::holds::hold_patient(ctx, &mut tx, patient_id).await?;
         record_history(ctx, &mut tx, None, treatment, "create", actor).await?;
         tx.point("treatment.record:history")?;
         follow_up_recorded(ctx, &mut tx, &planned, actor).await?;
@@ -424,9 +424,9 @@ pub async fn update(
         tx.point("treatment.update:replace")?;
         // As in appointments::update: a delete since the check above fails
         // this replace, which would otherwise drop the patient's mark.
-        patients::hold_patient(ctx, &mut tx, next.patient_id)
+        super::holds::hold_patient(ctx, &mut tx, next.patient_id)
             .await
-            .map_err(|e| patients::gone_as(e, "treatment"))?;
+            .map_err(|e| super::holds::gone_as(e, "treatment"))?;
         record_history(ctx, &mut tx, Some(&prev), &next, action, actor).await?;
         tx.point("treatment.update:history")?;
         settle(ctx, &mut tx, &next).await?;

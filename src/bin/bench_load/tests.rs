@@ -1,4 +1,4 @@
-//! `bench_load`'s arguments.
+//! Tests of `bench_load`'s arguments.
 
 use super::*;
 
