@@ -226,11 +226,10 @@ impl BenchServer {
         Some(kb * 1024)
     }
 
-    /// CPU time (user + system) the server process has used so far, in
-    /// seconds.
-    pub fn cpu_seconds(&self) -> Option<f64> {
+    /// CPU time the server process has used so far.
+    pub fn cpu(&self) -> Option<CpuTimes> {
         let pid = self.process.as_ref()?.id();
-        process_cpu_seconds(&pid.to_string())
+        process_cpu(&pid.to_string())
     }
 
     /// Database operations the server has sent so far: its connection
@@ -308,15 +307,37 @@ impl Sample {
     }
 }
 
-/// CPU time (user + system) a process (`self`, or a pid) has used so far, in
-/// seconds (Linux `/proc/<pid>/stat`, in USER_HZ = 100 ticks a second).
-pub fn process_cpu_seconds(pid: &str) -> Option<f64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+/// CPU seconds a process has used, in user space and in the kernel on its
+/// behalf (system calls; on loopback TCP a send also runs the receiving
+/// side's network stack, which is counted to the sender).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct CpuTimes {
+    pub user: f64,
+    pub system: f64,
+}
+
+impl CpuTimes {
+    pub fn total(&self) -> f64 {
+        self.user + self.system
+    }
+}
+
+/// CPU time a process (`self`, or a pid) has used so far (Linux
+/// `/proc/<pid>/stat`, in USER_HZ = 100 ticks a second).
+pub fn process_cpu(pid: &str) -> Option<CpuTimes> {
+    parse_stat_cpu(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// `utime` and `stime` (fields 14 and 15) of a `/proc/<pid>/stat` line.
+fn parse_stat_cpu(stat: &str) -> Option<CpuTimes> {
     // The fields after the command name, which may hold spaces.
-    let rest = &stat[stat.rfind(')')? + 2..];
+    let rest = stat.get(stat.rfind(')')? + 2..)?;
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    let ticks = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
-    Some(ticks as f64 / 100.0)
+    let ticks = |i: usize| Some(fields.get(i)?.parse::<u64>().ok()? as f64 / 100.0);
+    Some(CpuTimes {
+        user: ticks(11)?,
+        system: ticks(12)?,
+    })
 }
 
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -394,4 +415,27 @@ where
         }
     })
     .await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_cpu_is_read_after_a_command_name_with_spaces() {
+        // pid (comm) state ppid pgrp session tty tpgid flags minflt cminflt
+        // majflt cmajflt utime stime ...
+        let stat = "4242 (tokio (rt) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 1234 567 0 0 20 0 3 0";
+        let cpu = parse_stat_cpu(stat);
+        assert_eq!(
+            cpu,
+            Some(CpuTimes {
+                user: 12.34,
+                system: 5.67
+            })
+        );
+        assert_eq!(cpu.map(|c| c.total()), Some(12.34 + 5.67));
+        assert_eq!(parse_stat_cpu("4242 (cut short) S 1 2"), None);
+        assert_eq!(parse_stat_cpu("no parenthesis"), None);
+    }
 }

@@ -9,7 +9,8 @@
 //! audit layer make, write routes in the same transaction, and for the
 //! dashboard the same report cache) at the same concurrency, and prints the
 //! server's throughput as a ratio of that. Prints requests/s, p50, p99 and
-//! errors per route, the server's and the direct path's CPU per request,
+//! errors per route, the server's and the direct path's CPU per request
+//! (and the kernel's part of it),
 //! the server's database operations per request and its peak RSS, and
 //! writes the table to `--out`.
 //!
@@ -127,22 +128,38 @@ struct Row {
     direct: Sample,
     cost: Cost,
     /// This process's CPU ms per request over the direct path.
-    direct_cpu_ms: f64,
+    direct_cpu: Ms,
+}
+
+/// CPU ms per request, and how much of it the kernel spent.
+#[derive(Clone, Copy, Default)]
+struct Ms {
+    total: f64,
+    system: f64,
+}
+
+impl Ms {
+    fn per_request(before: bench::CpuTimes, after: bench::CpuTimes, n: f64) -> Ms {
+        Ms {
+            total: (after.total() - before.total()) * 1000.0 / n,
+            system: (after.system - before.system) * 1000.0 / n,
+        }
+    }
 }
 
 /// What the server spent per request: its CPU and its database commands.
 #[derive(Clone, Copy, Default)]
 struct Cost {
-    cpu_ms: f64,
+    cpu: Ms,
     db_ops: f64,
 }
 
 /// The server's CPU seconds and database commands so far.
-async fn usage(srv: &bench::BenchServer) -> (f64, f64) {
+async fn usage(srv: &bench::BenchServer) -> (bench::CpuTimes, f64) {
     // Let the audit batches of the last requests land first.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     (
-        srv.cpu_seconds().unwrap_or(0.0),
+        srv.cpu().unwrap_or_default(),
         srv.db_commands().await.unwrap_or(0.0),
     )
 }
@@ -150,35 +167,36 @@ async fn usage(srv: &bench::BenchServer) -> (f64, f64) {
 /// Runs the direct path and times this process's CPU over it, per request:
 /// what the repositories, the driver and the runtime cost without HTTP,
 /// the floor under the server's own figure.
-async fn timed_direct(run: impl std::future::Future<Output = Sample>) -> (Sample, f64) {
-    let before = bench::process_cpu_seconds("self").unwrap_or(0.0);
+async fn timed_direct(run: impl std::future::Future<Output = Sample>) -> (Sample, Ms) {
+    let before = bench::process_cpu("self").unwrap_or_default();
     let sample = run.await;
     // As for the server: the last audit batch lands first.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let after = bench::process_cpu_seconds("self").unwrap_or(0.0);
+    let after = bench::process_cpu("self").unwrap_or_default();
     let n = (sample.latencies.len() + sample.errors as usize).max(1) as f64;
-    (sample, (after - before) * 1000.0 / n)
+    (sample, Ms::per_request(before, after, n))
 }
 
-fn cost(before: (f64, f64), after: (f64, f64), requests: usize) -> Cost {
+fn cost(before: (bench::CpuTimes, f64), after: (bench::CpuTimes, f64), requests: usize) -> Cost {
     let n = requests.max(1) as f64;
     Cost {
-        cpu_ms: (after.0 - before.0) * 1000.0 / n,
+        cpu: Ms::per_request(before.0, after.0, n),
         db_ops: (after.1 - before.1) / n,
     }
 }
 
 fn line(r: &Row) -> String {
-    let (ratio, direct_cpu) = if r.direct.latencies.is_empty() {
-        ("-".to_owned(), "-".to_owned())
+    let (ratio, direct_cpu, direct_sys) = if r.direct.latencies.is_empty() {
+        ("-".to_owned(), "-".to_owned(), "-".to_owned())
     } else {
         (
             format!("{:.2}", r.server.per_second() / r.direct.per_second()),
-            format!("{:.3}", r.direct_cpu_ms),
+            format!("{:.3}", r.direct_cpu.total),
+            format!("{:.3}", r.direct_cpu.system),
         )
     };
     format!(
-        "| {:<38} | {:>4} | {:>5} | {:>6} | {:>8.1} | {:>8.2} | {:>8.2} | {:>9.1} | {:>5} | {:>6.3} | {:>6.2} | {:>10} |",
+        "| {:<38} | {:>4} | {:>5} | {:>6} | {:>8.1} | {:>8.2} | {:>8.2} | {:>9.1} | {:>5} | {:>6.3} | {:>6.3} | {:>6.2} | {:>10} | {:>10} |",
         r.route,
         r.concurrency,
         r.server.latencies.len(),
@@ -188,9 +206,11 @@ fn line(r: &Row) -> String {
         ms(r.server.percentile(0.99)),
         r.direct.per_second(),
         ratio,
-        r.cost.cpu_ms,
+        r.cost.cpu.total,
+        r.cost.cpu.system,
         r.cost.db_ops,
-        direct_cpu
+        direct_cpu,
+        direct_sys
     )
 }
 
@@ -199,7 +219,7 @@ fn row(
     route: &'static str,
     concurrency: usize,
     (server, cost): (Sample, Cost),
-    (direct, direct_cpu_ms): (Sample, f64),
+    (direct, direct_cpu): (Sample, Ms),
 ) -> Row {
     let row = Row {
         route,
@@ -207,7 +227,7 @@ fn row(
         server,
         direct,
         cost,
-        direct_cpu_ms,
+        direct_cpu,
     };
     println!("{}", line(&row));
     row
@@ -249,8 +269,8 @@ impl Bench {
     }
 }
 
-const HEADER: &str = "| route                                  | conc | ok    | errors | req/s    | p50 ms   | p99 ms   | direct/s  | ratio | CPU ms | db ops | direct CPU |\n\
-|----------------------------------------|-----:|------:|-------:|---------:|---------:|---------:|----------:|------:|-------:|-------:|-----------:|";
+const HEADER: &str = "| route                                  | conc | ok    | errors | req/s    | p50 ms   | p99 ms   | direct/s  | ratio | CPU ms | sys ms | db ops | direct CPU | direct sys |\n\
+|----------------------------------------|-----:|------:|-------:|---------:|---------:|---------:|----------:|------:|-------:|-------:|-------:|-----------:|-----------:|";
 
 async fn run(args: Args) -> Result<(), String> {
     let b = load(&args).await?;
@@ -390,7 +410,7 @@ async fn health(b: &Bench, c: usize) -> Row {
         "GET /health (no database)",
         c,
         server,
-        (Sample::default(), 0.0),
+        (Sample::default(), Ms::default()),
     )
 }
 
@@ -555,7 +575,7 @@ fn write_report(
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "# Load benchmark\n\n{} patients (3 appointments and 2 treatments each), 20 staff, 50 hospitals; {} requests per route and level (list, login: a quarter; dashboard: an eighth). `direct/s` runs the same repository and workflow calls without HTTP (writes in the same transactions) at the same concurrency; `ratio` is req/s over direct/s. `CPU ms` and `db ops` are the server's per request; `direct CPU` is the CPU ms per request this process spent on the direct path, the same repository calls without HTTP. `GET /health` (no token, no database) has no direct path: it is the HTTP stack's own cost.\n",
+        "# Load benchmark\n\n{} patients (3 appointments and 2 treatments each), 20 staff, 50 hospitals; {} requests per route and level (list, login: a quarter; dashboard: an eighth). `direct/s` runs the same repository and workflow calls without HTTP (writes in the same transactions) at the same concurrency; `ratio` is req/s over direct/s. `CPU ms` and `db ops` are the server's per request; `direct CPU` is the CPU ms per request this process spent on the direct path, the same repository calls without HTTP. `sys ms` and `direct sys` are the kernel's part of each (system calls; on loopback a send also runs the receiver's network stack, counted to the sender). `GET /health` (no token, no database) has no direct path: it is the HTTP stack's own cost.\n",
         patients,
         args.requests
     );
