@@ -191,20 +191,22 @@ impl AppointmentsRepo {
         super::mark_disagreements(&self.coll.clone_with_type(), deleted).await
     }
 
-    /// Marks `patient`'s appointments as a deleted patient's (or not).
+    /// Marks `patient`'s appointments as a deleted patient's (or not); returns
+    /// how many changed ([`super::patient_deleted_change`]).
     pub async fn mark_patient_deleted(
         &self,
         s: &mut ClientSession,
         patient: PatientId,
         deleted: bool,
-    ) -> Result<()> {
-        self.coll
+    ) -> Result<u64> {
+        let res = self
+            .coll
             .update_many(
-                doc! { "patient_id": patient },
+                super::patient_deleted_filter(patient, deleted),
                 super::patient_deleted_update(deleted),
             )
             .session(s)
             .await?;
-        Ok(())
+        Ok(res.matched_count)
     }
 }

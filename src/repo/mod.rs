@@ -88,6 +88,24 @@ where
 /// Set to `true` on a deleted patient's appointments and treatments.
 pub const PATIENT_DELETED: &str = "patient_deleted";
 
+/// `patient`'s records whose mark [`patient_deleted_update`] would change:
+/// those without it when marking, those with it when clearing. The
+/// update's matched count is then what it changed. (`modifiedCount` says
+/// the same on MongoDB, but inside a transaction the stand-in counts
+/// no-op updates in it; and its update filters do not match an absent
+/// field with `$ne: true`, while `$eq: null` does on both servers.)
+pub fn patient_deleted_filter(
+    patient: crate::domain::PatientId,
+    deleted: bool,
+) -> mongodb::bson::Document {
+    use mongodb::bson::doc;
+    if deleted {
+        doc! { "patient_id": patient, PATIENT_DELETED: { "$eq": null } }
+    } else {
+        doc! { "patient_id": patient, PATIENT_DELETED: true }
+    }
+}
+
 /// The update that marks a patient's records as a deleted patient's, or
 /// clears the mark on a restore: the field is `true` or absent, never
 /// `false`, so [`patient_scope`] can match its absence.

@@ -268,17 +268,18 @@ impl TreatmentsRepo {
         super::mark_disagreements(&self.coll.clone_with_type(), deleted).await
     }
 
-    /// Marks `patient`'s treatments as a deleted patient's (or not).
+    /// Marks `patient`'s treatments as a deleted patient's (or not); returns
+    /// how many changed ([`super::patient_deleted_change`]).
     pub async fn mark_patient_deleted(
         &self,
         s: &mut ClientSession,
         patient: PatientId,
         deleted: bool,
-    ) -> Result<()> {
+    ) -> Result<u64> {
         let res = self
             .coll
             .update_many(
-                doc! { "patient_id": patient },
+                super::patient_deleted_filter(patient, deleted),
                 super::patient_deleted_update(deleted),
             )
             .session(&mut *s)
@@ -286,7 +287,7 @@ impl TreatmentsRepo {
         if res.matched_count > 0 {
             self.generations.bump(s, Source::Treatments).await?;
         }
-        Ok(())
+        Ok(res.matched_count)
     }
 
     /// Every treatment (the consistency check).

@@ -105,12 +105,9 @@ pub async fn check(ctx: &Ctx, repair: bool) -> Result<Report> {
         }
         for id in marks {
             let marked = transaction!(ctx, |tx| remark(ctx, &mut tx, id).await)?;
-            if let Some(deleted) = marked {
-                report.repaired.push(format!(
-                    "{} the deletion mark of patient {id}'s appointments and treatments",
-                    if deleted { "set" } else { "cleared" }
-                ));
-            }
+            report
+                .repaired
+                .extend(marked.map(|(deleted, changed)| remarked(id, deleted, changed)));
         }
     }
     Ok(report)
@@ -157,18 +154,37 @@ async fn check_marks(
     Ok(out.into_iter().collect())
 }
 
+/// What a repair of patient `id`'s marks did: `changed` records now carry
+/// the mark (`deleted`) or no longer do. None changed when the patient was
+/// deleted or restored between the check and the repair, whose own marking
+/// then did the work.
+fn remarked(id: PatientId, deleted: bool, changed: u64) -> String {
+    match (changed, deleted) {
+        (0, _) => format!(
+            "patient {id}'s appointments and treatments already agreed with the patient when repaired (it was deleted or restored meanwhile): nothing changed"
+        ),
+        (n, true) => format!(
+            "set the deletion mark on {n} of patient {id}'s appointments and treatments"
+        ),
+        (n, false) => format!(
+            "cleared the deletion mark from {n} of patient {id}'s appointments and treatments"
+        ),
+    }
+}
+
 /// Sets the marks of patient `id`'s records from the patient as `tx` reads
-/// it (deleted or not meanwhile); `None` if the patient is gone. The read
+/// it (deleted or not meanwhile) and says how many changed; `None` if the
+/// patient is gone. The read
 /// is a write ([`crate::repo::patients::PatientsRepo::touch_in`]), so on
 /// MongoDB a delete or restore running beside the repair conflicts with it
 /// rather than having its marks undone.
-async fn remark(ctx: &Ctx, tx: &mut super::tx::Tx, id: PatientId) -> Result<Option<bool>> {
+async fn remark(ctx: &Ctx, tx: &mut super::tx::Tx, id: PatientId) -> Result<Option<(bool, u64)>> {
     let Some(p) = ctx.repos.patients.touch_in(tx.session()?, id).await? else {
         return Ok(None);
     };
     let deleted = p.deleted_at.is_some();
-    follow::mark_records(ctx, tx, id, deleted).await?;
-    Ok(Some(deleted))
+    let changed = follow::mark_records(ctx, tx, id, deleted).await?;
+    Ok(Some((deleted, changed)))
 }
 
 /// Ledger against treatments; returns the treatments short of an entry.
@@ -425,4 +441,32 @@ async fn check_appointments(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_repair_says_what_it_changed() {
+        let id = PatientId::new();
+        assert_eq!(
+            remarked(id, true, 3),
+            format!("set the deletion mark on 3 of patient {id}'s appointments and treatments")
+        );
+        assert_eq!(
+            remarked(id, false, 1),
+            format!(
+                "cleared the deletion mark from 1 of patient {id}'s appointments and treatments"
+            )
+        );
+        for deleted in [true, false] {
+            let said = remarked(id, deleted, 0);
+            assert!(said.ends_with("nothing changed"), "{said}");
+            assert!(
+                !said.contains("set the") && !said.contains("cleared"),
+                "{said}"
+            );
+        }
+    }
 }

@@ -82,15 +82,19 @@ pub async fn assign_in(
 /// Marks the patient's appointments and treatments as belonging to a
 /// deleted (or restored) patient, in `tx`, so the calendars across
 /// patients leave them out with a plain filter (`patient_deleted`).
-pub async fn mark_records(ctx: &Ctx, tx: &mut Tx, id: PatientId, deleted: bool) -> Result<()> {
-    ctx.repos
+/// Returns how many records changed (those that already agree are left).
+pub async fn mark_records(ctx: &Ctx, tx: &mut Tx, id: PatientId, deleted: bool) -> Result<u64> {
+    let appointments = ctx
+        .repos
         .appointments
         .mark_patient_deleted(tx.session()?, id, deleted)
         .await?;
     tx.point("patient.mark_records:appointments")?;
-    ctx.repos
+    let treatments = ctx
+        .repos
         .treatments
         .mark_patient_deleted(tx.session()?, id, deleted)
         .await?;
-    tx.point("patient.mark_records:treatments")
+    tx.point("patient.mark_records:treatments")?;
+    Ok(appointments + treatments)
 }

@@ -411,7 +411,8 @@ pub async fn delete(ctx: &Ctx, actor: UserId, id: PatientId) -> Result<()> {
     next.deleted_by = Some(actor);
     transaction!(ctx, |tx| {
         save(ctx, &mut tx, &prev, next.clone(), "delete", actor).await?;
-        super::follow::mark_records(ctx, &mut tx, id, true).await
+        super::follow::mark_records(ctx, &mut tx, id, true).await?;
+        Ok(())
     })
 }
 
