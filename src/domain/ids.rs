@@ -52,16 +52,27 @@ macro_rules! typed_id {
             }
         }
 
+        /// Parsed from the string in place (raw BSON and JSON lend it), not
+        /// copied into a `String` first: a page of patients reads hundreds.
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                ObjectId::parse_str(&s).map($name).map_err(|_| {
-                    serde::de::Error::custom(concat!(
-                        "must be a valid ",
-                        $what,
-                        " id (24 hex characters)"
-                    ))
-                })
+                struct Hex;
+                impl serde::de::Visitor<'_> for Hex {
+                    type Value = $name;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str(concat!("a ", $what, " id (24 hex characters)"))
+                    }
+                    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<$name, E> {
+                        ObjectId::parse_str(s).map($name).map_err(|_| {
+                            E::custom(concat!(
+                                "must be a valid ",
+                                $what,
+                                " id (24 hex characters)"
+                            ))
+                        })
+                    }
+                }
+                d.deserialize_str(Hex)
             }
         }
 
@@ -115,5 +126,31 @@ mod tests {
         assert_eq!(stored.get_str("id").ok(), Some(id.to_string().as_str()));
         assert!("nope".parse::<UserId>().is_err());
         assert!(serde_json::from_str::<UserId>("\"zz\"").is_err());
+    }
+
+    #[derive(serde::Deserialize, Debug, PartialEq)]
+    struct Read {
+        id: UserId,
+    }
+
+    #[test]
+    fn ids_read_from_raw_bson_documents_and_json_alike() {
+        let id = UserId::new();
+        let doc = mongodb::bson::doc! { "id": id.to_string() };
+        // Raw BSON (what the driver decodes a reply from) lends the string.
+        let raw = mongodb::bson::to_vec(&doc).expect("bytes");
+        let from_raw: Read = mongodb::bson::from_slice(&raw).expect("raw");
+        assert_eq!(from_raw.id, id);
+        // A `Document` and an owned JSON string hand it over owned.
+        let from_doc: Read = mongodb::bson::from_document(doc).expect("document");
+        assert_eq!(from_doc.id, id);
+        let json = serde_json::json!({ "id": id.to_string() });
+        assert_eq!(serde_json::from_value::<Read>(json).expect("json").id, id);
+
+        let bad = mongodb::bson::to_vec(&mongodb::bson::doc! { "id": "zz" }).expect("bytes");
+        let err = mongodb::bson::from_slice::<Read>(&bad).expect_err("not hex");
+        assert!(err.to_string().contains("must be a valid user id"), "{err}");
+        let err = serde_json::from_str::<Read>(r#"{"id": 7}"#).expect_err("a number");
+        assert!(err.to_string().contains("expected a user id"), "{err}");
     }
 }
