@@ -89,11 +89,11 @@ where
 pub const PATIENT_DELETED: &str = "patient_deleted";
 
 /// `patient`'s records whose mark [`patient_deleted_update`] would change:
-/// those without it when marking, those with it when clearing. The
-/// update's matched count is then what it changed. (`modifiedCount` says
-/// the same on MongoDB, but inside a transaction the stand-in counts
-/// no-op updates in it; and its update filters do not match an absent
-/// field with `$ne: true`, while `$eq: null` does on both servers.)
+/// those without it when marking, those with it when clearing, so the
+/// update's matched count is what it changed, and a record that already
+/// agrees is not rewritten. (`$eq: null`, not `$ne: true`: the stand-in's
+/// update filters leave a missing field out of `$ne`; see
+/// docs/mongodb-compatibility.md.)
 pub fn patient_deleted_filter(
     patient: crate::domain::PatientId,
     deleted: bool,

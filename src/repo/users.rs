@@ -361,7 +361,9 @@ impl UsersRepo {
     pub async fn reset_login_attempts(&self, id: UserId) -> Result<()> {
         self.coll
             .update_one(
-                doc! { "_id": id, "failed_logins": { "$ne": 0 } },
+                // `$gt`, not `$ne: 0`: the stand-in's update filters leave
+                // a missing field out of `$ne` (the count is never negative).
+                doc! { "_id": id, "failed_logins": { "$gt": 0 } },
                 doc! { "$set": { "failed_logins": 0, "login_attempt_at": mongodb::bson::Bson::Null } },
             )
             .await?;
