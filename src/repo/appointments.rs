@@ -192,7 +192,7 @@ impl AppointmentsRepo {
     }
 
     /// Marks `patient`'s appointments as a deleted patient's (or not); returns
-    /// how many changed ([`super::patient_deleted_change`]).
+    /// how many changed ([`super::patient_deleted_filter`]).
     pub async fn mark_patient_deleted(
         &self,
         s: &mut ClientSession,

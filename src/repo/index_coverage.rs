@@ -330,6 +330,18 @@ fn every_narrowing_filter_leads_with_an_indexed_field() {
     };
     check("treatment list".into(), "treatments", treatments.document());
 
+    // A patient's deletion marks, set and cleared in the delete's and the
+    // restore's transactions (and the doctor's repair).
+    for collection in ["appointments", "treatments"] {
+        for deleted in [true, false] {
+            check(
+                format!("deletion marks (deleted: {deleted})"),
+                collection,
+                super::patient_deleted_filter(crate::domain::PatientId::new(), deleted),
+            );
+        }
+    }
+
     // The dashboard's counts, except the total (below).
     let clock = Clock {
         today: day(2026, 7, 1),

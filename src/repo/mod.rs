@@ -88,12 +88,15 @@ where
 /// Set to `true` on a deleted patient's appointments and treatments.
 pub const PATIENT_DELETED: &str = "patient_deleted";
 
-/// `patient`'s records whose mark [`patient_deleted_update`] would change:
-/// those without it when marking, those with it when clearing, so the
-/// update's matched count is what it changed, and a record that already
-/// agrees is not rewritten. (`$eq: null`, not `$ne: true`: the stand-in's
-/// update filters leave a missing field out of `$ne`; see
-/// docs/mongodb-compatibility.md.)
+/// `patient`'s records whose mark [`patient_deleted_update`] would change,
+/// so the update's matched count is what it changed and a record that
+/// already agrees is not rewritten. Marking takes the records the lists
+/// across patients show ([`patient_scope`]'s `$eq: null`; not `$ne: true`,
+/// which the stand-in's update filters do not match on a missing field:
+/// docs/mongodb-compatibility.md). Clearing takes any record with the
+/// field, whatever it holds (`false` from an older build, `1` from data
+/// the stand-in wrote), the same test as the doctor's, so a repair always
+/// removes what the check found.
 pub fn patient_deleted_filter(
     patient: crate::domain::PatientId,
     deleted: bool,
@@ -102,7 +105,7 @@ pub fn patient_deleted_filter(
     if deleted {
         doc! { "patient_id": patient, PATIENT_DELETED: { "$eq": null } }
     } else {
-        doc! { "patient_id": patient, PATIENT_DELETED: true }
+        doc! { "patient_id": patient, PATIENT_DELETED: { "$exists": true } }
     }
 }
 

@@ -269,7 +269,7 @@ impl TreatmentsRepo {
     }
 
     /// Marks `patient`'s treatments as a deleted patient's (or not); returns
-    /// how many changed ([`super::patient_deleted_change`]).
+    /// how many changed ([`super::patient_deleted_filter`]).
     pub async fn mark_patient_deleted(
         &self,
         s: &mut ClientSession,

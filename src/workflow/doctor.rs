@@ -155,13 +155,13 @@ async fn check_marks(
 }
 
 /// What a repair of patient `id`'s marks did: `changed` records now carry
-/// the mark (`deleted`) or no longer do. None changed when the patient was
-/// deleted or restored between the check and the repair, whose own marking
-/// then did the work.
+/// the mark (`deleted`) or no longer do. None may change when the patient
+/// was deleted or restored between the check and the repair, whose own
+/// marking did the work.
 fn remarked(id: PatientId, deleted: bool, changed: u64) -> String {
     match (changed, deleted) {
         (0, _) => format!(
-            "patient {id}'s appointments and treatments already agreed with the patient when repaired (it was deleted or restored meanwhile): nothing changed"
+            "patient {id}'s appointments and treatments already agreed with the patient when repaired: nothing changed"
         ),
         (n, true) => format!(
             "set the deletion mark on {n} of patient {id}'s appointments and treatments"

@@ -356,6 +356,9 @@ async fn deletion_marks_that_disagree_with_their_patient_are_set_from_it() {
         "a report changes nothing"
     );
     let report = doctor::check(&w.app.workflows, true).await.expect("repair");
+    let mut found: Vec<&str> = report.violations.iter().map(|v| v.kind).collect();
+    found.sort();
+    assert_eq!(found, vec!["stale_mark", "unmarked_record"]);
     let mut repaired = report.repaired.clone();
     repaired.sort();
     assert_eq!(
@@ -377,4 +380,58 @@ async fn deletion_marks_that_disagree_with_their_patient_are_set_from_it() {
         ),
         (1, 1)
     );
+}
+
+/// A mark holding anything but `true` (`false` from an older build, or a
+/// value copied from elsewhere) hides the record all the same; the doctor
+/// finds it, and both its repair and a restore remove it.
+#[tokio::test]
+async fn a_stray_mark_value_is_cleared_by_the_repair_and_by_a_restore() {
+    let w = world().await;
+    let admin = w.app.login_as(Role::Admin).await;
+    treatment(&w, "planned").await;
+    assert_eq!(listed(&w, "/api/v1/treatments").await, 1);
+    coll(&w, "treatments")
+        .update_many(
+            doc! { "patient_id": &w.patient },
+            doc! { "$set": { "patient_deleted": false } },
+        )
+        .await
+        .expect("plant");
+    assert_eq!(listed(&w, "/api/v1/treatments").await, 0, "hidden");
+    let report = doctor::check(&w.app.workflows, true).await.expect("repair");
+    let found: Vec<&str> = report.violations.iter().map(|v| v.kind).collect();
+    assert_eq!(found, vec!["stale_mark"]);
+    assert_eq!(
+        report.repaired,
+        vec![format!(
+            "cleared the deletion mark from 1 of patient {}'s appointments and treatments",
+            w.patient
+        )]
+    );
+    assert_eq!(kinds(&w, false).await, (vec![], 0));
+    assert_eq!(listed(&w, "/api/v1/treatments").await, 1, "shown again");
+
+    // Deleted, then the mark replaced by the stray value: the restore
+    // clears it too.
+    let path = format!("/api/v1/patients/{}", w.patient);
+    assert_eq!(
+        w.app.delete_as(&admin, &path).await.status,
+        StatusCode::NO_CONTENT
+    );
+    assert_eq!(listed(&w, "/api/v1/treatments").await, 0);
+    coll(&w, "treatments")
+        .update_many(
+            doc! { "patient_id": &w.patient },
+            doc! { "$set": { "patient_deleted": false } },
+        )
+        .await
+        .expect("plant");
+    let res = w
+        .app
+        .post_as(&admin, &format!("{path}/restore"), &json!({}))
+        .await;
+    assert_eq!(res.status, StatusCode::OK, "{:?}", res.json());
+    assert_eq!(listed(&w, "/api/v1/treatments").await, 1, "restored");
+    assert_eq!(kinds(&w, false).await, (vec![], 0));
 }
