@@ -47,7 +47,10 @@ const NAME: &str = "bench_load";
 
 #[path = "bench_load/args.rs"]
 mod args;
+#[path = "bench_load/cost.rs"]
+mod cost;
 use args::{parse_args, Args, USAGE};
+use cost::{cost, timed_direct, usage, Cost, Ms};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -129,60 +132,6 @@ struct Row {
     cost: Cost,
     /// This process's CPU ms per request over the direct path.
     direct_cpu: Ms,
-}
-
-/// CPU ms per request, and how much of it the kernel spent.
-#[derive(Clone, Copy, Default)]
-struct Ms {
-    total: f64,
-    system: f64,
-}
-
-impl Ms {
-    fn per_request(before: bench::CpuTimes, after: bench::CpuTimes, n: f64) -> Ms {
-        Ms {
-            total: (after.total() - before.total()) * 1000.0 / n,
-            system: (after.system - before.system) * 1000.0 / n,
-        }
-    }
-}
-
-/// What the server spent per request: its CPU and its database commands.
-#[derive(Clone, Copy, Default)]
-struct Cost {
-    cpu: Ms,
-    db_ops: f64,
-}
-
-/// The server's CPU seconds and database commands so far.
-async fn usage(srv: &bench::BenchServer) -> (bench::CpuTimes, f64) {
-    // Let the audit batches of the last requests land first.
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    (
-        srv.cpu().unwrap_or_default(),
-        srv.db_commands().await.unwrap_or(0.0),
-    )
-}
-
-/// Runs the direct path and times this process's CPU over it, per request:
-/// what the repositories, the driver and the runtime cost without HTTP,
-/// the floor under the server's own figure.
-async fn timed_direct(run: impl std::future::Future<Output = Sample>) -> (Sample, Ms) {
-    let before = bench::process_cpu("self").unwrap_or_default();
-    let sample = run.await;
-    // As for the server: the last audit batch lands first.
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let after = bench::process_cpu("self").unwrap_or_default();
-    let n = (sample.latencies.len() + sample.errors as usize).max(1) as f64;
-    (sample, Ms::per_request(before, after, n))
-}
-
-fn cost(before: (bench::CpuTimes, f64), after: (bench::CpuTimes, f64), requests: usize) -> Cost {
-    let n = requests.max(1) as f64;
-    Cost {
-        cpu: Ms::per_request(before.0, after.0, n),
-        db_ops: (after.1 - before.1) / n,
-    }
 }
 
 fn line(r: &Row) -> String {
