@@ -382,6 +382,18 @@ async fn deletion_marks_that_disagree_with_their_patient_are_set_from_it() {
     );
 }
 
+/// Sets the patient's treatments' mark to `false`, a value the code never
+/// writes.
+async fn plant_false(w: &World) {
+    coll(w, "treatments")
+        .update_many(
+            doc! { "patient_id": &w.patient },
+            doc! { "$set": { "patient_deleted": false } },
+        )
+        .await
+        .expect("plant");
+}
+
 /// A mark holding anything but `true` (`false` from an older build, or a
 /// value copied from elsewhere) hides the record all the same; the doctor
 /// finds it, and both its repair and a restore remove it.
@@ -391,13 +403,7 @@ async fn a_stray_mark_value_is_cleared_by_the_repair_and_by_a_restore() {
     let admin = w.app.login_as(Role::Admin).await;
     treatment(&w, "planned").await;
     assert_eq!(listed(&w, "/api/v1/treatments").await, 1);
-    coll(&w, "treatments")
-        .update_many(
-            doc! { "patient_id": &w.patient },
-            doc! { "$set": { "patient_deleted": false } },
-        )
-        .await
-        .expect("plant");
+    plant_false(&w).await;
     assert_eq!(listed(&w, "/api/v1/treatments").await, 0, "hidden");
     let report = doctor::check(&w.app.workflows, true).await.expect("repair");
     let found: Vec<&str> = report.violations.iter().map(|v| v.kind).collect();
@@ -420,13 +426,7 @@ async fn a_stray_mark_value_is_cleared_by_the_repair_and_by_a_restore() {
         StatusCode::NO_CONTENT
     );
     assert_eq!(listed(&w, "/api/v1/treatments").await, 0);
-    coll(&w, "treatments")
-        .update_many(
-            doc! { "patient_id": &w.patient },
-            doc! { "$set": { "patient_deleted": false } },
-        )
-        .await
-        .expect("plant");
+    plant_false(&w).await;
     let res = w
         .app
         .post_as(&admin, &format!("{path}/restore"), &json!({}))
