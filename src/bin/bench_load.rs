@@ -19,7 +19,10 @@
 //!
 //! `--server-workers N` runs the server with N runtime worker threads
 //! (`WORKER_THREADS`, set on the server's process only); without it the
-//! server has its default, one per core.
+//! server has its default, one per core. The benchmark's own runtime, which
+//! runs the client and the direct path, takes tokio's default
+//! (`TOKIO_WORKER_THREADS`, or one per core); both counts are printed and
+//! written, since the direct path is a like floor only at the same count.
 
 use std::{fmt::Write as _, process::ExitCode, sync::Arc};
 
@@ -270,8 +273,9 @@ async fn load(args: &Args) -> Result<Bench, String> {
     // environment or a `.env` file.
     let running = srv.runtime_workers().await?;
     eprintln!(
-        "server runtime workers: {running} ({})",
-        workers.map_or_else(|| "its default".into(), |n| format!("WORKER_THREADS={n}"))
+        "server runtime workers: {running} ({}); this process's: {}",
+        workers.map_or_else(|| "its default".into(), |n| format!("WORKER_THREADS={n}")),
+        own_workers()
     );
     let admin = srv.admin_id().await?;
     let admin_token = srv.admin_token().await?;
@@ -513,6 +517,11 @@ async fn login(b: &Bench, c: usize) -> Row {
     row("POST /auth/login", c, server, direct)
 }
 
+/// The worker threads of this process's runtime: the direct path's.
+fn own_workers() -> usize {
+    tokio::runtime::Handle::current().metrics().num_workers()
+}
+
 /// Writes the table to `--out`.
 fn write_report(
     args: &Args,
@@ -530,9 +539,10 @@ fn write_report(
     );
     let _ = writeln!(
         report,
-        "Server runtime workers: {workers} ({}).\n",
+        "Server runtime workers: {workers} ({}). The benchmark's own (its client and the direct path): {}.\n",
         args.server_workers
-            .map_or_else(|| "its default".into(), |n| format!("WORKER_THREADS={n}"))
+            .map_or_else(|| "its default".into(), |n| format!("WORKER_THREADS={n}")),
+        own_workers()
     );
     let _ = writeln!(report, "{HEADER}");
     for r in rows {
