@@ -101,12 +101,21 @@ pub fn patient_deleted_filter(
     patient: crate::domain::PatientId,
     deleted: bool,
 ) -> mongodb::bson::Document {
-    use mongodb::bson::doc;
+    let mut filter = mongodb::bson::doc! { "patient_id": patient };
     if deleted {
-        doc! { "patient_id": patient, PATIENT_DELETED: { "$eq": null } }
+        patient_scope(&mut filter, None);
     } else {
-        doc! { "patient_id": patient, PATIENT_DELETED: { "$exists": true } }
+        filter.insert(PATIENT_DELETED, any_mark());
     }
+    filter
+}
+
+/// A record holding the mark, whatever its value: the doctor's stale-mark
+/// test and what a restore clears. `$exists`, not `$ne: null`: a stand-in
+/// `find` with `$ne: null` also matches the documents that lack the field
+/// (docs/mongodb-compatibility.md).
+fn any_mark() -> mongodb::bson::Document {
+    mongodb::bson::doc! { "$exists": true }
 }
 
 /// The update that marks a patient's records as a deleted patient's, or
@@ -160,9 +169,7 @@ pub async fn mark_disagreements(
         patient_scope(&mut filter, Some(&ids));
         unmarked = patients_of(coll, filter).await?;
     }
-    // `$exists`, not `$ne: null`: a stand-in `find` with `$ne: null` also
-    // matches the documents that lack the field (docs/mongodb-compatibility.md).
-    let marked = patients_of(coll, doc! { PATIENT_DELETED: { "$exists": true } })
+    let marked = patients_of(coll, doc! { PATIENT_DELETED: any_mark() })
         .await?
         .into_iter()
         .filter(|p| !deleted.contains(p))

@@ -174,10 +174,10 @@ fn remarked(id: PatientId, deleted: bool, changed: u64) -> String {
 
 /// Sets the marks of patient `id`'s records from the patient as `tx` reads
 /// it (deleted or not meanwhile) and says how many changed; `None` if the
-/// patient is gone. The read
-/// is a write ([`crate::repo::patients::PatientsRepo::touch_in`]), so on
-/// MongoDB a delete or restore running beside the repair conflicts with it
-/// rather than having its marks undone.
+/// patient is gone. The read is a write
+/// ([`crate::repo::patients::PatientsRepo::touch_in`]), so on MongoDB a
+/// delete or restore running beside the repair conflicts with it rather
+/// than having its marks undone.
 async fn remark(ctx: &Ctx, tx: &mut super::tx::Tx, id: PatientId) -> Result<Option<(bool, u64)>> {
     let Some(p) = ctx.repos.patients.touch_in(tx.session()?, id).await? else {
         return Ok(None);
