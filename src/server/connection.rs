@@ -26,7 +26,7 @@ use hyper_util::{rt::TokioIo, server::graceful::Watcher};
 use tokio::{
     io::{AsyncRead, AsyncWrite, ReadBuf},
     net::TcpStream,
-    sync::{Notify, OwnedSemaphorePermit},
+    sync::OwnedSemaphorePermit,
     time::Instant,
 };
 use tower::ServiceExt;
@@ -105,9 +105,12 @@ impl fmt::Display for Expired {
 
 /// Where a connection is between requests, shared by its socket (bytes
 /// arrived), its service (a request started or finished) and its watchdog.
+///
+/// A change of phase wakes nobody: the watchdog looks at the phase when its
+/// own timer fires (see [`Activity::expired`]), so a request costs its
+/// connection no extra wake-up and no timer.
 struct Activity {
     phase: Mutex<Phase>,
-    changed: Notify,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -128,16 +131,12 @@ impl Activity {
             phase: Mutex::new(Phase::Head {
                 since: Instant::now(),
             }),
-            changed: Notify::new(),
         }
     }
 
     fn update(&self, f: impl FnOnce(Phase) -> Phase) {
         let mut phase = self.phase.lock().unwrap_or_else(PoisonError::into_inner);
         *phase = f(*phase);
-        drop(phase);
-        // A stored permit if the watchdog is not waiting yet: no lost wake-up.
-        self.changed.notify_one();
     }
 
     fn bytes_arrived(&self) {
@@ -176,19 +175,22 @@ impl Activity {
     }
 
     /// Resolves when the current phase has outlived its timeout.
+    ///
+    /// Nothing signals a change of phase; instead the watchdog never sleeps
+    /// past `now + min(timeouts)`. Any phase that begins while it sleeps
+    /// begins after `now`, so its deadline is at least that far off and the
+    /// watchdog, waking by then, sees it in time. A connection busy with a
+    /// long request is looked at once per that interval.
     async fn expired(&self, limits: Limits) -> Expired {
+        let recheck = limits.header_read_timeout.min(limits.idle_timeout);
         loop {
-            let changed = self.changed.notified();
-            match self.deadline(limits) {
-                None => changed.await,
-                Some((at, why)) if at <= Instant::now() => return why,
-                Some((at, _)) => {
-                    tokio::select! {
-                        () = tokio::time::sleep_until(at) => {}
-                        () = changed => {}
-                    }
-                }
-            }
+            let now = Instant::now();
+            let wake = match self.deadline(limits) {
+                Some((at, why)) if at <= now => return why,
+                Some((at, _)) => at.min(now + recheck),
+                None => now + recheck,
+            };
+            tokio::time::sleep_until(wake).await;
         }
     }
 }
@@ -327,6 +329,38 @@ mod tests {
         assert!(
             at < idle_since + LIMITS.idle_timeout * 2,
             "{:?}",
+            at - idle_since
+        );
+    }
+
+    #[tokio::test]
+    async fn a_phase_that_begins_while_the_watchdog_sleeps_is_not_missed() {
+        // The idle timeout is the shorter one here: the connection goes idle
+        // while the watchdog is waiting out the first head's longer clock,
+        // and must still be closed at the idle deadline, not the head's.
+        let limits = Limits {
+            header_read_timeout: Duration::from_millis(600),
+            idle_timeout: Duration::from_millis(150),
+            ..LIMITS
+        };
+        let opened = Instant::now();
+        let a = Arc::new(Activity::new());
+        let watchdog = {
+            let a = a.clone();
+            tokio::spawn(async move { (a.expired(limits).await, Instant::now()) })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let idle_since = {
+            let _request = a.request_started();
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            Instant::now()
+        };
+        let (why, at) = watchdog.await.expect("watchdog");
+        assert_eq!(why, Expired::Idle);
+        assert!(at >= idle_since + limits.idle_timeout);
+        assert!(
+            at < opened + limits.header_read_timeout,
+            "closed {:?} after going idle",
             at - idle_since
         );
     }
