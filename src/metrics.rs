@@ -7,10 +7,13 @@
 //! names. Nothing about a patient or a user reaches a label or a value.
 
 use std::{
-    sync::OnceLock,
+    collections::HashMap,
+    hash::Hash,
+    sync::{OnceLock, PoisonError, RwLock},
     time::{Duration, Instant},
 };
 
+use metrics::{Counter, Gauge, Histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use mongodb::event::{
     cmap::{CmapEvent, ConnectionCheckoutFailedReason},
@@ -44,10 +47,12 @@ const BUCKETS: [f64; 15] = [
     0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 20.0, 30.0,
 ];
 
+/// The recorder, once [`handle`] has installed it.
+static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+
 /// The process's recorder, installed on first use. Metrics recorded before
 /// it is installed are dropped, so the server installs it at start-up.
 pub fn handle() -> &'static PrometheusHandle {
-    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let builder = match PrometheusBuilder::new()
             .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), &BUCKETS)
@@ -120,10 +125,87 @@ pub fn spawn_upkeep() {
     });
 }
 
+/// Handles registered with the recorder once and kept, by their labels.
+///
+/// A `metrics::counter!` with labels builds its key (a vector, owned
+/// label values) and looks it up in the recorder's registry on every
+/// call; an authenticated read made about seven such calls. A kept handle
+/// is one lookup in a small map. Nothing is kept, and nothing recorded,
+/// until the recorder is installed: the facade would have dropped those
+/// samples anyway, and a handle taken then would stay a no-op.
+struct Kept<K, H>(OnceLock<RwLock<HashMap<K, H>>>);
+
+impl<K: Hash + Eq, H: Clone> Kept<K, H> {
+    const fn new() -> Self {
+        Kept(OnceLock::new())
+    }
+
+    /// The handle for `key`, registered by `register` the first time.
+    fn get(&self, key: K, register: impl FnOnce(&K) -> H) -> Option<H> {
+        HANDLE.get()?;
+        let kept = self.0.get_or_init(Default::default);
+        if let Some(h) = kept
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&key)
+        {
+            return Some(h.clone());
+        }
+        let h = register(&key);
+        let mut kept = kept.write().unwrap_or_else(PoisonError::into_inner);
+        Some(kept.entry(key).or_insert(h).clone())
+    }
+}
+
+/// Counts a request served and records its time to the response's head.
+/// `route` is the template (a closed set), so the handles kept are bounded
+/// by routes times methods times statuses.
+pub fn request_served(method: &'static str, route: &str, status: u16, took: Duration) {
+    type Handles = HashMap<(&'static str, u16), (Counter, Histogram)>;
+    // By route first, so a lookup borrows the template instead of copying
+    // it (the one key `Kept` could not take without an allocation).
+    static BY_ROUTE: OnceLock<RwLock<HashMap<String, Handles>>> = OnceLock::new();
+    if HANDLE.get().is_none() {
+        return;
+    }
+    let kept = BY_ROUTE.get_or_init(Default::default);
+    let found = kept
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(route)
+        .and_then(|h| h.get(&(method, status)))
+        .cloned();
+    let (count, time) = found.unwrap_or_else(|| {
+        let labels = [
+            ("method", method.to_owned()),
+            ("route", route.to_owned()),
+            ("status", status.to_string()),
+        ];
+        let handles = (
+            metrics::counter!(HTTP_REQUESTS, &labels),
+            metrics::histogram!(HTTP_DURATION, &labels),
+        );
+        kept.write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(route.to_owned())
+            .or_default()
+            .entry((method, status))
+            .or_insert(handles)
+            .clone()
+    });
+    count.increment(1);
+    time.record(took);
+}
+
 /// Counts a cache lookup.
 pub fn cache_lookup(cache: &'static str, hit: bool) {
-    metrics::counter!(CACHE, "cache" => cache, "result" => if hit { "hit" } else { "miss" })
-        .increment(1);
+    static KEPT: Kept<(&'static str, bool), Counter> = Kept::new();
+    let counter = KEPT.get((cache, hit), |&(cache, hit)| {
+        metrics::counter!(CACHE, "cache" => cache, "result" => if hit { "hit" } else { "miss" })
+    });
+    if let Some(counter) = counter {
+        counter.increment(1);
+    }
 }
 
 /// Records how long a password hash waited for its slot.
@@ -135,7 +217,10 @@ pub fn hash_waited(since: Instant, ran: bool) {
 /// Moves the audit queue's depth by `delta` (one per batch taken or
 /// written), so concurrent writers never overwrite each other's reading.
 pub fn audit_queue_add(delta: f64) {
-    metrics::gauge!(AUDIT_QUEUE).increment(delta);
+    static KEPT: Kept<(), Gauge> = Kept::new();
+    if let Some(gauge) = KEPT.get((), |()| metrics::gauge!(AUDIT_QUEUE)) {
+        gauge.increment(delta);
+    }
 }
 
 /// A driver event handler counting the operations sent and timing each
@@ -154,7 +239,13 @@ pub fn pool_events() -> EventHandler<CmapEvent> {
             ),
             _ => return,
         };
-        metrics::histogram!(DB_CHECKOUT, "outcome" => outcome).record(duration);
+        static KEPT: Kept<&'static str, Histogram> = Kept::new();
+        if let Some(h) = KEPT.get(
+            outcome,
+            |&o| metrics::histogram!(DB_CHECKOUT, "outcome" => o),
+        ) {
+            h.record(duration);
+        }
     })
 }
 

@@ -153,19 +153,15 @@ where
         Method::OPTIONS => "OPTIONS",
         _ => "other",
     };
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "<unmatched>".to_owned(), |p| p.as_str().to_owned());
+    // The template's shared text, not a copy: `MatchedPath` clones cheaply.
+    let route = req.extensions().get::<MatchedPath>().cloned();
     let res = next(req).await;
-    let status = res.status().as_u16().to_string();
-    let labels = [
-        ("method", method.to_owned()),
-        ("route", route),
-        ("status", status),
-    ];
-    metrics::counter!(crate::metrics::HTTP_REQUESTS, &labels).increment(1);
-    metrics::histogram!(crate::metrics::HTTP_DURATION, &labels).record(started.elapsed());
+    crate::metrics::request_served(
+        method,
+        route.as_ref().map_or("<unmatched>", MatchedPath::as_str),
+        res.status().as_u16(),
+        started.elapsed(),
+    );
     res
 }
 
@@ -304,7 +300,7 @@ where
 
 /// Renders every error response in the contract's shape.
 async fn error_envelope(req: Request, next: Next) -> Response {
-    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.to_string());
+    let request_id = req.extensions().get::<RequestId>().map(|r| r.0.clone());
     let response = next.run(req).await;
     let status = response.status();
     if !(status.is_client_error() || status.is_server_error()) {
@@ -327,7 +323,7 @@ async fn error_envelope(req: Request, next: Next) -> Response {
             ErrorBody::for_status(status)
         }
     };
-    body.request_id = request_id;
+    body.request_id = request_id.map(|id| id.to_string());
     let bytes = serde_json::to_vec(&ErrorResponse { error: body }).unwrap_or_default();
     parts.headers.insert(
         header::CONTENT_TYPE,
@@ -360,9 +356,9 @@ async fn timeout(State(limits): State<Timeouts>, mut req: Request, next: Next) -
     let route = req
         .extensions()
         .get::<MatchedPath>()
-        .map(|p| p.as_str().to_owned());
-    let upload = req.method() == Method::POST && route.as_deref() == Some(DOCUMENT_UPLOAD_ROUTE);
-    let download = req.method() == Method::GET && route.as_deref() == Some(DOCUMENT_CONTENT_ROUTE);
+        .map(MatchedPath::as_str);
+    let upload = req.method() == Method::POST && route == Some(DOCUMENT_UPLOAD_ROUTE);
+    let download = req.method() == Method::GET && route == Some(DOCUMENT_CONTENT_ROUTE);
     if upload {
         // The upload route turns the JSON body limit off (the file is
         // bounded as it streams); this bounds the rest of the form, which
