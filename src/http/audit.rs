@@ -13,7 +13,11 @@
 //! well-formed ids, so nobody without a token can grow the trail or plant
 //! an entry in a patient's access log.
 
-use std::future::Future;
+use std::{
+    collections::HashMap,
+    future::Future,
+    sync::{OnceLock, PoisonError, RwLock},
+};
 
 use axum::{
     extract::{FromRequestParts, MatchedPath, RawPathParams, Request},
@@ -73,6 +77,29 @@ pub fn action_name(method: &str, route: &str) -> String {
         (false, false) if method == "POST" => format!("{resource}.{sub}"),
         (false, false) => format!("{resource}.{sub}.{verb}"),
     }
+}
+
+/// [`action_name`] of a route, worked out once per route and kept: the
+/// routes are a closed set, and this runs for every request to one. Kept
+/// by route template, then method, so a lookup borrows both.
+fn route_action(method: &str, route: &str) -> String {
+    static KEPT: OnceLock<RwLock<HashMap<String, HashMap<String, String>>>> = OnceLock::new();
+    let kept = KEPT.get_or_init(Default::default);
+    let known = kept
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(route)
+        .and_then(|by_method| by_method.get(method))
+        .cloned();
+    known.unwrap_or_else(|| {
+        let action = action_name(method, route);
+        kept.write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(route.to_owned())
+            .or_default()
+            .insert(method.to_owned(), action.clone());
+        action
+    })
 }
 
 /// A path parameter worth keeping: an id (24 hex digits) or a role name.
@@ -148,13 +175,8 @@ where
         );
     }
     let target_ids = params.into_iter().map(|(_, v)| v).take(4).collect();
-    let mut event = ctx.event(
-        &action_name(&ctx.method, &ctx.route),
-        Some(&actor),
-        status,
-        target_ids,
-        None,
-    );
+    let action = route_action(&ctx.method, &ctx.route);
+    let mut event = ctx.into_event(action, Some(&actor), status, target_ids, None);
     event.patient_ids = patient_ids;
     state.audit.submit_in(slot, vec![event]);
     response
@@ -200,19 +222,33 @@ impl AuditCtx {
         target_ids: Vec<String>,
         details: Option<Document>,
     ) -> AuditEvent {
+        self.clone()
+            .into_event(action.to_owned(), actor, status, target_ids, details)
+    }
+
+    /// [`Self::event`], taking the context's strings instead of copying
+    /// them (the audit step's one event per request).
+    pub fn into_event(
+        self,
+        action: String,
+        actor: Option<&Principal>,
+        status: u16,
+        target_ids: Vec<String>,
+        details: Option<Document>,
+    ) -> AuditEvent {
         AuditEvent {
             id: ObjectId::new(),
             at: DateTime::now(),
             actor_id: actor.map(|p| p.id),
             role: actor.map(|p| p.role.as_str().to_owned()),
-            action: action.to_owned(),
-            method: self.method.clone(),
-            route: self.route.clone(),
+            action,
+            method: self.method,
+            route: self.route,
             status: i32::from(status),
             target_ids,
             patient_ids: Vec::new(),
-            request_id: self.request_id.clone(),
-            ip: self.ip.clone(),
+            request_id: self.request_id,
+            ip: self.ip,
             details,
         }
     }
@@ -224,5 +260,26 @@ impl AuditCtx {
         if let Err(e) = state.repos.audit.record(event).await {
             tracing::error!(error = %e, route = %self.route, "audit event could not be written");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actions_are_named_from_the_route_and_kept_per_method() {
+        let patient = "/api/v1/patients/{id}";
+        for _ in 0..2 {
+            // The second round answers from what the first kept.
+            assert_eq!(route_action("GET", patient), "patients.read");
+            assert_eq!(route_action("DELETE", patient), "patients.delete");
+            assert_eq!(route_action("GET", "/api/v1/patients"), "patients.list");
+            assert_eq!(
+                route_action("POST", "/api/v1/patients/{id}/restore"),
+                "patients.restore"
+            );
+        }
+        assert_eq!(action_name("PATCH", patient), "patients.update");
     }
 }
