@@ -47,7 +47,9 @@ pub struct RequestId(pub Arc<str>);
 ///    once authenticated, never the name; status and latency at the end).
 ///    Raw paths and query strings are not logged: they can carry patient
 ///    names;
-/// 5. CORS, so error responses are readable by the SPA too;
+/// 5. CORS, so error responses are readable by the SPA too; only with
+///    `CORS_ORIGINS` set (without, no cross-origin call is allowed, and a
+///    response carries no `Vary` or `Access-Control-*` header);
 /// 6. compression;
 /// 7. the error envelope: every status >= 400 leaves in the contract's shape,
 ///    with the request id, and a 5xx cause is logged here, once;
@@ -82,7 +84,7 @@ where
                     .on_response(on_response)
                     .on_failure(()),
             )
-            .layer(cors(config))
+            .option_layer(cors(config))
             .layer(CompressionLayer::new())
             .layer(middleware::from_fn(error_envelope))
             .layer(CatchPanicLayer::custom(|_| {
@@ -213,17 +215,16 @@ fn on_response<B>(res: &axum::http::Response<B>, latency: Duration, span: &Span)
     tracing::info!("request finished");
 }
 
-fn cors(config: &Config) -> CorsLayer {
+fn cors(config: &Config) -> Option<CorsLayer> {
     let origins: Vec<HeaderValue> = config
         .cors_origins
         .iter()
         .filter_map(|o| HeaderValue::from_str(o).ok())
         .collect();
     if origins.is_empty() {
-        // No allowed origin configured: browsers on other origins are refused.
-        return CorsLayer::new();
+        return None;
     }
-    CorsLayer::new()
+    let layer = CorsLayer::new()
         .allow_origin(AllowOrigin::list(origins))
         .allow_methods([
             Method::GET,
@@ -232,18 +233,27 @@ fn cors(config: &Config) -> CorsLayer {
             Method::PATCH,
             Method::DELETE,
         ])
+        // Every request header the contract has a client send, and every
+        // response header it has a client read (`../shared/API.md`).
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,
             header::ACCEPT,
             X_REQUEST_ID,
+            HeaderName::from_static(crate::http::idempotency::HEADER),
+            header::IF_MATCH,
+            header::IF_NONE_MATCH,
         ])
         .expose_headers([
             X_REQUEST_ID,
             header::RETRY_AFTER,
             header::CONTENT_DISPOSITION,
+            header::ETAG,
+            header::LOCATION,
+            HeaderName::from_static(crate::http::idempotency::REPLAYED),
         ])
-        .max_age(Duration::from_secs(600))
+        .max_age(Duration::from_secs(600));
+    Some(layer)
 }
 
 fn sane_request_id(value: &str) -> bool {

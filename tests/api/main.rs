@@ -12,6 +12,7 @@ mod bounds;
 mod calendars;
 mod connections;
 mod conventions;
+mod cors;
 mod crash;
 #[cfg(feature = "faults")]
 mod deletion_races;

@@ -1,0 +1,116 @@
+//! Cross-origin calls: refused (no CORS headers at all) unless
+//! `CORS_ORIGINS` lists the SPA's origin, and then allowed with every
+//! request header the contract has a client send and every response header
+//! it has a client read.
+
+use axum::{
+    body::Body,
+    http::{header, Method, Request, StatusCode},
+};
+use healthcrm::domain::user::Role;
+
+use crate::helpers::{TestApp, TestResponse};
+
+const SPA: &str = "https://crm.example";
+
+/// The browser's preflight for a keyed, versioned write from `origin`.
+async fn preflight(app: &TestApp, origin: &str) -> TestResponse {
+    let req = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/api/v1/patients")
+        .header(header::ORIGIN, origin)
+        .header(header::ACCESS_CONTROL_REQUEST_METHOD, "POST")
+        .header(
+            header::ACCESS_CONTROL_REQUEST_HEADERS,
+            "authorization,content-type,idempotency-key,if-match,if-none-match,x-request-id",
+        )
+        .body(Body::empty())
+        .expect("request");
+    app.request(req).await
+}
+
+/// `GET /api/v1/patients` from `origin`, signed in.
+async fn list_from(app: &TestApp, origin: &str) -> TestResponse {
+    let session = app.login_as(Role::Admin).await;
+    let req = Request::builder()
+        .uri("/api/v1/patients")
+        .header(header::ORIGIN, origin)
+        .header(header::AUTHORIZATION, format!("Bearer {}", session.token))
+        .body(Body::empty())
+        .expect("request");
+    let res = app.request(req).await;
+    assert_eq!(res.status, StatusCode::OK);
+    res
+}
+
+fn listed(res: &TestResponse, name: &header::HeaderName) -> Vec<String> {
+    res.headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|v| v.trim().to_ascii_lowercase())
+        .collect()
+}
+
+#[tokio::test]
+async fn without_cors_origins_no_cross_origin_call_is_allowed() {
+    let app = TestApp::spawn().await;
+    let pre = preflight(&app, SPA).await;
+    assert!(pre.status.is_client_error(), "{}", pre.status);
+    assert!(pre.header("access-control-allow-origin").is_none());
+    assert!(pre.header("access-control-allow-headers").is_none());
+
+    let res = list_from(&app, SPA).await;
+    assert!(res.header("access-control-allow-origin").is_none());
+    assert!(res.header("access-control-expose-headers").is_none());
+    assert!(
+        !listed(&res, &header::VARY).contains(&"origin".into()),
+        "nothing varies by origin"
+    );
+}
+
+#[tokio::test]
+async fn the_listed_origin_may_send_and_read_every_header_the_contract_uses() {
+    let app = TestApp::spawn_with(&[("CORS_ORIGINS", SPA)]).await;
+    let pre = preflight(&app, SPA).await;
+    assert_eq!(pre.status, StatusCode::OK);
+    assert_eq!(pre.header("access-control-allow-origin"), Some(SPA));
+    assert!(listed(&pre, &header::ACCESS_CONTROL_ALLOW_METHODS).contains(&"post".into()));
+    let allowed = listed(&pre, &header::ACCESS_CONTROL_ALLOW_HEADERS);
+    for name in [
+        "authorization",
+        "content-type",
+        "idempotency-key",
+        "if-match",
+        "if-none-match",
+        "x-request-id",
+    ] {
+        assert!(allowed.contains(&name.into()), "{name} not in {allowed:?}");
+    }
+    assert_eq!(pre.header("access-control-max-age"), Some("600"));
+
+    let res = list_from(&app, SPA).await;
+    assert_eq!(res.header("access-control-allow-origin"), Some(SPA));
+    let exposed = listed(&res, &header::ACCESS_CONTROL_EXPOSE_HEADERS);
+    for name in [
+        "x-request-id",
+        "etag",
+        "location",
+        "idempotent-replayed",
+        "retry-after",
+        "content-disposition",
+    ] {
+        assert!(exposed.contains(&name.into()), "{name} not in {exposed:?}");
+    }
+    assert!(listed(&res, &header::VARY).contains(&"origin".into()));
+}
+
+#[tokio::test]
+async fn another_origin_is_not_allowed() {
+    let app = TestApp::spawn_with(&[("CORS_ORIGINS", SPA)]).await;
+    let pre = preflight(&app, "https://elsewhere.example").await;
+    assert!(pre.header("access-control-allow-origin").is_none());
+    let res = list_from(&app, "https://elsewhere.example").await;
+    assert!(res.header("access-control-allow-origin").is_none());
+}
