@@ -73,7 +73,7 @@ where
         Ok(b) => b,
         Err(_) => return AppError::PayloadTooLarge.into_response(),
     };
-    // The full path: inside the `/api/v1` nest `uri` has lost its prefix.
+    // The full path, as the client sent it.
     let path = parts
         .extensions
         .get::<OriginalUri>()

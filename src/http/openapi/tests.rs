@@ -29,10 +29,7 @@ const ID_PATTERN: &str = "^[0-9a-f]{24}$";
 fn document() -> Value {
     let doc = OpenApiRouter::<AppState>::with_openapi(super::ApiDoc::openapi())
         .merge(crate::http::routes::health::router())
-        .nest(
-            crate::http::API_PREFIX,
-            crate::http::public_v1().merge(crate::http::protected_v1()),
-        )
+        .merge(crate::http::public_v1().merge(crate::http::protected_v1()))
         .into_openapi();
     serde_json::to_value(doc).expect("the document serializes")
 }

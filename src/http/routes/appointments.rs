@@ -252,7 +252,7 @@ impl From<UpdateAppointment> for AppointmentChanges {
 }
 
 /// A patient's appointments, newest first.
-#[utoipa::path(get, path = "/patients/{id}/appointments", tag = "appointments", params(PatientPath, PageOnly),
+#[utoipa::path(get, path = "/api/v1/patients/{id}/appointments", tag = "appointments", params(PatientPath, PageOnly),
     responses((status = 200, body = Page<AppointmentResponse>), (status = 404, body = ErrorResponse)))]
 pub async fn list_appointments(
     State(state): State<AppState>,
@@ -271,7 +271,7 @@ pub async fn list_appointments(
 
 /// Log an appointment or discussion. `next_follow_up` also becomes the
 /// patient's next follow-up due.
-#[utoipa::path(post, path = "/patients/{id}/appointments", tag = "appointments", params(PatientPath),
+#[utoipa::path(post, path = "/api/v1/patients/{id}/appointments", tag = "appointments", params(PatientPath),
     request_body = LogAppointment,
     responses((status = 201, body = AppointmentResponse), (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
 pub async fn log_appointment(
@@ -293,7 +293,7 @@ pub async fn log_appointment(
 }
 
 /// Read an appointment.
-#[utoipa::path(get, path = "/appointments/{id}", tag = "appointments", params(AppointmentPath),
+#[utoipa::path(get, path = "/api/v1/appointments/{id}", tag = "appointments", params(AppointmentPath),
     responses((status = 200, body = AppointmentResponse), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn get_appointment(
     State(state): State<AppState>,
@@ -309,7 +309,7 @@ pub async fn get_appointment(
 
 /// Update an appointment (with `version`). A new `next_follow_up` also
 /// becomes the patient's next follow-up due.
-#[utoipa::path(patch, path = "/appointments/{id}", tag = "appointments", params(AppointmentPath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")),
+#[utoipa::path(patch, path = "/api/v1/appointments/{id}", tag = "appointments", params(AppointmentPath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")),
     request_body = UpdateAppointment,
     responses(
         (status = 200, body = AppointmentResponse),
@@ -342,7 +342,7 @@ pub async fn update_appointment(
 
 /// The follow-up work queue: patients whose next follow-up is due (today or
 /// earlier by default), oldest first.
-#[utoipa::path(get, path = "/follow-ups", tag = "appointments", params(FollowUpQuery),
+#[utoipa::path(get, path = "/api/v1/follow-ups", tag = "appointments", params(FollowUpQuery),
     responses((status = 200, body = Page<FollowUp>), (status = 400, body = ErrorResponse)))]
 pub async fn follow_ups(
     State(state): State<AppState>,
@@ -387,7 +387,7 @@ pub async fn follow_ups(
 /// Dated appointments across patients, earliest first (the calendar):
 /// `from`/`to` on `appointment_date`, the patients `assigned_to` a user,
 /// `hospital_id`, `status`. Soft-deleted patients' appointments are left out.
-#[utoipa::path(get, path = "/appointments", tag = "appointments", params(CalendarQuery),
+#[utoipa::path(get, path = "/api/v1/appointments", tag = "appointments", params(CalendarQuery),
     responses((status = 200, body = Page<CalendarAppointment>), (status = 400, body = ErrorResponse)))]
 pub async fn appointment_calendar(
     State(state): State<AppState>,

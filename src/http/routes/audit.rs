@@ -43,7 +43,7 @@ pub struct AuditQuery {
 }
 
 /// Audit events, newest first, with the ids they concern and their details.
-#[utoipa::path(get, path = "/audit", tag = "audit", params(AuditQuery),
+#[utoipa::path(get, path = "/api/v1/audit", tag = "audit", params(AuditQuery),
     responses((status = 200, body = Page<AuditEntry>), (status = 400, body = ErrorResponse)))]
 pub async fn list_audit(
     State(state): State<AppState>,

@@ -168,7 +168,7 @@ async fn issue_pair(
 ///
 /// Unknown email and wrong password answer identically. Ten consecutive
 /// failures lock the account for 15 minutes (423).
-#[utoipa::path(post, path = "/auth/login", tag = "auth", request_body = LoginRequest,
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, body = TokenResponse),
         (status = 401, description = "Invalid email or password", body = ErrorResponse),
@@ -249,7 +249,7 @@ async fn refuse(
 
 /// Exchange a refresh token for a new pair. The presented token is spent;
 /// presenting a spent token again revokes its whole family.
-#[utoipa::path(post, path = "/auth/refresh", tag = "auth", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body = RefreshRequest,
     responses(
         (status = 200, body = TokenResponse),
         (status = 401, description = "Unknown, expired, revoked or reused token", body = ErrorResponse),
@@ -312,7 +312,7 @@ pub async fn refresh_tokens(
 }
 
 /// Revoke the presented refresh token (the caller's own). Idempotent.
-#[utoipa::path(post, path = "/auth/logout", tag = "auth", request_body = RefreshRequest,
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", request_body = RefreshRequest,
     responses((status = 204, description = "Revoked"), (status = 401, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
 pub async fn logout(
     State(state): State<AppState>,
@@ -328,7 +328,7 @@ pub async fn logout(
 }
 
 /// The signed-in user and every protected route they may call.
-#[utoipa::path(get, path = "/auth/me", tag = "auth",
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
     responses((status = 200, body = MeResponse), (status = 401, body = ErrorResponse)))]
 pub async fn me(
     State(state): State<AppState>,
@@ -353,7 +353,7 @@ pub async fn me(
 }
 
 /// Change the signed-in user's display name or time zone.
-#[utoipa::path(patch, path = "/auth/me", tag = "auth", request_body = UpdateMe,
+#[utoipa::path(patch, path = "/api/v1/auth/me", tag = "auth", request_body = UpdateMe,
     responses((status = 200, body = UserResponse), (status = 422, body = ErrorResponse)))]
 pub async fn update_me(
     State(state): State<AppState>,
@@ -378,7 +378,7 @@ pub async fn update_me(
 }
 
 /// Change the signed-in user's password; every session of theirs ends.
-#[utoipa::path(post, path = "/auth/password", tag = "auth", request_body = PasswordChange,
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = PasswordChange,
     responses(
         (status = 204, description = "Changed; all refresh tokens revoked, access tokens void"),
         (status = 422, description = "Current password wrong, or new one breaks the policy", body = ErrorResponse),
@@ -435,7 +435,7 @@ pub async fn change_password(
 }
 
 /// Upload the signed-in user's profile image (PNG or JPEG, at most 2 MiB).
-#[utoipa::path(put, path = "/auth/me/avatar", tag = "auth",
+#[utoipa::path(put, path = "/api/v1/auth/me/avatar", tag = "auth",
     request_body(content = AvatarUpload, content_type = "multipart/form-data"),
     responses(
         (status = 200, body = UserResponse),
@@ -453,7 +453,7 @@ pub async fn upload_my_avatar(
 }
 
 /// Download the signed-in user's profile image.
-#[utoipa::path(get, path = "/auth/me/avatar", tag = "auth",
+#[utoipa::path(get, path = "/api/v1/auth/me/avatar", tag = "auth",
     responses(
         (status = 200, description = "The image (PNG or JPEG, as uploaded)", content(
             (crate::http::dto::ImageBytes = "image/png"),

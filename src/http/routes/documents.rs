@@ -143,7 +143,7 @@ fn audited<T: IntoResponse>(patient: PatientId, body: T) -> Response {
 }
 
 /// A patient's documents, newest first.
-#[utoipa::path(get, path = "/patients/{id}/documents", tag = "documents",
+#[utoipa::path(get, path = "/api/v1/patients/{id}/documents", tag = "documents",
     params(PatientPath, ListDocumentsQuery),
     responses((status = 200, body = Page<DocumentResponse>), (status = 403, body = ErrorResponse),
         (status = 404, body = ErrorResponse)))]
@@ -300,7 +300,7 @@ async fn read_form(
 /// Upload a document (multipart/form-data). The type is judged by the
 /// content (415 otherwise), the size by `DOCUMENT_MAX_BYTES` (413); the
 /// file is sealed as it streams to the store.
-#[utoipa::path(post, path = "/patients/{id}/documents", tag = "documents", params(PatientPath),
+#[utoipa::path(post, path = "/api/v1/patients/{id}/documents", tag = "documents", params(PatientPath),
     request_body(content = DocumentUpload, content_type = "multipart/form-data"),
     responses((status = 201, body = DocumentResponse), (status = 404, body = ErrorResponse),
         (status = 413, body = ErrorResponse), (status = 415, body = ErrorResponse),
@@ -372,7 +372,7 @@ pub async fn upload_document(
 }
 
 /// A document's metadata.
-#[utoipa::path(get, path = "/documents/{id}", tag = "documents", params(DocumentPath),
+#[utoipa::path(get, path = "/api/v1/documents/{id}", tag = "documents", params(DocumentPath),
     responses((status = 200, body = DocumentResponse), (status = 404, body = ErrorResponse)))]
 pub async fn get_document(
     State(state): State<AppState>,
@@ -385,7 +385,7 @@ pub async fn get_document(
 /// Download a document: an audited read of the patient's data, checked
 /// against its stored checksum first (409 `document_corrupted` when the
 /// stored object is damaged or missing).
-#[utoipa::path(get, path = "/documents/{id}/content", tag = "documents", params(DocumentPath),
+#[utoipa::path(get, path = "/api/v1/documents/{id}/content", tag = "documents", params(DocumentPath),
     responses(
         (status = 200, description = "The file, as an attachment", content(
             (FileBytes = "application/pdf"), (FileBytes = "image/jpeg"), (FileBytes = "image/png"),
@@ -421,7 +421,7 @@ pub async fn download_document(
 }
 
 /// Soft-delete a document (admin by default); it can be restored.
-#[utoipa::path(delete, path = "/documents/{id}", tag = "documents", params(DocumentPath),
+#[utoipa::path(delete, path = "/api/v1/documents/{id}", tag = "documents", params(DocumentPath),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorResponse)))]
 pub async fn delete_document(
     State(state): State<AppState>,
@@ -433,7 +433,7 @@ pub async fn delete_document(
 }
 
 /// Undo a document's delete.
-#[utoipa::path(post, path = "/documents/{id}/restore", tag = "documents", params(DocumentPath),
+#[utoipa::path(post, path = "/api/v1/documents/{id}/restore", tag = "documents", params(DocumentPath),
     responses((status = 200, body = DocumentResponse), (status = 404, body = ErrorResponse)))]
 pub async fn restore_document(
     State(state): State<AppState>,

@@ -131,7 +131,7 @@ fn filter(
 }
 
 /// Ledger entries, newest first.
-#[utoipa::path(get, path = "/earnings", tag = "earnings", params(EarningsQuery),
+#[utoipa::path(get, path = "/api/v1/earnings", tag = "earnings", params(EarningsQuery),
     responses((status = 200, body = Page<EarningEntryResponse>), (status = 400, body = ErrorResponse)))]
 pub async fn list_earnings(
     State(state): State<AppState>,
@@ -152,7 +152,7 @@ pub async fn list_earnings(
 /// Earnings per period and currency (never mixed), net of reversals.
 /// Kept until the ledger changes, with an `ETag`; a matching
 /// `If-None-Match` is answered 304 without reading the ledger.
-#[utoipa::path(get, path = "/earnings/summary", tag = "earnings", params(SummaryQuery),
+#[utoipa::path(get, path = "/api/v1/earnings/summary", tag = "earnings", params(SummaryQuery),
     responses(
         (status = 200, body = Vec<SummaryRow>,
             headers(("ETag" = String, description = "Names these figures; send it as If-None-Match"))),

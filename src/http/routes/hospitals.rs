@@ -236,7 +236,7 @@ impl From<CreateHospital> for NewHospital {
 }
 
 /// List hospitals.
-#[utoipa::path(get, path = "/hospitals", tag = "hospitals", params(ListHospitalsQuery),
+#[utoipa::path(get, path = "/api/v1/hospitals", tag = "hospitals", params(ListHospitalsQuery),
     responses((status = 200, body = Page<HospitalResponse>), (status = 400, body = ErrorResponse)))]
 pub async fn list_hospitals(
     State(state): State<AppState>,
@@ -268,7 +268,7 @@ pub async fn list_hospitals(
 }
 
 /// Add a partner hospital. Names are unique per country (ignoring case).
-#[utoipa::path(post, path = "/hospitals", tag = "hospitals", request_body = CreateHospital,
+#[utoipa::path(post, path = "/api/v1/hospitals", tag = "hospitals", request_body = CreateHospital,
     responses(
         (status = 201, body = HospitalResponse),
         (status = 409, description = "Same name in the same country", body = ErrorResponse),
@@ -292,7 +292,7 @@ pub async fn create_hospital(
 }
 
 /// Read a hospital, with the number of patients assigned to it.
-#[utoipa::path(get, path = "/hospitals/{id}", tag = "hospitals", params(HospitalPath),
+#[utoipa::path(get, path = "/api/v1/hospitals/{id}", tag = "hospitals", params(HospitalPath),
     responses((status = 200, body = HospitalResponse), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn get_hospital(
     State(state): State<AppState>,
@@ -304,7 +304,7 @@ pub async fn get_hospital(
 }
 
 /// Update a hospital (deactivate it with `{"active": false}`).
-#[utoipa::path(patch, path = "/hospitals/{id}", tag = "hospitals", params(HospitalPath), request_body = UpdateHospital,
+#[utoipa::path(patch, path = "/api/v1/hospitals/{id}", tag = "hospitals", params(HospitalPath), request_body = UpdateHospital,
     responses(
         (status = 200, body = HospitalResponse),
         (status = 404, body = ErrorResponse),
@@ -333,7 +333,7 @@ pub async fn update_hospital(
 }
 
 /// Delete a hospital nobody refers to; otherwise 409 (deactivate it instead).
-#[utoipa::path(delete, path = "/hospitals/{id}", tag = "hospitals", params(HospitalPath),
+#[utoipa::path(delete, path = "/api/v1/hospitals/{id}", tag = "hospitals", params(HospitalPath),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, body = ErrorResponse),
@@ -348,7 +348,7 @@ pub async fn delete_hospital(
 }
 
 /// The live patients assigned to a hospital.
-#[utoipa::path(get, path = "/hospitals/{id}/patients", tag = "hospitals", params(HospitalPath, PageOnly),
+#[utoipa::path(get, path = "/api/v1/hospitals/{id}/patients", tag = "hospitals", params(HospitalPath, PageOnly),
     responses((status = 200, body = Page<PatientResponse>), (status = 404, body = ErrorResponse)))]
 pub async fn hospital_patients(
     State(state): State<AppState>,

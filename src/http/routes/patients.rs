@@ -335,7 +335,7 @@ impl From<UpdatePatient> for PatientChanges {
 // ---- handlers ----------------------------------------------------------
 
 /// List patients (soft-deleted ones never appear).
-#[utoipa::path(get, path = "/patients", tag = "patients", params(ListPatientsQuery),
+#[utoipa::path(get, path = "/api/v1/patients", tag = "patients", params(ListPatientsQuery),
     responses((status = 200, body = Page<PatientResponse>), (status = 400, body = ErrorResponse)))]
 pub async fn list_patients(
     State(state): State<AppState>,
@@ -400,7 +400,7 @@ pub async fn list_patients(
 
 /// Register a patient. Status starts `new`; treatment status as given
 /// (default `inquiry`).
-#[utoipa::path(post, path = "/patients", tag = "patients", request_body = RegisterPatient,
+#[utoipa::path(post, path = "/api/v1/patients", tag = "patients", request_body = RegisterPatient,
     responses((status = 201, body = PatientResponse), (status = 422, body = ErrorResponse)))]
 pub async fn register_patient(
     State(state): State<AppState>,
@@ -426,7 +426,7 @@ pub async fn register_patient(
 }
 
 /// Read a patient.
-#[utoipa::path(get, path = "/patients/{id}", tag = "patients", params(PatientPath),
+#[utoipa::path(get, path = "/api/v1/patients/{id}", tag = "patients", params(PatientPath),
     responses((status = 200, body = PatientResponse), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn get_patient(
     State(state): State<AppState>,
@@ -439,7 +439,7 @@ pub async fn get_patient(
 /// Update a patient. Carries `version`; a stale one is a 409 and changes
 /// nothing. Treatment-status changes follow the workflow (422 names the
 /// allowed ones); `denied` needs a reason.
-#[utoipa::path(patch, path = "/patients/{id}", tag = "patients", params(PatientPath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")), request_body = UpdatePatient,
+#[utoipa::path(patch, path = "/api/v1/patients/{id}", tag = "patients", params(PatientPath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")), request_body = UpdatePatient,
     responses(
         (status = 200, body = PatientResponse),
         (status = 404, body = ErrorResponse),
@@ -467,7 +467,7 @@ pub async fn update_patient(
 
 /// Soft delete: the patient disappears from every list and read (404) but
 /// the data is kept and can be restored.
-#[utoipa::path(delete, path = "/patients/{id}", tag = "patients", params(PatientPath),
+#[utoipa::path(delete, path = "/api/v1/patients/{id}", tag = "patients", params(PatientPath),
     responses((status = 204, description = "Deleted"), (status = 404, body = ErrorResponse)))]
 pub async fn delete_patient(
     State(state): State<AppState>,
@@ -479,7 +479,7 @@ pub async fn delete_patient(
 }
 
 /// Undo a soft delete.
-#[utoipa::path(post, path = "/patients/{id}/restore", tag = "patients", params(PatientPath),
+#[utoipa::path(post, path = "/api/v1/patients/{id}/restore", tag = "patients", params(PatientPath),
     responses(
         (status = 200, body = PatientResponse),
         (status = 404, body = ErrorResponse),
@@ -496,7 +496,7 @@ pub async fn restore_patient(
 
 /// Assign the patient to an active hospital; the assignment is kept in the
 /// patient's hospital history.
-#[utoipa::path(put, path = "/patients/{id}/hospital", tag = "patients", params(PatientPath), request_body = AssignHospital,
+#[utoipa::path(put, path = "/api/v1/patients/{id}/hospital", tag = "patients", params(PatientPath), request_body = AssignHospital,
     responses(
         (status = 200, body = PatientResponse),
         (status = 404, body = ErrorResponse),
@@ -514,7 +514,7 @@ pub async fn assign_hospital(
 
 /// Every change to the patient and its appointments and treatments: who,
 /// when, what (fields before and after), oldest first.
-#[utoipa::path(get, path = "/patients/{id}/history", tag = "patients", params(PatientPath, PageOnly),
+#[utoipa::path(get, path = "/api/v1/patients/{id}/history", tag = "patients", params(PatientPath, PageOnly),
     responses((status = 200, body = Page<HistoryResponse>), (status = 404, body = ErrorResponse)))]
 pub async fn patient_history(
     State(state): State<AppState>,
@@ -541,7 +541,7 @@ pub async fn patient_history(
 }
 
 /// Who read or changed this patient's record, newest first.
-#[utoipa::path(get, path = "/patients/{id}/access-log", tag = "patients", params(PatientPath, PageOnly),
+#[utoipa::path(get, path = "/api/v1/patients/{id}/access-log", tag = "patients", params(PatientPath, PageOnly),
     responses((status = 200, body = Page<AccessLogEntry>), (status = 404, body = ErrorResponse)))]
 pub async fn access_log(
     State(state): State<AppState>,

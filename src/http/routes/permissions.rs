@@ -58,7 +58,7 @@ pub struct RolePath {
 }
 
 /// The whole matrix: every role's rules.
-#[utoipa::path(get, path = "/permissions", tag = "permissions",
+#[utoipa::path(get, path = "/api/v1/permissions", tag = "permissions",
     responses((status = 200, body = Vec<RoleRulesResponse>)))]
 pub async fn get_matrix(
     State(state): State<AppState>,
@@ -79,14 +79,14 @@ pub async fn get_matrix(
 }
 
 /// Every protected route the server has (what rules can name).
-#[utoipa::path(get, path = "/permissions/routes", tag = "permissions",
+#[utoipa::path(get, path = "/api/v1/permissions/routes", tag = "permissions",
     responses((status = 200, body = Vec<RouteKey>)))]
 pub async fn list_routes() -> Json<Vec<RouteKey>> {
     Json(protected_routes().to_vec())
 }
 
 /// Set one or more rules of a role. Takes effect on the next request.
-#[utoipa::path(put, path = "/permissions/{role}", tag = "permissions", params(RolePath), request_body = SetRules,
+#[utoipa::path(put, path = "/api/v1/permissions/{role}", tag = "permissions", params(RolePath), request_body = SetRules,
     responses(
         (status = 200, body = RoleRulesResponse),
         (status = 404, description = "No such role", body = ErrorResponse),

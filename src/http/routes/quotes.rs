@@ -207,7 +207,7 @@ pub struct QuotePath {
 /// A patient's quotes in comparison order: priced offers first, by currency
 /// then amount (expired ones marked), then those awaiting an answer, then
 /// the declined.
-#[utoipa::path(get, path = "/patients/{id}/quotes", tag = "quotes", params(PatientPath, PageOnly),
+#[utoipa::path(get, path = "/api/v1/patients/{id}/quotes", tag = "quotes", params(PatientPath, PageOnly),
     responses((status = 200, body = Page<QuoteResponse>), (status = 404, body = ErrorResponse)))]
 pub async fn list_quotes(
     State(state): State<AppState>,
@@ -226,7 +226,7 @@ pub async fn list_quotes(
 }
 
 /// Ask a hospital for a price (status `requested`).
-#[utoipa::path(post, path = "/patients/{id}/quotes", tag = "quotes", params(PatientPath),
+#[utoipa::path(post, path = "/api/v1/patients/{id}/quotes", tag = "quotes", params(PatientPath),
     request_body = RequestQuote,
     responses((status = 201, body = QuoteResponse), (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
 pub async fn request_quote(
@@ -256,7 +256,7 @@ pub async fn request_quote(
 }
 
 /// Read a quote.
-#[utoipa::path(get, path = "/quotes/{id}", tag = "quotes", params(QuotePath),
+#[utoipa::path(get, path = "/api/v1/quotes/{id}", tag = "quotes", params(QuotePath),
     responses((status = 200, body = QuoteResponse), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn get_quote(
     State(state): State<AppState>,
@@ -272,7 +272,7 @@ pub async fn get_quote(
 
 /// Record the hospital's answer (with `version`): `received` with `amount`
 /// and `valid_until`, or `declined`. 409 once accepted, declined or expired.
-#[utoipa::path(patch, path = "/quotes/{id}", tag = "quotes", params(QuotePath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")),
+#[utoipa::path(patch, path = "/api/v1/quotes/{id}", tag = "quotes", params(QuotePath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")),
     request_body = AnswerQuote,
     responses(
         (status = 200, body = QuoteResponse),
@@ -319,7 +319,7 @@ pub async fn answer_quote(
 /// the quote is expired, declined, unanswered or already accepted (or
 /// another quote for the treatment was); 422 names what is missing. The
 /// body is optional.
-#[utoipa::path(post, path = "/quotes/{id}/accept", tag = "quotes", params(QuotePath),
+#[utoipa::path(post, path = "/api/v1/quotes/{id}/accept", tag = "quotes", params(QuotePath),
     request_body(content = AcceptQuote, description = "Optional"),
     responses(
         (status = 201, body = AcceptedResponse),

@@ -84,7 +84,7 @@ pub struct ArrivalRow {
 /// today (UTC): `passport_expires_soon` (within 6 months of the departure),
 /// `visa_not_granted` (14 days before arrival), `no_pickup` (3 days
 /// before), `no_treatment` (none recorded, or only cancelled ones).
-#[utoipa::path(get, path = "/arrivals", tag = "travel", params(ArrivalsQuery),
+#[utoipa::path(get, path = "/api/v1/arrivals", tag = "travel", params(ArrivalsQuery),
     responses((status = 200, body = Page<ArrivalRow>), (status = 400, body = ErrorResponse)))]
 pub async fn arrivals(
     State(state): State<AppState>,
@@ -278,7 +278,7 @@ async fn shows_passport(
 }
 
 /// The patient's travel record (404 until the first PUT).
-#[utoipa::path(get, path = "/patients/{id}/travel", tag = "travel", params(PatientPath),
+#[utoipa::path(get, path = "/api/v1/patients/{id}/travel", tag = "travel", params(PatientPath),
     responses((status = 200, body = TravelResponse), (status = 404, body = ErrorResponse)))]
 pub async fn get_travel(
     State(state): State<AppState>,
@@ -296,7 +296,7 @@ pub async fn get_travel(
 /// with it (409 when stale or missing). The departure must follow the
 /// arrival. Every change goes to the patient's history, the passport
 /// number masked.
-#[utoipa::path(put, path = "/patients/{id}/travel", tag = "travel", params(PatientPath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")),
+#[utoipa::path(put, path = "/api/v1/patients/{id}/travel", tag = "travel", params(PatientPath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")),
     request_body = PutTravel,
     responses(
         (status = 200, body = TravelResponse),

@@ -165,7 +165,7 @@ impl From<UpdateTreatment> for TreatmentChanges {
 }
 
 /// A patient's treatments, newest first.
-#[utoipa::path(get, path = "/patients/{id}/treatments", tag = "treatments", params(PatientPath, PageOnly),
+#[utoipa::path(get, path = "/api/v1/patients/{id}/treatments", tag = "treatments", params(PatientPath, PageOnly),
     responses((status = 200, body = Page<TreatmentResponse>), (status = 404, body = ErrorResponse)))]
 pub async fn list_treatments(
     State(state): State<AppState>,
@@ -184,7 +184,7 @@ pub async fn list_treatments(
 
 /// Record a treatment. A patient who already completed a treatment becomes
 /// a repeat patient; a treatment recorded as completed is credited at once.
-#[utoipa::path(post, path = "/patients/{id}/treatments", tag = "treatments", params(PatientPath),
+#[utoipa::path(post, path = "/api/v1/patients/{id}/treatments", tag = "treatments", params(PatientPath),
     request_body = RecordTreatment,
     responses((status = 201, body = TreatmentResponse), (status = 404, body = ErrorResponse), (status = 422, body = ErrorResponse)))]
 pub async fn record_treatment(
@@ -206,7 +206,7 @@ pub async fn record_treatment(
 }
 
 /// Read a treatment.
-#[utoipa::path(get, path = "/treatments/{id}", tag = "treatments", params(TreatmentPath),
+#[utoipa::path(get, path = "/api/v1/treatments/{id}", tag = "treatments", params(TreatmentPath),
     responses((status = 200, body = TreatmentResponse), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn get_treatment(
     State(state): State<AppState>,
@@ -223,7 +223,7 @@ pub async fn get_treatment(
 /// Update a treatment (with `version`). Completing it books its earnings
 /// once; cancelling a completed one books a reversal. The money and hospital
 /// of a completed or cancelled treatment are fixed.
-#[utoipa::path(patch, path = "/treatments/{id}", tag = "treatments", params(TreatmentPath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")),
+#[utoipa::path(patch, path = "/api/v1/treatments/{id}", tag = "treatments", params(TreatmentPath, ("If-Match" = Option<String>, Header, description = "The record's ETag as read; in place of the body's `version`")),
     request_body = UpdateTreatment,
     responses(
         (status = 200, body = TreatmentResponse),
@@ -257,7 +257,7 @@ pub async fn update_treatment(
 /// Treatments across patients, newest first: `status`, `hospital_id`, and
 /// `from`/`to` on when they were recorded. Soft-deleted patients' treatments
 /// are left out.
-#[utoipa::path(get, path = "/treatments", tag = "treatments", params(TreatmentListQuery),
+#[utoipa::path(get, path = "/api/v1/treatments", tag = "treatments", params(TreatmentListQuery),
     responses((status = 200, body = Page<TreatmentRow>), (status = 400, body = ErrorResponse)))]
 pub async fn treatment_list(
     State(state): State<AppState>,

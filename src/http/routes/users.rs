@@ -143,7 +143,7 @@ impl From<UpdateUser> for AccountChanges {
 }
 
 /// List staff accounts.
-#[utoipa::path(get, path = "/users", tag = "users", params(ListUsersQuery),
+#[utoipa::path(get, path = "/api/v1/users", tag = "users", params(ListUsersQuery),
     responses((status = 200, body = Page<UserResponse>), (status = 400, body = ErrorResponse)))]
 pub async fn list_users(
     State(state): State<AppState>,
@@ -165,7 +165,7 @@ pub async fn list_users(
 }
 
 /// Create a staff account (there is no self-registration).
-#[utoipa::path(post, path = "/users", tag = "users", request_body = CreateUser,
+#[utoipa::path(post, path = "/api/v1/users", tag = "users", request_body = CreateUser,
     responses(
         (status = 201, body = UserResponse),
         (status = 409, description = "Email taken", body = ErrorResponse),
@@ -198,7 +198,7 @@ pub async fn create_user(
 }
 
 /// Read one account.
-#[utoipa::path(get, path = "/users/{id}", tag = "users", params(UserPath),
+#[utoipa::path(get, path = "/api/v1/users/{id}", tag = "users", params(UserPath),
     responses((status = 200, body = UserResponse), (status = 400, body = ErrorResponse), (status = 404, body = ErrorResponse)))]
 pub async fn get_user(
     State(state): State<AppState>,
@@ -211,7 +211,7 @@ pub async fn get_user(
 
 /// Update name, email, role or permission overrides. A role change ends the
 /// user's sessions.
-#[utoipa::path(patch, path = "/users/{id}", tag = "users", params(UserPath), request_body = UpdateUser,
+#[utoipa::path(patch, path = "/api/v1/users/{id}", tag = "users", params(UserPath), request_body = UpdateUser,
     responses(
         (status = 200, body = UserResponse),
         (status = 404, body = ErrorResponse),
@@ -241,7 +241,7 @@ pub async fn update_user(
 }
 
 /// Delete an account.
-#[utoipa::path(delete, path = "/users/{id}", tag = "users", params(UserPath),
+#[utoipa::path(delete, path = "/api/v1/users/{id}", tag = "users", params(UserPath),
     responses(
         (status = 204, description = "Deleted"),
         (status = 404, body = ErrorResponse),
@@ -278,7 +278,7 @@ async fn set_active(
 }
 
 /// Allow the account to log in again.
-#[utoipa::path(post, path = "/users/{id}/activate", tag = "users", params(UserPath),
+#[utoipa::path(post, path = "/api/v1/users/{id}/activate", tag = "users", params(UserPath),
     responses((status = 200, body = UserResponse), (status = 404, body = ErrorResponse)))]
 pub async fn activate_user(
     State(state): State<AppState>,
@@ -290,7 +290,7 @@ pub async fn activate_user(
 }
 
 /// Disable the account: its sessions end and its tokens stop working at once.
-#[utoipa::path(post, path = "/users/{id}/deactivate", tag = "users", params(UserPath),
+#[utoipa::path(post, path = "/api/v1/users/{id}/deactivate", tag = "users", params(UserPath),
     responses(
         (status = 200, body = UserResponse),
         (status = 404, body = ErrorResponse),
@@ -306,7 +306,7 @@ pub async fn deactivate_user(
 }
 
 /// Set a new password for a user (admin reset); their sessions end.
-#[utoipa::path(post, path = "/users/{id}/password", tag = "users", params(UserPath), request_body = ResetPassword,
+#[utoipa::path(post, path = "/api/v1/users/{id}/password", tag = "users", params(UserPath), request_body = ResetPassword,
     responses((status = 204, description = "Reset"), (status = 404, body = ErrorResponse),
         (status = 409, description = "Your own password: change it with /auth/password", body = ErrorResponse),
         (status = 422, body = ErrorResponse)))]
@@ -331,7 +331,7 @@ pub async fn reset_password(
 }
 
 /// Upload a user's profile image (PNG or JPEG by content, at most 2 MiB).
-#[utoipa::path(put, path = "/users/{id}/avatar", tag = "users", params(UserPath),
+#[utoipa::path(put, path = "/api/v1/users/{id}/avatar", tag = "users", params(UserPath),
     request_body(content = AvatarUpload, content_type = "multipart/form-data"),
     responses(
         (status = 200, body = UserResponse),
@@ -351,7 +351,7 @@ pub async fn upload_avatar(
 }
 
 /// Download a user's profile image.
-#[utoipa::path(get, path = "/users/{id}/avatar", tag = "users", params(UserPath),
+#[utoipa::path(get, path = "/api/v1/users/{id}/avatar", tag = "users", params(UserPath),
     responses(
         (status = 200, description = "The image (PNG or JPEG, as uploaded)", content(
             (crate::http::dto::ImageBytes = "image/png"),
@@ -393,7 +393,7 @@ pub struct DirectoryEntry {
 
 /// Active users, for picking an assignee (readable by staff; no e-mail,
 /// permissions or login state).
-#[utoipa::path(get, path = "/directory", tag = "users", params(DirectoryQuery),
+#[utoipa::path(get, path = "/api/v1/directory", tag = "users", params(DirectoryQuery),
     responses((status = 200, body = Page<DirectoryEntry>), (status = 400, body = ErrorResponse)))]
 pub async fn directory(
     State(state): State<AppState>,
