@@ -132,7 +132,10 @@ pub fn spawn_upkeep() {
 /// call; an authenticated read made about seven such calls. A kept handle
 /// is one lookup in a small map. Nothing is kept, and nothing recorded,
 /// until the recorder is installed: the facade would have dropped those
-/// samples anyway, and a handle taken then would stay a no-op.
+/// samples anyway, and a handle taken then would stay a no-op. This holds
+/// while the recorder keeps every series it registered (no `idle_timeout`
+/// on the builder in [`handle`]): one that dropped idle series would leave
+/// a kept handle writing to storage it no longer renders.
 struct Kept<K, H>(OnceLock<RwLock<HashMap<K, H>>>);
 
 impl<K: Hash + Eq, H: Clone> Kept<K, H> {

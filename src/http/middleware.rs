@@ -48,8 +48,11 @@ pub struct RequestId(pub Arc<str>);
 ///    Raw paths and query strings are not logged: they can carry patient
 ///    names;
 /// 5. CORS, so error responses are readable by the SPA too; only with
-///    `CORS_ORIGINS` set (without, no cross-origin call is allowed, and a
-///    response carries no `Vary` or `Access-Control-*` header);
+///    `CORS_ORIGINS` set. Without, no cross-origin call is allowed, a
+///    response carries no `Vary: origin` or `Access-Control-*` header, and
+///    an `OPTIONS` request (a preflight included) is routed like any other
+///    method: 405 on a route without it (tallied by the audit step like any
+///    refused call), 404 on an unknown path;
 /// 6. compression;
 /// 7. the error envelope: every status >= 400 leaves in the contract's shape,
 ///    with the request id, and a 5xx cause is logged here, once;
@@ -234,7 +237,9 @@ fn cors(config: &Config) -> Option<CorsLayer> {
             Method::DELETE,
         ])
         // Every request header the contract has a client send, and every
-        // response header it has a client read (`../shared/API.md`).
+        // response header it has a client read (`../shared/API.md`), plus
+        // `If-None-Match`, which the reports and the dashboard answer with
+        // 304.
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

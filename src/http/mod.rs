@@ -44,7 +44,7 @@ pub const DOCS_PATH: &str = "/docs";
 
 /// Routes anyone may call. Every route declares its full `/api/v1/...`
 /// path: a `nest` would wrap each route in a prefix-stripping layer that
-/// rebuilds the request's URI on every call (about 2% of a read's CPU).
+/// rebuilds the request's URI on every call.
 fn public_v1() -> OpenApiRouter<AppState> {
     OpenApiRouter::new().merge(routes::auth::public_router())
 }
