@@ -14,6 +14,8 @@ use std::{
 };
 
 use metrics::{Counter, Gauge, Histogram};
+
+use crate::http::per_route::PerRoute;
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use mongodb::event::{
     cmap::{CmapEvent, ConnectionCheckoutFailedReason},
@@ -164,37 +166,20 @@ impl<K: Hash + Eq, H: Clone> Kept<K, H> {
 /// `route` is the template (a closed set), so the handles kept are bounded
 /// by routes times methods times statuses.
 pub fn request_served(method: &'static str, route: &str, status: u16, took: Duration) {
-    type Handles = HashMap<(&'static str, u16), (Counter, Histogram)>;
-    // By route first, so a lookup borrows the template instead of copying
-    // it (the one key `Kept` could not take without an allocation).
-    static BY_ROUTE: OnceLock<RwLock<HashMap<String, Handles>>> = OnceLock::new();
+    static KEPT: PerRoute<(&'static str, u16), (Counter, Histogram)> = PerRoute::new();
     if HANDLE.get().is_none() {
         return;
     }
-    let kept = BY_ROUTE.get_or_init(Default::default);
-    let found = kept
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(route)
-        .and_then(|h| h.get(&(method, status)))
-        .cloned();
-    let (count, time) = found.unwrap_or_else(|| {
+    let (count, time) = KEPT.get(route, &(method, status), || {
         let labels = [
             ("method", method.to_owned()),
             ("route", route.to_owned()),
             ("status", status.to_string()),
         ];
-        let handles = (
+        (
             metrics::counter!(HTTP_REQUESTS, &labels),
             metrics::histogram!(HTTP_DURATION, &labels),
-        );
-        kept.write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(route.to_owned())
-            .or_default()
-            .entry((method, status))
-            .or_insert(handles)
-            .clone()
+        )
     });
     count.increment(1);
     time.record(took);

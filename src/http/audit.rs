@@ -13,11 +13,7 @@
 //! well-formed ids, so nobody without a token can grow the trail or plant
 //! an entry in a patient's access log.
 
-use std::{
-    collections::HashMap,
-    future::Future,
-    sync::{OnceLock, PoisonError, RwLock},
-};
+use std::future::Future;
 
 use axum::{
     extract::{FromRequestParts, MatchedPath, RawPathParams, Request},
@@ -29,6 +25,7 @@ use mongodb::bson::{oid::ObjectId, DateTime, Document};
 use super::{
     auth::{ClientIp, CurrentUser},
     middleware::RequestId,
+    per_route::PerRoute,
 };
 use crate::{
     auth::{cache::Principal, rate_limit::ClientKey},
@@ -79,27 +76,11 @@ pub fn action_name(method: &str, route: &str) -> String {
     }
 }
 
-/// [`action_name`] of a route, worked out once per route and kept: the
-/// routes are a closed set, and this runs for every request to one. Kept
-/// by route template, then method, so a lookup borrows both.
+/// [`action_name`] of a route, worked out once per route and method and
+/// kept: this runs for every request to a protected route.
 fn route_action(method: &str, route: &str) -> String {
-    static KEPT: OnceLock<RwLock<HashMap<String, HashMap<String, String>>>> = OnceLock::new();
-    let kept = KEPT.get_or_init(Default::default);
-    let known = kept
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .get(route)
-        .and_then(|by_method| by_method.get(method))
-        .cloned();
-    known.unwrap_or_else(|| {
-        let action = action_name(method, route);
-        kept.write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(route.to_owned())
-            .or_default()
-            .insert(method.to_owned(), action.clone());
-        action
-    })
+    static KEPT: PerRoute<String, String> = PerRoute::new();
+    KEPT.get(route, method, || action_name(method, route))
 }
 
 /// A path parameter worth keeping: an id (24 hex digits) or a role name.

@@ -14,6 +14,7 @@ pub mod middleware;
 pub mod names;
 pub mod openapi;
 pub mod params;
+pub mod per_route;
 pub mod protected;
 pub mod routes;
 pub mod rules;
