@@ -138,17 +138,23 @@ struct Row {
 }
 
 fn line(r: &Row) -> String {
-    let (ratio, direct_cpu, direct_sys) = if r.direct.latencies.is_empty() {
-        ("-".to_owned(), "-".to_owned(), "-".to_owned())
+    let (ratio, direct_cpu, direct_sys, direct_switches) = if r.direct.latencies.is_empty() {
+        (
+            "-".to_owned(),
+            "-".to_owned(),
+            "-".to_owned(),
+            "-".to_owned(),
+        )
     } else {
         (
             format!("{:.2}", r.server.per_second() / r.direct.per_second()),
             format!("{:.3}", r.direct_cpu.total),
             format!("{:.3}", r.direct_cpu.system),
+            format!("{:.2}", r.direct_cpu.switches),
         )
     };
     format!(
-        "| {:<38} | {:>4} | {:>5} | {:>6} | {:>8.1} | {:>8.2} | {:>8.2} | {:>9.1} | {:>5} | {:>6.3} | {:>6.3} | {:>6.2} | {:>10} | {:>10} |",
+        "| {:<38} | {:>4} | {:>5} | {:>6} | {:>8.1} | {:>8.2} | {:>8.2} | {:>9.1} | {:>5} | {:>6.3} | {:>6.3} | {:>6.2} | {:>6.2} | {:>10} | {:>10} | {:>9} |",
         r.route,
         r.concurrency,
         r.server.latencies.len(),
@@ -160,9 +166,11 @@ fn line(r: &Row) -> String {
         ratio,
         r.cost.cpu.total,
         r.cost.cpu.system,
+        r.cost.cpu.switches,
         r.cost.db_ops,
         direct_cpu,
-        direct_sys
+        direct_sys,
+        direct_switches
     )
 }
 
@@ -221,8 +229,8 @@ impl Bench {
     }
 }
 
-const HEADER: &str = "| route                                  | conc | ok    | errors | req/s    | p50 ms   | p99 ms   | direct/s  | ratio | CPU ms | sys ms | db ops | direct CPU | direct sys |\n\
-|----------------------------------------|-----:|------:|-------:|---------:|---------:|---------:|----------:|------:|-------:|-------:|-------:|-----------:|-----------:|";
+const HEADER: &str = "| route                                  | conc | ok    | errors | req/s    | p50 ms   | p99 ms   | direct/s  | ratio | CPU ms | sys ms | ctx sw | db ops | direct CPU | direct sys | direct sw |\n\
+|----------------------------------------|-----:|------:|-------:|---------:|---------:|---------:|----------:|------:|-------:|-------:|-------:|-------:|-----------:|-----------:|----------:|";
 
 async fn run(args: Args) -> Result<(), String> {
     let b = load(&args).await?;
@@ -533,7 +541,7 @@ fn write_report(
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "# Load benchmark\n\n{} patients (3 appointments and 2 treatments each), 20 staff, 50 hospitals; {} requests per route and level (list, login: a quarter; dashboard: an eighth). `direct/s` runs the same repository and workflow calls without HTTP (writes in the same transactions) at the same concurrency; `ratio` is req/s over direct/s. `CPU ms` and `db ops` are the server's per request; `direct CPU` is the CPU ms per request this process spent on the direct path, the same repository calls without HTTP. `sys ms` and `direct sys` are the kernel's part of each (system calls; on loopback a send also runs the receiver's network stack, counted to the sender). `GET /health` (no token, no database) has no direct path: it is the HTTP stack's own cost.\n",
+        "# Load benchmark\n\n{} patients (3 appointments and 2 treatments each), 20 staff, 50 hospitals; {} requests per route and level (list, login: a quarter; dashboard: an eighth). `direct/s` runs the same repository and workflow calls without HTTP (writes in the same transactions) at the same concurrency; `ratio` is req/s over direct/s. `CPU ms` and `db ops` are the server's per request; `direct CPU` is the CPU ms per request this process spent on the direct path, the same repository calls without HTTP. `sys ms` and `direct sys` are the kernel's part of each (system calls; on loopback a send also runs the receiver's network stack, counted to the sender). `ctx sw` and `direct sw` are context switches per request, summed over each process's threads: a runtime worker parking and being woken again, or being preempted; the gap between two runtime workers and one shows here. `GET /health` (no token, no database) has no direct path: it is the HTTP stack's own cost.\n",
         patients,
         args.requests
     );
