@@ -3,11 +3,14 @@
 //! request header the contract has a client send and every response header
 //! it has a client read.
 
+use std::collections::BTreeSet;
+
 use axum::{
     body::Body,
     http::{header, Method, Request, StatusCode},
 };
 use healthcrm::domain::user::Role;
+use serde_json::Value;
 
 use crate::helpers::{TestApp, TestResponse};
 
@@ -132,4 +135,63 @@ async fn another_origin_is_not_allowed() {
     assert!(pre.header("access-control-allow-origin").is_none());
     let res = list_from(&app, "https://elsewhere.example").await;
     assert!(res.header("access-control-allow-origin").is_none());
+}
+
+/// Every header the served OpenAPI document has a client send (a header
+/// parameter) and read (a response header), lower-cased.
+fn documented_headers(doc: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    let (mut sent, mut read) = (BTreeSet::new(), BTreeSet::new());
+    let paths = doc["paths"].as_object().expect("the document's paths");
+    // Path-level keys that are not operations hold neither, so they add nothing.
+    for op in paths
+        .values()
+        .filter_map(Value::as_object)
+        .flat_map(|item| item.values())
+    {
+        for p in op["parameters"].as_array().into_iter().flatten() {
+            if p["in"] == "header" {
+                sent.insert(
+                    p["name"]
+                        .as_str()
+                        .expect("a header's name")
+                        .to_ascii_lowercase(),
+                );
+            }
+        }
+        let responses = op["responses"]
+            .as_object()
+            .into_iter()
+            .flat_map(|r| r.values());
+        for headers in responses.filter_map(|r| r["headers"].as_object()) {
+            read.extend(headers.keys().map(|h| h.to_ascii_lowercase()));
+        }
+    }
+    (sent, read)
+}
+
+#[tokio::test]
+async fn every_header_the_document_names_crosses_origins() {
+    let app = TestApp::spawn_with(&[("CORS_ORIGINS", SPA)]).await;
+    let doc = app.get("/api/v1/openapi.json").await.json();
+    let (sent, read) = documented_headers(&doc);
+    // The walk finds what the contract documents today; a header added to
+    // the document later must be added to the CORS lists too.
+    for h in ["idempotency-key", "if-match", "if-none-match"] {
+        assert!(sent.contains(h), "{h} not documented as sent: {sent:?}");
+    }
+    for h in ["etag", "idempotent-replayed"] {
+        assert!(read.contains(h), "{h} not documented as read: {read:?}");
+    }
+    let sent: Vec<&str> = sent.iter().map(String::as_str).collect();
+    let read: Vec<&str> = read.iter().map(String::as_str).collect();
+    assert_lists(
+        &preflight(&app, SPA).await,
+        &header::ACCESS_CONTROL_ALLOW_HEADERS,
+        &sent,
+    );
+    assert_lists(
+        &list_from(&app, SPA).await,
+        &header::ACCESS_CONTROL_EXPOSE_HEADERS,
+        &read,
+    );
 }

@@ -152,7 +152,7 @@ pub async fn list_earnings(
 /// Earnings per period and currency (never mixed), net of reversals.
 /// Kept until the ledger changes, with an `ETag`; a matching
 /// `If-None-Match` is answered 304 without reading the ledger.
-#[utoipa::path(get, path = "/api/v1/earnings/summary", tag = "earnings", params(SummaryQuery),
+#[utoipa::path(get, path = "/api/v1/earnings/summary", tag = "earnings", params(SummaryQuery, ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 while it is still current")),
     responses(
         (status = 200, body = Vec<SummaryRow>,
             headers(("ETag" = String, description = "Names these figures; send it as If-None-Match"))),

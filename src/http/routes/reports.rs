@@ -244,7 +244,7 @@ fn csv_download(report: &Report) -> Result<Response, AppError> {
 /// `?format=csv`) as a streamed CSV download. Kept until a write changes
 /// what it counts; carries an `ETag`, and a matching `If-None-Match` is
 /// answered 304 without computing anything.
-#[utoipa::path(get, path = "/api/v1/reports/{name}", tag = "reports", params(ReportPath, ReportQuery),
+#[utoipa::path(get, path = "/api/v1/reports/{name}", tag = "reports", params(ReportPath, ReportQuery, ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 while it is still current")),
     responses(
         (status = 200, description = "The report", content(
             (ReportResponse = "application/json"),
@@ -437,7 +437,7 @@ impl From<Dashboard> for DashboardResponse {
 /// together, and kept until a write changes what they count (`generated_at`
 /// tells when they were computed). Carries an `ETag`; a matching
 /// `If-None-Match` is answered 304.
-#[utoipa::path(get, path = "/api/v1/dashboard", tag = "reports", params(DashboardQuery),
+#[utoipa::path(get, path = "/api/v1/dashboard", tag = "reports", params(DashboardQuery, ("If-None-Match" = Option<String>, Header, description = "An ETag from an earlier answer: 304 while it is still current")),
     responses(
         (status = 200, body = DashboardResponse,
             headers(("ETag" = String, description = "Names these figures; send it as If-None-Match"))),
