@@ -340,19 +340,41 @@ fn parse_stat_cpu(stat: &str) -> Option<CpuTimes> {
     })
 }
 
-/// Context switches so far, voluntary (a thread parked: waiting on a
-/// socket, a futex, a timer) and not (preempted), summed over a process's
-/// live threads (Linux `/proc/<pid>/task/*/status`; a thread that has
-/// exited takes its count with it, so compare runs of a long-lived pool).
-/// A runtime worker that parks and is woken again costs two each time.
-pub fn process_switches(pid: &str) -> Option<u64> {
+/// Context switches so far of each of a process's live threads, by thread
+/// id: voluntary (the thread parked: waiting on a socket, a futex, a timer)
+/// and not (preempted). A runtime worker that parks and is woken again
+/// costs two.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Switches(std::collections::BTreeMap<u32, u64>);
+
+impl Switches {
+    /// Switches made since `earlier` by the threads alive at both readings.
+    /// A thread that started or exited in between is left out (a blocking
+    /// thread retiring would otherwise take its whole count away), so a
+    /// pool of long-lived runtime workers is counted whole.
+    pub fn since(&self, earlier: &Switches) -> u64 {
+        self.0
+            .iter()
+            .filter_map(|(tid, now)| Some(now.saturating_sub(*earlier.0.get(tid)?)))
+            .sum()
+    }
+}
+
+/// [`Switches`] of a process (`self`, or a pid), from Linux
+/// `/proc/<pid>/task/*/status`; a thread that exits while it is read is
+/// skipped.
+pub fn process_switches(pid: &str) -> Option<Switches> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
-    tasks
-        .map(|task| {
-            let status = std::fs::read_to_string(task.ok()?.path().join("status")).ok()?;
-            parse_switches(&status)
-        })
-        .sum()
+    Some(Switches(
+        tasks
+            .filter_map(|task| {
+                let task = task.ok()?;
+                let tid = task.file_name().to_str()?.parse().ok()?;
+                let status = std::fs::read_to_string(task.path().join("status")).ok()?;
+                Some((tid, parse_switches(&status)?))
+            })
+            .collect(),
+    ))
 }
 
 /// `voluntary_ctxt_switches` plus `nonvoluntary_ctxt_switches` of one
@@ -481,8 +503,22 @@ mod tests {
     }
 
     #[test]
-    fn this_process_has_switched_at_least_once() {
-        // The test harness's threads have parked; a broken reader gives None.
-        assert!(process_switches("self").is_some_and(|n| n > 0));
+    fn switches_count_only_threads_alive_at_both_readings() {
+        let reading = |pairs: &[(u32, u64)]| Switches(pairs.iter().copied().collect());
+        let before = reading(&[(1, 100), (2, 50), (3, 7)]);
+        // 2 exited (its 50 must not be taken away), 4 started (its 9 are
+        // not all from this window); 1 and 3 are counted.
+        let after = reading(&[(1, 130), (3, 8), (4, 9)]);
+        assert_eq!(after.since(&before), 31);
+        assert_eq!(before.since(&before), 0);
+    }
+
+    #[test]
+    fn a_sleeping_thread_is_seen_switching() {
+        let before = process_switches("self").expect("this process's threads");
+        // Sleeping parks this thread: at least one voluntary switch.
+        std::thread::sleep(Duration::from_millis(2));
+        let after = process_switches("self").expect("this process's threads");
+        assert!(after.since(&before) >= 1, "{before:?} -> {after:?}");
     }
 }

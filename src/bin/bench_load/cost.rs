@@ -5,10 +5,10 @@
 use healthcrm::bench::{self, Sample};
 
 /// What a process has used so far: CPU and context switches.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Default)]
 pub struct Used {
     cpu: bench::CpuTimes,
-    switches: u64,
+    switches: bench::Switches,
 }
 
 impl Used {
@@ -30,11 +30,11 @@ pub struct Ms {
 }
 
 impl Ms {
-    fn per_request(before: Used, after: Used, n: f64) -> Ms {
+    fn per_request(before: &Used, after: &Used, n: f64) -> Ms {
         Ms {
             total: (after.cpu.total() - before.cpu.total()) * 1000.0 / n,
             system: (after.cpu.system - before.cpu.system) * 1000.0 / n,
-            switches: after.switches.saturating_sub(before.switches) as f64 / n,
+            switches: after.switches.since(&before.switches) as f64 / n,
         }
     }
 }
@@ -64,14 +64,14 @@ pub async fn timed_direct(run: impl std::future::Future<Output = Sample>) -> (Sa
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let after = Used::of("self");
     let n = (sample.latencies.len() + sample.errors as usize).max(1) as f64;
-    (sample, Ms::per_request(before, after, n))
+    (sample, Ms::per_request(&before, &after, n))
 }
 
 /// Per request, from the usage before and after `requests` were sent.
 pub fn cost(before: (Used, f64), after: (Used, f64), requests: usize) -> Cost {
     let n = requests.max(1) as f64;
     Cost {
-        cpu: Ms::per_request(before.0, after.0, n),
+        cpu: Ms::per_request(&before.0, &after.0, n),
         db_ops: (after.1 - before.1) / n,
     }
 }
