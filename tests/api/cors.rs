@@ -142,28 +142,33 @@ async fn another_origin_is_not_allowed() {
 fn documented_headers(doc: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
     let (mut sent, mut read) = (BTreeSet::new(), BTreeSet::new());
     let paths = doc["paths"].as_object().expect("the document's paths");
-    // Path-level keys that are not operations hold neither, so they add nothing.
-    for op in paths
-        .values()
-        .filter_map(Value::as_object)
-        .flat_map(|item| item.values())
-    {
-        for p in op["parameters"].as_array().into_iter().flatten() {
+    for item in paths.values() {
+        let operations = item.as_object().into_iter().flat_map(|i| i.values());
+        // A path item's own `parameters` apply to all its operations.
+        let parameters = operations
+            .clone()
+            .chain(std::iter::once(item))
+            .filter_map(|o| o["parameters"].as_array())
+            .flatten();
+        for p in parameters {
+            // A `$ref` would hide its header from this walk: refuse it here.
+            assert!(p.get("$ref").is_none(), "a parameter by reference: {p}");
             if p["in"] == "header" {
-                sent.insert(
-                    p["name"]
-                        .as_str()
-                        .expect("a header's name")
-                        .to_ascii_lowercase(),
-                );
+                let name = p["name"].as_str().expect("a header's name");
+                sent.insert(name.to_ascii_lowercase());
             }
         }
-        let responses = op["responses"]
-            .as_object()
-            .into_iter()
+        let responses = operations
+            .filter_map(|o| o["responses"].as_object())
             .flat_map(|r| r.values());
-        for headers in responses.filter_map(|r| r["headers"].as_object()) {
-            read.extend(headers.keys().map(|h| h.to_ascii_lowercase()));
+        for response in responses {
+            assert!(
+                response.get("$ref").is_none(),
+                "a response by reference: {response}"
+            );
+            if let Some(headers) = response["headers"].as_object() {
+                read.extend(headers.keys().map(|h| h.to_ascii_lowercase()));
+            }
         }
     }
     (sent, read)
