@@ -4,7 +4,9 @@
 #   - a virtualenv left half-made is deleted and made again;
 #   - a server that never becomes ready fails start_app loudly, with its log;
 #   - docker-compose.yml passes `docker compose config` (skipped, with a
-#     message, where the compose plugin is not installed).
+#     message, where the compose plugin is not installed);
+#   - the build comparison (bench-ab.sh) refuses an unsaved build and a
+#     name with a path in it.
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
@@ -95,6 +97,23 @@ if docker compose version >/dev/null 2>&1; then
   fi
 else
   echo "check-scripts: skipped: docker compose config (no docker compose plugin on this machine)"
+fi
+
+# 5. The build comparison refuses a build never saved and a name that is
+#    not a plain file name, before it builds or starts anything.
+if out="$(scripts/bench-ab.sh run no-such-build 2>&1)"; then
+  fail "bench-ab.sh ran a build that was never saved"
+elif grep -q "no build saved as no-such-build" <<<"$out"; then
+  pass "bench-ab.sh refuses a build that was never saved"
+else
+  fail "bench-ab.sh on an unsaved build said: $out"
+fi
+if out="$(scripts/bench-ab.sh save ../elsewhere 2>&1)"; then
+  fail "bench-ab.sh saved a build under ../elsewhere"
+elif grep -q "a build's name is" <<<"$out"; then
+  pass "bench-ab.sh refuses a build name with a path in it"
+else
+  fail "bench-ab.sh save ../elsewhere said: $out"
 fi
 
 [ "$failures" -eq 0 ] || { echo "check-scripts: $failures failed" >&2; exit 1; }
