@@ -55,39 +55,36 @@ cleanup() {
   fi
   if [ -n "$db_port" ]; then
     # db.sh leaves alone a database named by MONGODB_URI: this one is ours.
-    env -u MONGODB_URI DB_PORT="$db_port" DB_DATA_DIR="$ROOT/.local/bench-ab-$db_port" \
+    env -u MONGODB_URI DB_PORT="$db_port" DB_DATA_DIR="$(db_dir "$db_port")" \
       scripts/db.sh stop >/dev/null || true
-    rm -rf "$ROOT/.local/bench-ab-$db_port"
+    rm -rf "$(db_dir "$db_port")"
   fi
   bench="" db_port=""
 }
 trap cleanup EXIT
 trap 'cleanup; exit 130' INT TERM
 
+# The data directory of the stand-in on port $1.
+db_dir() { echo "$ROOT/.local/bench-ab-$1"; }
+
 # One run of build $1 with bench_load arguments $2...; prints its first row.
 one() {
-  local name="$1" dir="$BUILDS/$1" log uri
+  local name="$1" dir="$BUILDS/$1" log uri row
   shift
   log="$(mktemp)"
   db_port="$(free_port)"
-  rm -rf "$ROOT/.local/bench-ab-$db_port"
+  rm -rf "$(db_dir "$db_port")"
   # Always a fresh local stand-in, never a database named in the shell.
-  uri="$(env -u MONGODB_URI DB_PORT="$db_port" DB_DATA_DIR="$ROOT/.local/bench-ab-$db_port" scripts/db.sh start)"
+  uri="$(env -u MONGODB_URI DB_PORT="$db_port" DB_DATA_DIR="$(db_dir "$db_port")" scripts/db.sh start)"
   MONGODB_URI="$uri" RUST_LOG=error "$dir/bench_load" "$@" --out "$log.md" >"$log" 2>&1 &
   bench=$!
   # The first row is printed as soon as it is measured; the rest are not needed.
   while kill -0 "$bench" 2>/dev/null && ! grep -q '^| GET /patients/{id} ' "$log"; do sleep 0.5; done
   cleanup
-  rm -f "$log.md"
-  if grep -q '^| GET /patients/{id} ' "$log"; then
-    grep '^| GET /patients/{id} ' "$log" | sed "s/^/$name /"
-    rm -f "$log"
-  else
-    echo "bench-ab: $name gave no row; its output:" >&2
-    cat "$log" >&2
-    rm -f "$log"
-    return 1
-  fi
+  row="$(grep '^| GET /patients/{id} ' "$log" || true)"
+  [ -n "$row" ] || { echo "bench-ab: $name gave no row; its output:" >&2; cat "$log" >&2; }
+  rm -f "$log" "$log.md"
+  [ -n "$row" ] && echo "$name $row"
 }
 
 run() {

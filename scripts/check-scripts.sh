@@ -101,20 +101,22 @@ fi
 
 # 5. The build comparison refuses a build never saved and a name that is
 #    not a plain file name, before it builds or starts anything.
-if out="$(scripts/bench-ab.sh run no-such-build 2>&1)"; then
-  fail "bench-ab.sh ran a build that was never saved"
-elif grep -q "no build saved as no-such-build" <<<"$out"; then
-  pass "bench-ab.sh refuses a build that was never saved"
-else
-  fail "bench-ab.sh on an unsaved build said: $out"
-fi
-if out="$(scripts/bench-ab.sh save ../elsewhere 2>&1)"; then
-  fail "bench-ab.sh saved a build under ../elsewhere"
-elif grep -q "a build's name is" <<<"$out"; then
-  pass "bench-ab.sh refuses a build name with a path in it"
-else
-  fail "bench-ab.sh save ../elsewhere said: $out"
-fi
+# `refused WHAT EXPECTED CMD...`: CMD must fail, and say EXPECTED.
+refused() {
+  local what="$1" expected="$2" out
+  shift 2
+  if out="$("$@" 2>&1)"; then
+    fail "$what: it went ahead"
+  elif grep -qF -- "$expected" <<<"$out"; then
+    pass "$what"
+  else
+    fail "$what: it said: $out"
+  fi
+}
+refused "bench-ab.sh refuses a build that was never saved" \
+  "no build saved as no-such-build" scripts/bench-ab.sh run no-such-build
+refused "bench-ab.sh refuses a build name with a path in it" \
+  "a build's name is" scripts/bench-ab.sh save ../elsewhere
 
 [ "$failures" -eq 0 ] || { echo "check-scripts: $failures failed" >&2; exit 1; }
 echo "check-scripts: all passed"

@@ -53,7 +53,7 @@ mod args;
 #[path = "bench_load/cost.rs"]
 mod cost;
 use args::{parse_args, Args, USAGE};
-use cost::{cost, timed_direct, usage, Cost, Ms};
+use cost::{cost, timed_direct, usage, Cost, PerRequest};
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -134,24 +134,19 @@ struct Row {
     direct: Sample,
     cost: Cost,
     /// This process's CPU ms per request over the direct path.
-    direct_cpu: Ms,
+    direct_cpu: PerRequest,
 }
 
 fn line(r: &Row) -> String {
-    let (ratio, direct_cpu, direct_sys, direct_switches) = if r.direct.latencies.is_empty() {
-        (
-            "-".to_owned(),
-            "-".to_owned(),
-            "-".to_owned(),
-            "-".to_owned(),
-        )
+    let [ratio, direct_cpu, direct_sys, direct_switches] = if r.direct.latencies.is_empty() {
+        std::array::from_fn(|_| "-".to_owned())
     } else {
-        (
+        [
             format!("{:.2}", r.server.per_second() / r.direct.per_second()),
             format!("{:.3}", r.direct_cpu.total),
             format!("{:.3}", r.direct_cpu.system),
             format!("{:.2}", r.direct_cpu.switches),
-        )
+        ]
     };
     format!(
         "| {:<38} | {:>4} | {:>5} | {:>6} | {:>8.1} | {:>8.2} | {:>8.2} | {:>9.1} | {:>5} | {:>6.3} | {:>6.3} | {:>6.2} | {:>6.2} | {:>10} | {:>10} | {:>9} |",
@@ -179,7 +174,7 @@ fn row(
     route: &'static str,
     concurrency: usize,
     (server, cost): (Sample, Cost),
-    (direct, direct_cpu): (Sample, Ms),
+    (direct, direct_cpu): (Sample, PerRequest),
 ) -> Row {
     let row = Row {
         route,
@@ -371,7 +366,7 @@ async fn health(b: &Bench, c: usize) -> Row {
         "GET /health (no database)",
         c,
         server,
-        (Sample::default(), Ms::default()),
+        (Sample::default(), PerRequest::default()),
     )
 }
 
@@ -541,7 +536,7 @@ fn write_report(
     let mut report = String::new();
     let _ = writeln!(
         report,
-        "# Load benchmark\n\n{} patients (3 appointments and 2 treatments each), 20 staff, 50 hospitals; {} requests per route and level (list, login: a quarter; dashboard: an eighth). `direct/s` runs the same repository and workflow calls without HTTP (writes in the same transactions) at the same concurrency; `ratio` is req/s over direct/s. `CPU ms` and `db ops` are the server's per request; `direct CPU` is the CPU ms per request this process spent on the direct path, the same repository calls without HTTP. `sys ms` and `direct sys` are the kernel's part of each (system calls; on loopback a send also runs the receiver's network stack, counted to the sender). `ctx sw` and `direct sw` are context switches per request, summed over each process's threads: a runtime worker parking and being woken again, or being preempted; the gap between two runtime workers and one shows here. `GET /health` (no token, no database) has no direct path: it is the HTTP stack's own cost.\n",
+        "# Load benchmark\n\n{} patients (3 appointments and 2 treatments each), 20 staff, 50 hospitals; {} requests per route and level (list, login: a quarter; dashboard: an eighth). `direct/s` runs the same repository and workflow calls without HTTP (writes in the same transactions) at the same concurrency; `ratio` is req/s over direct/s. `CPU ms` and `db ops` are the server's per request; `direct CPU` is the CPU ms per request this process spent on the direct path, the same repository calls without HTTP. `sys ms` and `direct sys` are the kernel's part of each (system calls; on loopback a send also runs the receiver's network stack, counted to the sender). `ctx sw` and `direct sw` are context switches per request, over each process's threads alive at both ends of the row: a runtime worker parking and being woken again, or being preempted; the gap between two runtime workers and one shows here. `GET /health` (no token, no database) has no direct path: it is the HTTP stack's own cost.\n",
         patients,
         args.requests
     );

@@ -20,18 +20,18 @@ impl Used {
     }
 }
 
-/// CPU ms per request, how much of it the kernel spent, and context
-/// switches per request.
+/// Per request: CPU ms, how much of it the kernel spent, and context
+/// switches.
 #[derive(Clone, Copy, Default)]
-pub struct Ms {
+pub struct PerRequest {
     pub total: f64,
     pub system: f64,
     pub switches: f64,
 }
 
-impl Ms {
-    fn per_request(before: &Used, after: &Used, n: f64) -> Ms {
-        Ms {
+impl PerRequest {
+    fn between(before: &Used, after: &Used, n: f64) -> PerRequest {
+        PerRequest {
             total: (after.cpu.total() - before.cpu.total()) * 1000.0 / n,
             system: (after.cpu.system - before.cpu.system) * 1000.0 / n,
             switches: after.switches.since(&before.switches) as f64 / n,
@@ -42,7 +42,7 @@ impl Ms {
 /// What the server spent per request: its CPU and its database commands.
 #[derive(Clone, Copy, Default)]
 pub struct Cost {
-    pub cpu: Ms,
+    pub cpu: PerRequest,
     pub db_ops: f64,
 }
 
@@ -57,21 +57,21 @@ pub async fn usage(srv: &bench::BenchServer) -> (Used, f64) {
 /// Runs the direct path and times this process's CPU over it, per request:
 /// what the repositories, the driver and the runtime cost without HTTP,
 /// the floor under the server's own figure.
-pub async fn timed_direct(run: impl std::future::Future<Output = Sample>) -> (Sample, Ms) {
+pub async fn timed_direct(run: impl std::future::Future<Output = Sample>) -> (Sample, PerRequest) {
     let before = Used::of("self");
     let sample = run.await;
     // As for the server: the last audit batch lands first.
     tokio::time::sleep(std::time::Duration::from_millis(50)).await;
     let after = Used::of("self");
     let n = (sample.latencies.len() + sample.errors as usize).max(1) as f64;
-    (sample, Ms::per_request(&before, &after, n))
+    (sample, PerRequest::between(&before, &after, n))
 }
 
 /// Per request, from the usage before and after `requests` were sent.
 pub fn cost(before: (Used, f64), after: (Used, f64), requests: usize) -> Cost {
     let n = requests.max(1) as f64;
     Cost {
-        cpu: Ms::per_request(&before.0, &after.0, n),
+        cpu: PerRequest::between(&before.0, &after.0, n),
         db_ops: (after.1 - before.1) / n,
     }
 }
