@@ -237,9 +237,10 @@ fn cors(config: &Config) -> Option<CorsLayer> {
             Method::DELETE,
         ])
         // Every request header the contract has a client send, and every
-        // response header it has a client read (`../shared/API.md`), plus
-        // `If-None-Match`, which the reports and the dashboard answer with
-        // 304.
+        // response header it has a client read (`../shared/API.md`). The
+        // OpenAPI document names each (`openapi::document_response_headers`
+        // and the routes' own annotations); `tests/api/cors.rs` holds the
+        // exposed list to exactly the documented response headers.
         .allow_headers([
             header::AUTHORIZATION,
             header::CONTENT_TYPE,

@@ -133,6 +133,7 @@ pub fn build_app(state: AppState) -> Router {
     openapi::document_operator_routes(&mut doc);
     openapi::document_deprecated_params(&mut doc);
     openapi::document_report_rows(&mut doc);
+    openapi::document_response_headers(&mut doc);
     let doc_json: Arc<str> = match doc.to_json() {
         Ok(json) => Arc::from(json),
         Err(e) => {

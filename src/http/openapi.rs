@@ -110,6 +110,59 @@ pub fn document_idempotency(doc: &mut utoipa::openapi::OpenApi) {
     }
 }
 
+/// Documents the response headers set outside the handlers' own
+/// annotations, so that a client generated from the document, and the CORS
+/// test that checks the exposed headers against it, see them:
+/// `x-request-id` on every response (the edge's `request_id` layer),
+/// `Location` on every 201 (`idempotency::created`, the only way a handler
+/// answers 201) and `Retry-After` on every 429 (`AppError::RateLimited`, the
+/// only 429). Runs after every other pass has added its responses.
+pub fn document_response_headers(doc: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::{
+        header::HeaderBuilder,
+        schema::{ObjectBuilder, Type},
+        RefOr,
+    };
+    let header = |kind: Type, description: &str| {
+        HeaderBuilder::new()
+            .schema(ObjectBuilder::new().schema_type(kind))
+            .description(Some(description))
+            .build()
+    };
+    for item in doc.paths.paths.values_mut() {
+        for (_, op) in super::operations(item) {
+            for (status, response) in op.responses.responses.iter_mut() {
+                let RefOr::T(response) = response else {
+                    continue;
+                };
+                response
+                    .headers
+                    .entry("x-request-id".to_owned())
+                    .or_insert_with(|| {
+                        header(
+                            Type::String,
+                            "The request's id: the caller's own `x-request-id` when it is \
+                             1-64 letters, digits, `-`, `_` or `.`, otherwise a new UUID; \
+                             logged and audited with the request",
+                        )
+                    });
+                let (name, value) = match status.as_str() {
+                    "201" => (
+                        "Location",
+                        header(Type::String, "The created record's path, to read it"),
+                    ),
+                    "429" => (
+                        "Retry-After",
+                        header(Type::Integer, "Seconds until a retry can succeed"),
+                    ),
+                    _ => continue,
+                };
+                response.headers.entry(name.to_owned()).or_insert(value);
+            }
+        }
+    }
+}
+
 /// Adds the error responses any operation can give, so the document lists
 /// every status a client can see: 400 (bad query, path or id), 500, 503
 /// (database unreachable) and 504 (timeout) everywhere; 401 and 403 on

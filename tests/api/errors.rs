@@ -54,6 +54,17 @@ async fn request_id_is_generated_or_echoed() {
     let res = app.get("/health").await;
     let generated = res.header("x-request-id").expect("generated id");
     assert_eq!(generated.len(), 36, "a UUID: {generated}");
+    // Also outside the API's routes, as the OpenAPI document says of every
+    // response: the docs page, /metrics (404 without METRICS_TOKEN), the
+    // document itself.
+    for path in ["/docs/", "/metrics", "/api/v1/openapi.json"] {
+        let res = app.get(path).await;
+        assert!(
+            res.header("x-request-id").is_some(),
+            "{path}: {}",
+            res.status
+        );
+    }
 
     let req = Request::get("/health")
         .header("x-request-id", "client-id-42")

@@ -389,7 +389,8 @@ pub async fn get_document(
     responses(
         (status = 200, description = "The file, as an attachment", content(
             (FileBytes = "application/pdf"), (FileBytes = "image/jpeg"), (FileBytes = "image/png"),
-            (FileBytes = "image/webp"), (FileBytes = "application/dicom"))),
+            (FileBytes = "image/webp"), (FileBytes = "application/dicom")),
+            headers(("Content-Disposition" = String, description = "`attachment; filename=\"<the name it was uploaded with>\"`"))),
         (status = 404, body = ErrorResponse),
         (status = 409, description = "The stored object is damaged or missing (`document_corrupted`)", body = ErrorResponse),
     ))]

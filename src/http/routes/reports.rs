@@ -249,7 +249,8 @@ fn csv_download(report: &Report) -> Result<Response, AppError> {
         (status = 200, description = "The report", content(
             (ReportResponse = "application/json"),
             (String = "text/csv"),
-        ), headers(("ETag" = String, description = "Names this report over the current data, in this format; send it as If-None-Match"))),
+        ), headers(("ETag" = String, description = "Names this report over the current data, in this format; send it as If-None-Match"),
+            ("Content-Disposition" = String, description = "With `format=csv` only: `attachment; filename=\"<report>-<from>-<before>.csv\"`, the days as YYYYMMDD or `all`"))),
         (status = 304, description = "The report named by If-None-Match is still current"),
         (status = 400, body = ErrorResponse),
         (status = 404, body = ErrorResponse),
