@@ -115,11 +115,14 @@ pub fn document_idempotency(doc: &mut utoipa::openapi::OpenApi) {
 /// test that checks the exposed headers against it, see them:
 /// `x-request-id` on every response (the edge's `request_id` layer),
 /// `Location` on every 201 (`idempotency::created`, the only way a handler
-/// answers 201) and `Retry-After` on every 429 (`AppError::RateLimited`, the
-/// only 429). Runs after every other pass has added its responses.
+/// answers 201), `Retry-After` on every 429 (`AppError::RateLimited`, the
+/// only 429), and `ETag` on the 200 of a versioned record's read and of
+/// each change that takes its `If-Match` (`versioning::etag`). Runs after
+/// every other pass has added its responses.
 pub fn document_response_headers(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{
         header::HeaderBuilder,
+        path::ParameterIn,
         schema::{ObjectBuilder, Type},
         RefOr,
     };
@@ -129,8 +132,27 @@ pub fn document_response_headers(doc: &mut utoipa::openapi::OpenApi) {
             .description(Some(description))
             .build()
     };
+    let takes_if_match = |op: &utoipa::openapi::path::Operation| {
+        op.parameters.iter().flatten().any(|p| {
+            p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("if-match")
+        })
+    };
     for item in doc.paths.paths.values_mut() {
-        for (_, op) in super::operations(item) {
+        let versioned = super::operations(item)
+            .into_iter()
+            .any(|(_, op)| takes_if_match(op));
+        for (method, op) in super::operations(item) {
+            if versioned && (method == "GET" || takes_if_match(op)) {
+                if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
+                    ok.headers.entry("ETag".to_owned()).or_insert_with(|| {
+                        header(
+                            Type::String,
+                            "The record's version as read or saved; send it as If-Match \
+                             to change the record only if no one else has since",
+                        )
+                    });
+                }
+            }
             for (status, response) in op.responses.responses.iter_mut() {
                 let RefOr::T(response) = response else {
                     continue;
@@ -142,7 +164,7 @@ pub fn document_response_headers(doc: &mut utoipa::openapi::OpenApi) {
                         header(
                             Type::String,
                             "The request's id: the caller's own `x-request-id` when it is \
-                             1-64 letters, digits, `-`, `_` or `.`, otherwise a new UUID; \
+                             1-64 ASCII letters, digits, `-`, `_` or `.`, otherwise a new UUID; \
                              logged and audited with the request",
                         )
                     });

@@ -322,3 +322,55 @@ async fn versioned_records_carry_an_etag_that_if_match_may_replace_the_version_w
         );
     }
 }
+
+/// The served document names each convention's header where the server
+/// sets it, so a client generated from it can read them: `x-request-id`
+/// on every response, `Location` on every 201, `Retry-After` on every 429,
+/// and `ETag` on the 200 of each versioned record's read and of each change
+/// that takes its `If-Match`.
+#[tokio::test]
+async fn the_document_names_each_conventional_header_where_it_is_set() {
+    let app = TestApp::spawn().await;
+    let doc = app.get("/api/v1/openapi.json").await.json();
+    let paths = doc["paths"].as_object().expect("the document's paths");
+    let (mut created, mut limited, mut versioned) = (0, 0, Vec::new());
+    for (path, item) in paths {
+        let ops = item.as_object().expect("a path item");
+        let takes_if_match = |op: &Value| {
+            op["parameters"]
+                .as_array()
+                .is_some_and(|ps| ps.iter().any(|p| p["name"] == "If-Match"))
+        };
+        let is_versioned = ops.values().any(takes_if_match);
+        for (method, op) in ops {
+            let responses = op["responses"].as_object().expect("responses");
+            for (status, response) in responses {
+                let named = |h: &str| response["headers"].get(h).is_some();
+                let at = format!("{method} {path} {status}");
+                assert!(named("x-request-id"), "{at}: no x-request-id");
+                if status == "201" {
+                    assert!(named("Location"), "{at}: no Location");
+                    created += 1;
+                }
+                if status == "429" {
+                    assert!(named("Retry-After"), "{at}: no Retry-After");
+                    limited += 1;
+                }
+            }
+            if is_versioned && (method == "get" || takes_if_match(op)) {
+                assert!(
+                    responses["200"]["headers"].get("ETag").is_some(),
+                    "{method} {path} 200: no ETag"
+                );
+                versioned.push(format!("{method} {path}"));
+            }
+        }
+    }
+    // The walk saw what the API has today: 8 creating routes, the login's
+    // rate limit, and 5 versioned records each read and changed.
+    assert_eq!(created, 8, "201 responses");
+    assert!(limited >= 1, "429 responses");
+    assert_eq!(versioned.len(), 10, "{versioned:?}");
+    assert!(versioned.contains(&"get /api/v1/patients/{id}".to_owned()));
+    assert!(versioned.contains(&"patch /api/v1/patients/{id}".to_owned()));
+}

@@ -184,9 +184,10 @@ async fn every_header_the_document_names_crosses_origins() {
     for h in ["idempotency-key", "if-match", "if-none-match"] {
         assert!(sent.contains(h), "{h} not documented as sent: {sent:?}");
     }
-    // Every header the server sets for a client to read is documented, so
-    // the exposed list is exactly the documented one: nothing exposed that
-    // a generated client cannot know of, nothing documented but hidden.
+    // The exposed list is exactly the documented response headers: nothing
+    // exposed that a generated client cannot know of, nothing documented but
+    // hidden. (That each is documented where the server sets it is
+    // `conventions::the_document_names_each_conventional_header_where_it_is_set`.)
     let everything_read = [
         "content-disposition",
         "etag",

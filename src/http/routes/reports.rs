@@ -250,7 +250,7 @@ fn csv_download(report: &Report) -> Result<Response, AppError> {
             (ReportResponse = "application/json"),
             (String = "text/csv"),
         ), headers(("ETag" = String, description = "Names this report over the current data, in this format; send it as If-None-Match"),
-            ("Content-Disposition" = String, description = "With `format=csv` only: `attachment; filename=\"<report>-<from>-<before>.csv\"`, the days as YYYYMMDD or `all`"))),
+            ("Content-Disposition" = String, description = "On the CSV answer only (`format=csv` or `Accept: text/csv`): `attachment; filename=\"<report>-<from>-<before>.csv\"`, the days as YYYYMMDD or `all`"))),
         (status = 304, description = "The report named by If-None-Match is still current"),
         (status = 400, body = ErrorResponse),
         (status = 404, body = ErrorResponse),
