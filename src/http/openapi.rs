@@ -116,8 +116,9 @@ pub fn document_idempotency(doc: &mut utoipa::openapi::OpenApi) {
 /// `x-request-id` on every response (the edge's `request_id` layer),
 /// `Location` on every 201 (`idempotency::created`, the only way a handler
 /// answers 201), `Retry-After` on every 429 (`AppError::RateLimited`, the
-/// only 429), and `ETag` on the 200 of a versioned record's read and of
-/// each change that takes its `If-Match` (`versioning::etag`). Runs after
+/// only 429), `ETag` on every 304 (`freshness::not_modified`, the only
+/// 304), and `ETag` on the 200 of a versioned record's read and of each
+/// change that takes its `If-Match` (`versioning::etag`). Runs after
 /// every other pass has added its responses.
 pub fn document_response_headers(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{
@@ -176,6 +177,13 @@ pub fn document_response_headers(doc: &mut utoipa::openapi::OpenApi) {
                     "429" => (
                         "Retry-After",
                         header(Type::Integer, "Seconds until a retry can succeed"),
+                    ),
+                    "304" => (
+                        "ETag",
+                        header(
+                            Type::String,
+                            "The current ETag, the one If-None-Match named",
+                        ),
                     ),
                     _ => continue,
                 };

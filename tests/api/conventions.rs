@@ -326,14 +326,15 @@ async fn versioned_records_carry_an_etag_that_if_match_may_replace_the_version_w
 /// The served document names each convention's header where the server
 /// sets it, so a client generated from it can read them: `x-request-id`
 /// on every response, `Location` on every 201, `Retry-After` on every 429,
-/// and `ETag` on the 200 of each versioned record's read and of each change
-/// that takes its `If-Match`.
+/// `ETag` on every 304, and `ETag` on the 200 of each versioned record's
+/// read and of each change that takes its `If-Match`.
 #[tokio::test]
 async fn the_document_names_each_conventional_header_where_it_is_set() {
     let app = TestApp::spawn().await;
     let doc = app.get("/api/v1/openapi.json").await.json();
     let paths = doc["paths"].as_object().expect("the document's paths");
-    let (mut created, mut limited, mut versioned) = (0, 0, Vec::new());
+    let (mut created, mut limited, mut unchanged) = (0, 0, 0);
+    let mut versioned = Vec::new();
     for (path, item) in paths {
         let ops = item.as_object().expect("a path item");
         let takes_if_match = |op: &Value| {
@@ -356,6 +357,10 @@ async fn the_document_names_each_conventional_header_where_it_is_set() {
                     assert!(named("Retry-After"), "{at}: no Retry-After");
                     limited += 1;
                 }
+                if status == "304" {
+                    assert!(named("ETag"), "{at}: no ETag");
+                    unchanged += 1;
+                }
             }
             if is_versioned && (method == "get" || takes_if_match(op)) {
                 assert!(
@@ -367,9 +372,11 @@ async fn the_document_names_each_conventional_header_where_it_is_set() {
         }
     }
     // The walk saw what the API has today: 8 creating routes, the login's
-    // rate limit, and 5 versioned records each read and changed.
+    // rate limit, the reports, dashboard and earnings summary's 304, and 5
+    // versioned records each read and changed.
     assert_eq!(created, 8, "201 responses");
     assert!(limited >= 1, "429 responses");
+    assert_eq!(unchanged, 3, "304 responses");
     assert_eq!(versioned.len(), 10, "{versioned:?}");
     assert!(versioned.contains(&"get /api/v1/patients/{id}".to_owned()));
     assert!(versioned.contains(&"patch /api/v1/patients/{id}".to_owned()));
