@@ -55,7 +55,6 @@ fn error(description: &str) -> utoipa::openapi::Response {
 /// cause, on every creating POST.
 pub fn document_idempotency(doc: &mut utoipa::openapi::OpenApi) {
     use utoipa::openapi::{
-        header::HeaderBuilder,
         path::{ParameterBuilder, ParameterIn},
         schema::{ObjectBuilder, Type},
         RefOr, Required,
@@ -90,12 +89,10 @@ pub fn document_idempotency(doc: &mut utoipa::openapi::OpenApi) {
         if let Some(RefOr::T(created)) = op.responses.responses.get_mut("201") {
             created.headers.insert(
                 "idempotent-replayed".to_owned(),
-                HeaderBuilder::new()
-                    .schema(ObjectBuilder::new().schema_type(Type::String))
-                    .description(Some(
-                        "`true` when this is the stored first response to the same key",
-                    ))
-                    .build(),
+                response_header(
+                    Type::String,
+                    "`true` when this is the stored first response to the same key",
+                ),
             );
         }
         let responses = &mut op.responses.responses;
@@ -121,18 +118,7 @@ pub fn document_idempotency(doc: &mut utoipa::openapi::OpenApi) {
 /// change that takes its `If-Match` (`versioning::etag`). Runs after
 /// every other pass has added its responses.
 pub fn document_response_headers(doc: &mut utoipa::openapi::OpenApi) {
-    use utoipa::openapi::{
-        header::HeaderBuilder,
-        path::ParameterIn,
-        schema::{ObjectBuilder, Type},
-        RefOr,
-    };
-    let header = |kind: Type, description: &str| {
-        HeaderBuilder::new()
-            .schema(ObjectBuilder::new().schema_type(kind))
-            .description(Some(description))
-            .build()
-    };
+    use utoipa::openapi::{path::ParameterIn, schema::Type, RefOr};
     let takes_if_match = |op: &utoipa::openapi::path::Operation| {
         op.parameters.iter().flatten().any(|p| {
             p.parameter_in == ParameterIn::Header && p.name.eq_ignore_ascii_case("if-match")
@@ -146,7 +132,7 @@ pub fn document_response_headers(doc: &mut utoipa::openapi::OpenApi) {
             if versioned && (method == "GET" || takes_if_match(op)) {
                 if let Some(RefOr::T(ok)) = op.responses.responses.get_mut("200") {
                     ok.headers.entry("ETag".to_owned()).or_insert_with(|| {
-                        header(
+                        response_header(
                             Type::String,
                             "The record's version as read or saved; send it as If-Match \
                              to change the record only if no one else has since",
@@ -160,9 +146,9 @@ pub fn document_response_headers(doc: &mut utoipa::openapi::OpenApi) {
                 };
                 response
                     .headers
-                    .entry("x-request-id".to_owned())
+                    .entry(super::middleware::X_REQUEST_ID.as_str().to_owned())
                     .or_insert_with(|| {
-                        header(
+                        response_header(
                             Type::String,
                             "The request's id: the caller's own `x-request-id` when it is \
                              1-64 ASCII letters, digits, `-`, `_` or `.`, otherwise a new UUID; \
@@ -172,15 +158,15 @@ pub fn document_response_headers(doc: &mut utoipa::openapi::OpenApi) {
                 let (name, value) = match status.as_str() {
                     "201" => (
                         "Location",
-                        header(Type::String, "The created record's path, to read it"),
+                        response_header(Type::String, "The created record's path, to read it"),
                     ),
                     "429" => (
                         "Retry-After",
-                        header(Type::Integer, "Seconds until a retry can succeed"),
+                        response_header(Type::Integer, "Seconds until a retry can succeed"),
                     ),
                     "304" => (
                         "ETag",
-                        header(
+                        response_header(
                             Type::String,
                             "The current ETag, the one If-None-Match named",
                         ),
@@ -191,6 +177,18 @@ pub fn document_response_headers(doc: &mut utoipa::openapi::OpenApi) {
             }
         }
     }
+}
+
+/// A documented response header of type `kind`.
+fn response_header(
+    kind: utoipa::openapi::schema::Type,
+    description: &str,
+) -> utoipa::openapi::header::Header {
+    use utoipa::openapi::{header::HeaderBuilder, schema::ObjectBuilder};
+    HeaderBuilder::new()
+        .schema(ObjectBuilder::new().schema_type(kind))
+        .description(Some(description))
+        .build()
 }
 
 /// Adds the error responses any operation can give, so the document lists
