@@ -6,7 +6,8 @@
 #
 #   scripts/bench-ab.sh save NAME
 #       builds this working tree (release, the benchmark feature) and keeps
-#       its `bench_load` and `healthcrm` in target/bench-builds/NAME/
+#       its `bench_load`, `bench_readcache` and `healthcrm` in
+#       target/bench-builds/NAME/
 #   scripts/bench-ab.sh run [--rounds N] [--one-worker] NAME... [-- ARGS]
 #       runs each saved build in turn, N rounds (default 2), and prints each
 #       run's first row prefixed by its build's name. ARGS go to bench_load
@@ -24,16 +25,16 @@ cd "$ROOT"
 BUILDS="$ROOT/target/bench-builds"
 
 usage() {
-  sed -n '7,15p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '7,16p' "$0" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
 save() {
   local name="$1"
   [[ "$name" =~ ^[A-Za-z0-9._-]+$ ]] || { echo "error: a build's name is letters, digits, '.', '_' or '-'" >&2; exit 2; }
-  cargo build --release --features bench --bin bench_load --bin healthcrm
+  cargo build --release --features bench --bin bench_load --bin bench_readcache --bin healthcrm
   mkdir -p "$BUILDS/$name"
-  cp target/release/bench_load target/release/healthcrm "$BUILDS/$name/"
+  cp target/release/bench_load target/release/bench_readcache target/release/healthcrm "$BUILDS/$name/"
   echo "bench-ab: saved $(git rev-parse --short HEAD)$(git diff --quiet || echo '+changes') as $name"
 }
 

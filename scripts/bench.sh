@@ -4,7 +4,7 @@
 #
 #   scripts/bench.sh login [--seconds 10] [--flood 32] [--probes 2000]
 #   scripts/bench.sh scale [--sizes 10000,100000] [--requests 500] [--concurrency 4]
-#   scripts/bench.sh load [--patients 10000] [--requests 320] [--concurrency 1,16,64] [--server-workers N] [--out target/bench/load.md]
+#   scripts/bench.sh load [--patients 10000] [--requests 320] [--concurrency 1,16,64] [--server-workers N] [--read-cache yes|no] [--out target/bench/load.md]
 #   scripts/bench.sh reports [--sizes 10000,100000] [--requests 5] [--treatments 3] [--period-days 182]
 #   scripts/bench.sh documents [--mib 25] [--concurrency 1,4] [--rounds 4]
 set -euo pipefail
@@ -26,6 +26,9 @@ if [ -z "${MONGODB_URI:-}" ]; then
   export MONGODB_URI
   trap 'unset MONGODB_URI; scripts/db.sh stop || true; rm -rf "$DB_DATA_DIR"' EXIT
 fi
-# The load benchmark runs the server binary as its own process.
-cargo build --release --features bench --bin "bench_$name" --bin healthcrm
+# The load benchmark runs the server binary as its own process, and with
+# --read-cache yes the read cache as another.
+bins=(--bin "bench_$name" --bin healthcrm)
+[ "$name" = load ] && bins+=(--bin bench_readcache)
+cargo build --release --features bench "${bins[@]}"
 RUST_LOG="${RUST_LOG:-error}" "target/release/bench_$name" "$@"

@@ -45,10 +45,15 @@ fn random_hex_key() -> String {
     key.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The database the benchmarks use: `MONGODB_URI`, or a local default.
+pub fn mongodb_uri() -> String {
+    std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into())
+}
+
 /// Creates, migrates and seeds a throwaway database on `MONGODB_URI`.
 /// `env` overrides configuration.
 pub async fn prepare(env: &[(&str, &str)]) -> Result<Prepared, String> {
-    let uri = std::env::var("MONGODB_URI").unwrap_or_else(|_| "mongodb://127.0.0.1:27017".into());
+    let uri = mongodb_uri();
     let db_name = format!("bench_{}", uuid::Uuid::new_v4().simple());
     let secret = format!("bench-{}-{}", uuid::Uuid::new_v4(), uuid::Uuid::new_v4());
     let mut vars: Vec<(String, String)> = vec![

@@ -29,3 +29,22 @@ fn zero_or_garbage_server_workers_are_refused() {
         );
     }
 }
+
+#[test]
+fn the_read_cache_is_off_unless_asked_for_by_yes() {
+    assert_eq!(parse(&[]).map(|a| a.read_cache), Ok(false));
+    assert_eq!(
+        parse(&[("--read-cache", "yes")]).map(|a| a.read_cache),
+        Ok(true)
+    );
+    assert_eq!(
+        parse(&[("--read-cache", "no")]).map(|a| a.read_cache),
+        Ok(false)
+    );
+    for bad in ["", "1", "on", "YES"] {
+        assert!(
+            parse(&[("--read-cache", bad)]).is_err(),
+            "--read-cache {bad:?} was accepted"
+        );
+    }
+}
