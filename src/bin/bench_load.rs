@@ -242,6 +242,24 @@ const HEADER: &str = "| route                                  | conc | ok    | 
 
 async fn run(args: Args) -> Result<(), String> {
     let b = load(&args).await?;
+    let measured = measure(&args, &b).await;
+    // The direct paths' last audit batch, before the database goes; and the
+    // server stopped however the rows ended.
+    b.state.background.close();
+    b.state.background.wait().await;
+    b.srv.finish().await;
+    let errors: u64 = measured?
+        .iter()
+        .map(|r| r.server.errors + r.direct.errors)
+        .sum();
+    if errors > 0 {
+        return Err(format!("{errors} requests failed"));
+    }
+    Ok(())
+}
+
+/// Every row at every level, printed as they land and written to `--out`.
+async fn measure(args: &Args, b: &Bench) -> Result<Vec<Row>, String> {
     let mut rows: Vec<Row> = Vec::new();
     let mut rss = Vec::new();
     println!("{HEADER}");
@@ -250,13 +268,13 @@ async fn run(args: Args) -> Result<(), String> {
         if b.read_cache.is_some() {
             read_cache::warm(&b.state, &b.ids).await?;
         }
-        rows.push(read_by_id(&b, c).await);
-        rows.push(health(&b, c).await);
-        rows.push(list_page(&b, c).await);
-        rows.push(create_patient(&b, c).await);
-        rows.push(log_appointment(&b, c).await);
-        rows.push(dashboard(&b, c).await);
-        rows.push(login(&b, c).await);
+        rows.push(read_by_id(b, c).await);
+        rows.push(health(b, c).await);
+        rows.push(list_page(b, c).await);
+        rows.push(create_patient(b, c).await);
+        rows.push(log_appointment(b, c).await);
+        rows.push(dashboard(b, c).await);
+        rows.push(login(b, c).await);
         let peak = b.srv.peak_rss().unwrap_or(0);
         rss.push((c, peak));
         println!(
@@ -264,16 +282,8 @@ async fn run(args: Args) -> Result<(), String> {
             peak as f64 / 1_048_576.0
         );
     }
-    write_report(&args, b.ids.len(), b.workers, &rows, &rss)?;
-    let errors: u64 = rows.iter().map(|r| r.server.errors + r.direct.errors).sum();
-    // The direct paths' last audit batch, before the database goes.
-    b.state.background.close();
-    b.state.background.wait().await;
-    b.srv.finish().await;
-    if errors > 0 {
-        return Err(format!("{errors} requests failed"));
-    }
-    Ok(())
+    write_report(args, b.ids.len(), b.workers, &rows, &rss)?;
+    Ok(rows)
 }
 
 /// Starts the server, loads the data set and signs the staff in.

@@ -1,12 +1,12 @@
 //! A MongoDB wire-protocol proxy for `bench_load --read-cache`: it stands
-//! between the load benchmark (server and direct path) and the
-//! database,
+//! between the load benchmark (server and direct path) and the database,
 //! passes every message through, and answers a `find` of one patient by
-//! `_id` that it has already seen answered from memory. The load benchmark's read by id
-//! then costs the server what it costs to serve against a database that
-//! answers at once, so the server's own CPU per read can be told apart from
-//! what waiting on the stand-in (about 1,400 reads a second on the 2-core
-//! development machine) costs it in parking and waking.
+//! `_id` that it has already seen answered, from memory. The load
+//! benchmark's read by id then costs the server what it costs against a
+//! database that answers at once, so the server's own CPU per read can be
+//! told apart from what waiting on the stand-in (1,200-1,400 reads a
+//! second on the 2-core development machine) costs it in parking and
+//! waking.
 //!
 //!     bench_readcache --upstream 127.0.0.1:27017 [--listen 127.0.0.1:0]
 //!
